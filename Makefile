@@ -1,0 +1,45 @@
+# The small set of commands every developer and CI use. Each target does its
+# own set-up, so `make demo` and `make test` work on a fresh Debian 12 machine.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+PYTEST     := /usr/bin/python3 -m pytest
+
+.PHONY: setup build build-asan test unit e2e demo bench format lint clean
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: setup
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DBULWARK_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+# Every test: unit tests of both builds, multi-process tests against the
+# sanitizer build (which also proves the binaries clean under ASan/UBSan).
+test: build build-asan
+	@bash scripts/test.sh $(BUILD) $(ASAN_BUILD)
+
+unit: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+e2e: build
+	@BULWARK_BIN_DIR=$(abspath $(BUILD))/bin $(PYTEST) -q tests/e2e
+
+demo: build
+	@bash scripts/demo.sh $(BUILD)/bin
+
+bench: build
+	@/usr/bin/python3 bench/core/cluster_bench.py --bin $(BUILD)/bin
+
+format:
+	@find src tests -name '*.cc' -o -name '*.h' | xargs clang-format -i
+
+lint: build
+	@find src -name '*.cc' | xargs clang-tidy -p $(BUILD) --quiet
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,33 @@
+// What the HTTP API needs from the daemon. The server turns these results
+// into HTTP status codes and JSON; the daemon implements them.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace bulwark {
+
+struct NodeAddRequest {
+  std::string name;
+  std::string address;
+  std::map<std::string, std::string> attributes;
+};
+
+class ApiBackend {
+ public:
+  virtual ~ApiBackend() = default;
+  virtual nlohmann::json status() = 0;
+  // Writes return the store revision they committed at.
+  virtual Result<int64_t> add_node(const NodeAddRequest& req) = 0;
+  virtual Result<int64_t> remove_node(const std::string& name) = 0;
+  virtual Result<int64_t> set_node_attributes(const std::string& name,
+                                              const std::map<std::string, std::string>& set,
+                                              const std::vector<std::string>& unset) = 0;
+};
+
+}  // namespace bulwark

@@ -1,0 +1,180 @@
+#include "api/api_server.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include "core/config.h"
+#include "security/crypto.h"
+
+namespace bulwark {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::size_t kBodyBytesMax = 64 * 1024;
+constexpr int kApiThreads = 4;
+
+void send_error(httplib::Response& res, int status, Errc code, const std::string& message) {
+  res.status = status;
+  res.set_content(json{{"error", {{"code", errc_name(code)}, {"message", message}}}}.dump() + "\n",
+                  "application/json");
+}
+
+void send_result(httplib::Response& res, const Result<int64_t>& r) {
+  if (!r) {
+    send_error(res, http_status_for(r.error().code), r.error().code, r.error().message);
+    return;
+  }
+  res.set_content(json{{"ok", true}, {"revision", *r}}.dump() + "\n", "application/json");
+}
+
+bool loopback(const std::string& addr) {
+  return addr.rfind("127.", 0) == 0 || addr == "::1" || addr.rfind("::ffff:127.", 0) == 0;
+}
+
+}  // namespace
+
+int http_status_for(Errc code) {
+  switch (code) {
+    case Errc::kInvalid: return 422;
+    case Errc::kNotFound: return 404;
+    case Errc::kConflict: return 409;
+    case Errc::kNoQuorum: return 503;
+    case Errc::kEpochSuperseded: return 409;
+    case Errc::kUnauthorized: return 401;
+    case Errc::kUnavailable: return 503;
+    case Errc::kTimeout: return 504;
+    case Errc::kIo: return 500;
+  }
+  return 500;
+}
+
+ApiServer::ApiServer(ApiServerOptions options, ApiBackend& backend)
+    : options_(std::move(options)), backend_(backend) {}
+
+ApiServer::~ApiServer() { stop(); }
+
+void ApiServer::install_routes() {
+  auto& s = *server_;
+  // Authentication runs before any route: a request that fails it never
+  // reaches a handler.
+  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    const bool read = req.method == "GET" || req.method == "HEAD";
+    if (read && loopback(req.remote_addr)) return httplib::Server::HandlerResponse::Unhandled;
+    const std::string auth = req.get_header_value("Authorization");
+    const std::string prefix = "Bearer ";
+    if (auth.rfind(prefix, 0) != 0 ||
+        !constant_time_equal(auth.substr(prefix.size()), options_.admin_token)) {
+      send_error(res, 401, Errc::kUnauthorized,
+                 read ? "reads from outside loopback need the admin token"
+                      : "writes need the admin token (Authorization: Bearer TOKEN)");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (req.body.size() > kBodyBytesMax) {
+      send_error(res, 413, Errc::kInvalid, "request body too large");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+
+  s.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(backend_.status().dump() + "\n", "application/json");
+  });
+
+  s.Post("/v1/nodes", [this](const httplib::Request& req, httplib::Response& res) {
+    const json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object()) return send_error(res, 400, Errc::kInvalid, "body must be a JSON object");
+    NodeAddRequest add;
+    if (!body.contains("name") || !body["name"].is_string() || !body.contains("address") ||
+        !body["address"].is_string())
+      return send_error(res, 400, Errc::kInvalid, "name and address (strings) are required");
+    add.name = body["name"];
+    add.address = body["address"];
+    if (body.contains("attributes")) {
+      if (!body["attributes"].is_object())
+        return send_error(res, 400, Errc::kInvalid, "attributes must be an object of strings");
+      for (const auto& [k, v] : body["attributes"].items()) {
+        if (!v.is_string())
+          return send_error(res, 400, Errc::kInvalid, "attribute '" + k + "' must be a string");
+        add.attributes[k] = v.get<std::string>();
+      }
+    }
+    send_result(res, backend_.add_node(add));
+  });
+
+  s.Delete(R"(/v1/nodes/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    send_result(res, backend_.remove_node(req.matches[1]));
+  });
+
+  s.Patch(R"(/v1/nodes/([^/]+)/attributes)",
+          [this](const httplib::Request& req, httplib::Response& res) {
+            const json body = json::parse(req.body, nullptr, false);
+            if (!body.is_object())
+              return send_error(res, 400, Errc::kInvalid, "body must be a JSON object");
+            std::map<std::string, std::string> set;
+            std::vector<std::string> unset;
+            if (body.contains("set")) {
+              if (!body["set"].is_object())
+                return send_error(res, 400, Errc::kInvalid, "set must be an object of strings");
+              for (const auto& [k, v] : body["set"].items()) {
+                if (!v.is_string())
+                  return send_error(res, 400, Errc::kInvalid, "attribute '" + k + "' must be a string");
+                set[k] = v.get<std::string>();
+              }
+            }
+            if (body.contains("unset")) {
+              if (!body["unset"].is_array())
+                return send_error(res, 400, Errc::kInvalid, "unset must be a list of keys");
+              for (const auto& k : body["unset"]) {
+                if (!k.is_string()) return send_error(res, 400, Errc::kInvalid, "unset keys must be strings");
+                unset.push_back(k.get<std::string>());
+              }
+            }
+            if (set.empty() && unset.empty())
+              return send_error(res, 400, Errc::kInvalid, "nothing to change");
+            send_result(res, backend_.set_node_attributes(req.matches[1], set, unset));
+          });
+
+  s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    const std::string msg = res.status == 404 ? "no such route: " + req.method + " " + req.path
+                                              : "request refused";
+    send_error(res, res.status, res.status == 404 ? Errc::kNotFound : Errc::kInvalid, msg);
+  });
+  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "internal error";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("api: handler failed: {}", what);
+    send_error(res, 500, Errc::kIo, "internal error: " + what);
+  });
+}
+
+Status ApiServer::start() {
+  server_ = std::make_unique<httplib::SSLServer>(options_.cert_file.c_str(), options_.key_file.c_str());
+  if (!server_->is_valid())
+    return make_error(Errc::kInvalid, "cannot load API certificate " + options_.cert_file);
+  server_->new_task_queue = [] { return new httplib::ThreadPool(kApiThreads); };
+  server_->set_payload_max_length(kBodyBytesMax);
+  server_->set_read_timeout(5, 0);
+  server_->set_write_timeout(5, 0);
+  server_->set_keep_alive_timeout(5);
+  server_->set_tcp_nodelay(true);
+  install_routes();
+  if (!server_->bind_to_port(options_.address, options_.port))
+    return make_error(Errc::kIo, "cannot bind the API to " + options_.address + ":" +
+                                     std::to_string(options_.port) + " (in use?)");
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  return Ok{};
+}
+
+void ApiServer::stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace bulwark

@@ -1,0 +1,22 @@
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+
+#include "daemon/daemon.h"
+
+int main(int argc, char** argv) {
+  // Logs, errors included, go to stderr; bulwark dev and systemd capture it.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("bulwarkd"));
+  CLI::App app{"bulwarkd: the Bulwark node daemon"};
+  std::string config, node;
+  app.add_option("--config", config, "path to bulwark.yaml")->required();
+  app.add_option("--node", node, "this node's name in the configuration")->required();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : bulwark::kExitBadInput;
+  }
+  return bulwark::run_daemon(config, node);
+}

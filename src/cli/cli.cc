@@ -1,0 +1,274 @@
+#include "cli/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/api_client.h"
+#include "cli/cluster_init.h"
+#include "cli/dev_cluster.h"
+#include "cli/exit_codes.h"
+#include "cli/status_view.h"
+#include "security/crypto.h"
+
+namespace bulwark {
+namespace {
+
+using json = nlohmann::json;
+
+struct GlobalOptions {
+  std::string endpoint;
+  std::string token_file;
+  std::string ca_file;
+  bool json = false;
+};
+
+std::string env_or(const std::string& value, const char* name) {
+  if (!value.empty()) return value;
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+Result<ApiClient> make_client(const GlobalOptions& g, bool need_token) {
+  ApiClientOptions o;
+  o.endpoints = split_list(env_or(g.endpoint, "BULWARK_ENDPOINT"));
+  if (o.endpoints.empty())
+    return make_error(Errc::kInvalid, "no endpoint: use --endpoint or BULWARK_ENDPOINT");
+  const std::string token_file = env_or(g.token_file, "BULWARK_TOKEN_FILE");
+  if (!token_file.empty()) {
+    auto t = read_secret_file(token_file);
+    if (!t) return t.error();
+    o.token = *t;
+  } else if (need_token) {
+    return make_error(Errc::kUnauthorized, "writes need the admin token: use --token-file or BULWARK_TOKEN_FILE");
+  }
+  o.ca_file = env_or(g.ca_file, "BULWARK_CA_FILE");
+  if (o.ca_file.empty() && !token_file.empty()) {
+    // `bulwark init` puts the CA beside the token, in tls/.
+    const auto guess = std::filesystem::path(token_file).parent_path() / "tls" / "ca.crt";
+    if (std::filesystem::exists(guess)) o.ca_file = guess.string();
+  }
+  if (o.ca_file.empty())
+    return make_error(Errc::kInvalid, "no CA certificate to verify the API: use --ca-file or BULWARK_CA_FILE");
+  return ApiClient(o);
+}
+
+int report(const Error& e) {
+  std::cerr << "bulwark: " << e.message << "\n";
+  return exit_code_for(e.code);
+}
+
+// Sends a write and prints its outcome; the exit code follows the error kind.
+int do_write(const GlobalOptions& g, const std::string& method, const std::string& path,
+             const json& body, const std::string& done) {
+  auto client = make_client(g, true);
+  if (!client) return report(client.error());
+  auto r = client->request(method, path, body);
+  if (!r) return report(r.error());
+  if (r->status != 200) {
+    const json err = r->body.value("error", json::object());
+    const std::string msg = err.value("message", r->body.dump());
+    std::cerr << "bulwark: refused by " << r->endpoint << " (HTTP " << r->status << "): " << msg << "\n";
+    if (r->status == 401) return kCliUnauthorized;
+    if (err.value("code", "") == "no_quorum") return kCliNoQuorum;
+    if (r->status == 400 || r->status == 404 || r->status == 422) return kCliBadInput;
+    return kCliFailed;
+  }
+  if (g.json) {
+    std::cout << r->body.dump() << "\n";
+  } else {
+    std::cout << done << " (revision " << r->body.value("revision", 0) << ")\n";
+  }
+  return kCliOk;
+}
+
+Result<std::pair<std::string, std::string>> split_kv(const std::string& s) {
+  const auto eq = s.find('=');
+  if (eq == std::string::npos || eq == 0)
+    return make_error(Errc::kInvalid, "'" + s + "' is not KEY=VALUE");
+  return std::make_pair(s.substr(0, eq), s.substr(eq + 1));
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"bulwark: operate a Bulwark high-availability cluster"};
+  app.require_subcommand(1);
+  // Global options may also come after a subcommand: `bulwark status --json`.
+  app.fallthrough();
+  GlobalOptions g;
+  app.add_option("--endpoint", g.endpoint,
+                 "API endpoints, comma-separated, tried in order (env BULWARK_ENDPOINT)");
+  app.add_option("--token-file", g.token_file, "file with the admin token (env BULWARK_TOKEN_FILE)");
+  app.add_option("--ca-file", g.ca_file, "cluster CA certificate (env BULWARK_CA_FILE)");
+  app.add_flag("--json", g.json, "machine-readable output");
+  int rc = kCliOk;
+
+  // init
+  auto* init = app.add_subcommand("init", "create a cluster: config, CA, certificates, secret, token");
+  InitOptions io;
+  std::vector<std::string> node_specs;
+  init->add_option("--dir", io.dir, "directory to create the cluster files in")->required();
+  init->add_option("--cluster", io.cluster_name, "cluster name")->required();
+  init->add_option("--node", node_specs, "NAME=ADDRESS, once per founding node")->required();
+  init->add_option("--heartbeat-ms", io.heartbeat_ms, "heartbeat interval")->capture_default_str();
+  init->add_option("--lease-ms", io.lease_ms, "quorum lease")->capture_default_str();
+  init->callback([&] {
+    for (const auto& s : node_specs) {
+      auto kv = split_kv(s);
+      if (!kv) {
+        rc = report(kv.error());
+        return;
+      }
+      io.nodes.push_back(*kv);
+    }
+    auto c = init_cluster(io);
+    if (!c) {
+      rc = report(c.error());
+      return;
+    }
+    std::cout << "cluster " << c->cluster_name << " created in " << io.dir << ": " << c->path << "\n"
+              << "copy the directory to every node (keep tls/ca.key off them), then run on each:\n"
+              << "  bulwarkd --config " << c->path << " --node NAME\n";
+  });
+
+  // cert
+  auto* cert = app.add_subcommand("cert", "issue a certificate for a new node with the cluster CA");
+  std::string cert_name, cert_address, cert_config;
+  cert->add_option("name", cert_name, "node name")->required();
+  cert->add_option("--address", cert_address, "node IP address")->required();
+  cert->add_option("--config", cert_config, "the cluster's bulwark.yaml")->required();
+  cert->callback([&] {
+    auto c = load_config(cert_config);
+    if (!c) {
+      rc = report(c.error());
+      return;
+    }
+    if (auto st = issue_certificate(*c, cert_name, cert_address); !st) {
+      rc = report(st.error());
+      return;
+    }
+    std::cout << "issued " << c->cert_file(cert_name) << " and " << c->key_file(cert_name) << "\n";
+  });
+
+  // status
+  auto* status = app.add_subcommand("status", "show the cluster as one node sees it");
+  status->callback([&] {
+    auto client = make_client(g, false);
+    if (!client) {
+      rc = report(client.error());
+      return;
+    }
+    auto r = client->request("GET", "/v1/status");
+    if (!r) {
+      rc = report(r.error());
+      return;
+    }
+    if (r->status != 200) {
+      std::cerr << "bulwark: " << r->endpoint << " answered HTTP " << r->status << ": " << r->body.dump() << "\n";
+      rc = r->status == 401 ? kCliUnauthorized : kCliFailed;
+      return;
+    }
+    std::cout << (g.json ? r->body.dump(2) + "\n" : render_status(r->body));
+  });
+
+  // node
+  auto* node = app.add_subcommand("node", "add, remove and describe nodes");
+  node->require_subcommand(1);
+  auto* node_add = node->add_subcommand("add", "add a node to the cluster (and its etcd member)");
+  std::string add_name, add_address;
+  std::vector<std::string> add_attrs;
+  node_add->add_option("name", add_name, "node name")->required();
+  node_add->add_option("--address", add_address, "node IP address")->required();
+  node_add->add_option("--attr", add_attrs, "KEY=VALUE attribute, repeatable");
+  node_add->callback([&] {
+    json attrs = json::object();
+    for (const auto& a : add_attrs) {
+      auto kv = split_kv(a);
+      if (!kv) {
+        rc = report(kv.error());
+        return;
+      }
+      attrs[kv->first] = kv->second;
+    }
+    rc = do_write(g, "POST", "/v1/nodes", {{"name", add_name}, {"address", add_address}, {"attributes", attrs}},
+                  "node " + add_name + " added; start it with: bulwarkd --config FILE --node " + add_name);
+  });
+  auto* node_remove = node->add_subcommand("remove", "remove a node (and its etcd member)");
+  std::string remove_name;
+  node_remove->add_option("name", remove_name, "node name")->required();
+  node_remove->callback([&] {
+    rc = do_write(g, "DELETE", "/v1/nodes/" + remove_name, nullptr, "node " + remove_name + " removed");
+  });
+  auto* node_attr = node->add_subcommand("attr", "set or unset node attributes");
+  std::string attr_name;
+  std::vector<std::string> attr_sets, attr_unsets;
+  node_attr->add_option("name", attr_name, "node name")->required();
+  node_attr->add_option("assignments", attr_sets, "KEY=VALUE ...");
+  node_attr->add_option("--unset", attr_unsets, "KEY to remove, repeatable");
+  node_attr->callback([&] {
+    json set = json::object();
+    for (const auto& a : attr_sets) {
+      auto kv = split_kv(a);
+      if (!kv) {
+        rc = report(kv.error());
+        return;
+      }
+      set[kv->first] = kv->second;
+    }
+    if (set.empty() && attr_unsets.empty()) {
+      rc = report(make_error(Errc::kInvalid, "nothing to change: give KEY=VALUE or --unset KEY"));
+      return;
+    }
+    rc = do_write(g, "PATCH", "/v1/nodes/" + attr_name + "/attributes", {{"set", set}, {"unset", attr_unsets}},
+                  "attributes of " + attr_name + " updated");
+  });
+
+  // dev
+  auto* dev = app.add_subcommand("dev", "local clusters on loopback for development and tests");
+  dev->require_subcommand(1);
+  DevOptions d;
+  dev->add_option("--dir", d.dir, "cluster directory")->capture_default_str();
+  // Every dev subcommand takes --dir too, before or after its name.
+  const auto with_dir = [&d](CLI::App* sub) {
+    sub->add_option("--dir", d.dir, "cluster directory")->capture_default_str();
+    return sub;
+  };
+  auto* up = with_dir(dev->add_subcommand("up", "start a local cluster and wait for its coordinator"));
+  up->add_option("--nodes", d.nodes, "number of nodes")->capture_default_str();
+  up->add_option("--subnet", d.subnet, "use 127.0.K.0/24 (default: the first free K)");
+  up->add_option("--heartbeat-ms", d.heartbeat_ms, "heartbeat interval")->capture_default_str();
+  up->add_option("--lease-ms", d.lease_ms, "quorum lease")->capture_default_str();
+  up->add_option("--timeout-ms", d.timeout_ms, "how long to wait for a coordinator")->capture_default_str();
+  up->callback([&] { rc = dev_up(d); });
+  auto* down = with_dir(dev->add_subcommand("down", "stop every node; leave no process behind"));
+  down->add_flag("--purge", d.purge, "also delete the cluster directory");
+  down->callback([&] { rc = dev_down(d); });
+  auto* ls = with_dir(dev->add_subcommand("ls", "list the nodes and their processes"));
+  ls->add_flag("--json", d.json, "machine-readable output");
+  ls->callback([&] { rc = dev_ls(d); });
+  auto* kill = with_dir(dev->add_subcommand("kill", "kill or pause a node: daemon, etcd member, everything it started"));
+  kill->add_option("node", d.node, "node name")->required();
+  kill->add_option("--signal", d.signal, "KILL (power loss), STOP (pause), CONT (resume), TERM")
+      ->capture_default_str();
+  kill->callback([&] { rc = dev_kill(d); });
+  auto* start = with_dir(dev->add_subcommand("start", "start a stopped node on its data dir"));
+  start->add_option("node", d.node, "node name")->required();
+  start->callback([&] { rc = dev_start(d); });
+  auto* add = with_dir(dev->add_subcommand("add", "add a node: certificate, `node add`, start"));
+  add->add_option("node", d.node, "node name (default: the next nK)");
+  add->callback([&] { rc = dev_add(d); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? kCliOk : kCliBadInput;
+  }
+  return rc;
+}
+
+}  // namespace bulwark

@@ -1,0 +1,32 @@
+// `bulwark dev`: local clusters on loopback for development, demos and tests.
+// Each node gets its own loopback address (127.0.K.1, 127.0.K.2, ...) so that
+// services on different nodes can use the same port, as on real hosts; each
+// cluster directory claims its own K, so several clusters run side by side.
+// No root needed.
+#pragma once
+
+#include <string>
+
+namespace bulwark {
+
+struct DevOptions {
+  std::string dir = ".bulwark-dev";
+  int nodes = 3;
+  int subnet = 0;  // K of 127.0.K.x; 0: the first free one
+  int heartbeat_ms = 50;
+  int lease_ms = 300;
+  std::string node;         // kill/start/add
+  std::string signal = "KILL";
+  bool json = false;
+  bool purge = false;
+  int timeout_ms = 60000;
+};
+
+int dev_up(const DevOptions& o);
+int dev_down(const DevOptions& o);
+int dev_ls(const DevOptions& o);
+int dev_kill(const DevOptions& o);
+int dev_start(const DevOptions& o);
+int dev_add(const DevOptions& o);
+
+}  // namespace bulwark

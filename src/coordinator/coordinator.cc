@@ -1,0 +1,133 @@
+#include "coordinator/coordinator.h"
+
+#include <spdlog/spdlog.h>
+
+namespace bulwark {
+
+Coordinator::Coordinator(const Clock& clock, Store& store, std::string self,
+                         std::vector<NodeRecord> founding_nodes)
+    : clock_(clock), store_(store), self_(std::move(self)), founding_nodes_(std::move(founding_nodes)) {}
+
+CoordinatorStats Coordinator::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void Coordinator::step(const MembershipView& view, const ClusterState& state,
+                       bool membership_settled) {
+  EpochInputs in;
+  in.self = self_;
+  in.view = view;
+  in.record = state.coordinator;
+  in.my_token = mine_ ? mine_->mod_revision : 0;
+  in.store_loaded = state.loaded;
+  in.membership_settled = membership_settled;
+  const EpochAction action = decide_epoch_action(in);
+
+  if (action != EpochAction::kAct && mine_ &&
+      (!state.coordinator || state.coordinator->mod_revision != mine_->mod_revision ||
+       !view.holds_lease)) {
+    // Either someone took the epoch, or we lost the lease: stop acting. A
+    // lost lease keeps the token, so acting resumes if nobody took over.
+    if (!state.coordinator || state.coordinator->mod_revision != mine_->mod_revision) {
+      spdlog::info("coordinator: epoch {} ended; {} coordinates now (epoch {})", mine_->epoch,
+                   state.coordinator ? state.coordinator->node : "nobody",
+                   state.coordinator ? state.coordinator->epoch : 0);
+      mine_.reset();
+    }
+    std::lock_guard lock(mu_);
+    stats_.acting = false;
+  }
+
+  if (action == EpochAction::kClaim) {
+    const int64_t now = clock_.mono_ms();
+    if (now < next_claim_mono_ms_) return;
+    auto claimed = store_.claim_coordinator(self_, state.coordinator);
+    if (!claimed) {
+      // Lost the race (another node claimed) or etcd is unavailable: look
+      // again after the cache has had a moment to catch up.
+      next_claim_mono_ms_ = now + 20;
+      if (claimed.error().code != Errc::kConflict)
+        spdlog::warn("coordinator: cannot claim the epoch: {}", claimed.error().message);
+      return;
+    }
+    mine_ = *claimed;
+    spdlog::info("coordinator: took epoch {} (previous holder: {})", mine_->epoch,
+                 state.coordinator ? state.coordinator->node : "none");
+    {
+      std::lock_guard lock(mu_);
+      stats_.acting = true;
+      stats_.epoch = mine_->epoch;
+      ++stats_.claims;
+    }
+    // The cache will show our record shortly; act on what we know now.
+    ClusterState now_state = state;
+    now_state.coordinator = *mine_;
+    act(view, now_state);
+    return;
+  }
+  if (action == EpochAction::kAct) {
+    {
+      std::lock_guard lock(mu_);
+      stats_.acting = true;
+      stats_.epoch = mine_->epoch;
+    }
+    act(view, state);
+  }
+}
+
+void Coordinator::on_write_failed(const Error& e) {
+  if (e.code == Errc::kEpochSuperseded) {
+    spdlog::warn("coordinator: write refused: {}; stepping down", e.message);
+    mine_.reset();
+    std::lock_guard lock(mu_);
+    stats_.acting = false;
+    ++stats_.refused_writes;
+    return;
+  }
+  spdlog::warn("coordinator: write failed: {}", e.message);
+}
+
+void Coordinator::act(const MembershipView& view, const ClusterState& state) {
+  if (!mine_) return;
+  if (state.schema_version == 0) {
+    auto r = store_.initialize(*mine_, founding_nodes_);
+    if (!r) {
+      if (r.error().code != Errc::kConflict) on_write_failed(r.error());
+      return;
+    }
+    spdlog::info("coordinator: initialised the cluster state with {} nodes", founding_nodes_.size());
+    store_.wait_for_revision(*r, 500);
+    std::lock_guard lock(mu_);
+    ++stats_.writes;
+    return;
+  }
+  // Publish liveness of the configured nodes when it changes (or when a new
+  // epoch has not yet written it).
+  LivenessRecord next;
+  next.epoch = mine_->epoch;
+  for (const auto& [name, node] : state.nodes) {
+    const MemberStatus* m = view.find(name);
+    next.online[name] = m != nullptr && m->online;
+  }
+  if (state.liveness && state.liveness->epoch == next.epoch && state.liveness->online == next.online)
+    return;
+  std::vector<Compare> cmp;
+  if (state.liveness) {
+    cmp.push_back(Compare::mod_revision(store_.schema().liveness_key(), state.liveness->mod_revision));
+  } else {
+    cmp.push_back(Compare::absent(store_.schema().liveness_key()));
+  }
+  auto r = store_.coordinator_write(
+      *mine_, cmp, {TxnOp::put(store_.schema().liveness_key(), Schema::encode_liveness(next))});
+  if (!r) {
+    if (r.error().code != Errc::kConflict) on_write_failed(r.error());
+    return;
+  }
+  // Let the cache catch up so the next step compares against this write.
+  store_.wait_for_revision(*r, 500);
+  std::lock_guard lock(mu_);
+  ++stats_.writes;
+}
+
+}  // namespace bulwark

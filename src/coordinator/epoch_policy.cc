@@ -1,0 +1,24 @@
+#include "coordinator/epoch_policy.h"
+
+namespace bulwark {
+
+EpochAction decide_epoch_action(const EpochInputs& in) {
+  // Without the quorum lease a node may neither act nor claim: it may be the
+  // cut-off minority, and its view of who is alive is worthless.
+  if (!in.store_loaded || !in.view.is_member || !in.view.holds_lease) return EpochAction::kNone;
+  if (!in.record) return EpochAction::kClaim;
+  const CoordinatorRecord& rec = *in.record;
+  if (rec.node == in.self) {
+    // Our own record with our token: we coordinate. Our name without our
+    // token is a previous life of this daemon: bump the epoch to fence it.
+    return rec.mod_revision == in.my_token ? EpochAction::kAct : EpochAction::kClaim;
+  }
+  const MemberStatus* holder = in.view.find(rec.node);
+  if (holder == nullptr) return EpochAction::kClaim;  // holder was removed from the cluster
+  // A peer we have not heard from may simply not have answered yet right
+  // after our start; only a settled view may declare it gone.
+  if (!holder->online && in.membership_settled) return EpochAction::kClaim;
+  return EpochAction::kNone;
+}
+
+}  // namespace bulwark

@@ -1,0 +1,541 @@
+#include "daemon/daemon.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include "api/api_server.h"
+#include "coordinator/coordinator.h"
+#include "membership/membership_service.h"
+#include "security/certs.h"
+#include "security/crypto.h"
+#include "store/embedded_etcd.h"
+#include "store/store.h"
+#include "sys/system_clock.h"
+
+namespace bulwark {
+namespace {
+
+using json = nlohmann::json;
+
+// How long etcd may keep refusing a membership change right after members
+// (re)connected ("unhealthy cluster") before the API gives up.
+constexpr int kMemberChangeRetryMs = 12000;
+constexpr int kControlTickMs = 10;
+constexpr int kHealthIntervalMs = 1000;
+
+struct EtcdHealth {
+  bool healthy = false;
+  std::string endpoint;
+  std::string version;
+  std::string leader;  // member name, if known
+  int64_t raft_term = 0;
+  std::string error;
+};
+
+class Daemon final : public ApiBackend {
+ public:
+  Daemon(Config config, NodeConfig self, std::string secret, std::string token)
+      : config_(std::move(config)),
+        self_(std::move(self)),
+        secret_(std::move(secret)),
+        token_(std::move(token)) {}
+
+  int run();
+
+  json status() override;
+  Result<int64_t> add_node(const NodeAddRequest& req) override;
+  Result<int64_t> remove_node(const std::string& name) override;
+  Result<int64_t> set_node_attributes(const std::string& name,
+                                      const std::map<std::string, std::string>& set,
+                                      const std::vector<std::string>& unset) override;
+
+ private:
+  Status require_quorum();
+  Result<int64_t> committed(Result<int64_t> r);
+  std::vector<std::string> etcd_endpoints(const ClusterState* state) const;
+  std::vector<PeerEndpoint> members_from(const ClusterState& state) const;
+  void health_loop();
+  Status retry_member_change(const std::function<Status()>& change);
+
+  Config config_;
+  NodeConfig self_;
+  std::string secret_;
+  std::string token_;
+  SystemClock clock_;
+  int64_t started_mono_ms_ = 0;
+
+  std::unique_ptr<EtcdClient> etcd_;
+  std::unique_ptr<EmbeddedEtcd> embedded_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<MembershipService> membership_;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<ApiServer> api_;
+
+  std::mutex health_mu_;
+  EtcdHealth health_;
+  std::atomic<bool> stopping_{false};
+  std::thread health_thread_;
+  std::mutex write_mu_;  // one membership change at a time through this node
+};
+
+std::vector<std::string> Daemon::etcd_endpoints(const ClusterState* state) const {
+  if (config_.store.mode == StoreMode::kExternal) return config_.store.endpoints;
+  // Our own member first: it is the closest, and when it is cut off the
+  // others take over.
+  std::vector<std::string> out = {client_url(self_.address, self_.ports.etcd_client)};
+  if (state && state->schema_version > 0) {
+    for (const auto& [name, n] : state->nodes) {
+      if (name != self_.name) out.push_back(client_url(n.address, n.ports.etcd_client));
+    }
+  } else {
+    for (const auto& n : config_.nodes) {
+      if (n.name != self_.name) out.push_back(client_url(n.address, n.ports.etcd_client));
+    }
+  }
+  return out;
+}
+
+std::vector<PeerEndpoint> Daemon::members_from(const ClusterState& state) const {
+  std::vector<PeerEndpoint> out;
+  if (state.schema_version > 0) {
+    for (const auto& [name, n] : state.nodes) out.push_back({name, n.address, n.ports.heartbeat});
+  } else {
+    for (const auto& n : config_.nodes) out.push_back({n.name, n.address, n.ports.heartbeat});
+  }
+  return out;
+}
+
+void Daemon::health_loop() {
+  int64_t next_ms = 0;
+  while (!stopping_) {
+    if (clock_.mono_ms() < next_ms) {
+      sleep_ms(50);
+      continue;
+    }
+    next_ms = clock_.mono_ms() + kHealthIntervalMs;
+    EtcdHealth h;
+    const auto endpoints = etcd_->endpoints();
+    for (const auto& ep : endpoints) {
+      auto st = etcd_->status(ep);
+      if (!st) {
+        h.error = st.error().message;
+        continue;
+      }
+      h.endpoint = ep;
+      h.error.clear();
+      h.version = st->version;
+      h.raft_term = st->raft_term;
+      h.healthy = st->leader != 0;
+      if (st->leader == 0) h.error = ep + " has no leader";
+      auto members = etcd_->member_list();
+      if (members) {
+        for (const auto& m : *members) {
+          if (m.id == st->leader) h.leader = m.name;
+        }
+      }
+      break;
+    }
+    if (h.healthy) {
+      if (auto fresh = store_->confirm_fresh(); !fresh) h.error = fresh.error().message;
+    }
+    std::lock_guard lock(health_mu_);
+    health_ = h;
+  }
+}
+
+int Daemon::run() {
+  started_mono_ms_ = clock_.mono_ms();
+  // Signals are taken synchronously by the control loop; block them before
+  // any thread starts so that every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  EtcdClientOptions eo;
+  eo.endpoints = etcd_endpoints(nullptr);
+  eo.request_timeout_ms = config_.store.request_timeout_ms;
+  eo.clock = &clock_;
+  eo.ca_file = config_.store.ca_file.empty() ? config_.ca_file() : config_.store.ca_file;
+  eo.cert_file = config_.store.cert_file.empty() ? config_.cert_file(self_.name) : config_.store.cert_file;
+  eo.key_file = config_.store.key_file.empty() ? config_.key_file(self_.name) : config_.store.key_file;
+  etcd_ = std::make_unique<EtcdClient>(eo);
+
+  if (config_.store.mode == StoreMode::kEmbedded) {
+    embedded_ = std::make_unique<EmbeddedEtcd>(clock_, config_, self_);
+    EtcdClientOptions po = eo;
+    po.endpoints.erase(po.endpoints.begin());  // ask the others, not ourselves
+    po.request_timeout_ms = 1000;
+    EtcdClient probe(po);
+    if (auto st = embedded_->prepare(probe); !st) {
+      spdlog::error("{}", st.error().message);
+      return st.error().code == Errc::kInvalid ? kExitBadInput : kExitFailure;
+    }
+    if (auto st = embedded_->start(); !st) {
+      spdlog::error("etcd: {}", st.error().message);
+      return kExitFailure;
+    }
+  }
+
+  auto socket = UdpSocket::bind(self_.address, self_.ports.heartbeat);
+  if (!socket) {
+    spdlog::error("{}", socket.error().message);
+    return kExitFailure;
+  }
+  auto membership = std::make_unique<Membership>(clock_, config_.cluster_name, self_.name, secret_,
+                                                 config_.heartbeat_ms, config_.lease_ms,
+                                                 random_u64());
+  membership_ = std::make_unique<MembershipService>(clock_, std::move(membership), std::move(*socket));
+  ClusterState empty;
+  std::vector<PeerEndpoint> members = members_from(empty);
+  membership_->set_members(members);
+  membership_->start();
+
+  // Two thirds of an etcd election: a claim sent to a member whose leader
+  // just died is dropped, and is best retried once a new leader can exist.
+  const int coordinator_timeout_ms =
+      std::max(150, std::min(config_.store.request_timeout_ms, config_.store.etcd_election_ms * 2 / 3));
+  store_ = std::make_unique<Store>(clock_, *etcd_, Schema(config_.store.prefix), config_.cluster_name,
+                                   coordinator_timeout_ms);
+  store_->start();
+
+  std::vector<NodeRecord> founding;
+  for (const auto& n : config_.nodes) {
+    NodeRecord r;
+    r.name = n.name;
+    r.address = n.address;
+    r.attributes = n.attributes;
+    r.ports = n.ports;
+    founding.push_back(r);
+  }
+  coordinator_ = std::make_unique<Coordinator>(clock_, *store_, self_.name, founding);
+
+  ApiServerOptions ao;
+  ao.address = self_.address;
+  ao.port = self_.ports.api;
+  ao.cert_file = config_.cert_file(self_.name);
+  ao.key_file = config_.key_file(self_.name);
+  ao.admin_token = token_;
+  api_ = std::make_unique<ApiServer>(ao, *this);
+  if (auto st = api_->start(); !st) {
+    spdlog::error("{}", st.error().message);
+    membership_->stop();
+    store_->stop();
+    if (embedded_) embedded_->stop();
+    return kExitFailure;
+  }
+  health_thread_ = std::thread([this] { health_loop(); });
+  spdlog::info("bulwarkd {} of cluster {} running: API https://{}:{}, heartbeats udp {}", self_.name,
+               config_.cluster_name, url_host(self_.address), self_.ports.api, self_.ports.heartbeat);
+
+  int exit_code = kExitOk;
+  bool seen_in_store = false;
+  const int64_t settle_ms = config_.lease_ms + config_.heartbeat_ms;
+  while (true) {
+    timespec tick{0, kControlTickMs * 1000000L};
+    siginfo_t info;
+    const int sig = sigtimedwait(&signals, &info, &tick);
+    if (sig == SIGTERM || sig == SIGINT) {
+      spdlog::info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      break;
+    }
+    if (embedded_) embedded_->supervise();
+    const ClusterState state = store_->state();
+    if (state.schema_version > 0) {
+      const auto next = members_from(state);
+      const auto same = [](const PeerEndpoint& a, const PeerEndpoint& b) {
+        return a.name == b.name && a.address == b.address && a.port == b.port;
+      };
+      if (!std::equal(next.begin(), next.end(), members.begin(), members.end(), same)) {
+        members = next;
+        membership_->set_members(members);
+        etcd_->set_endpoints(etcd_endpoints(&state));
+      }
+      if (state.nodes.count(self_.name)) {
+        seen_in_store = true;
+      } else if (seen_in_store) {
+        spdlog::warn("this node ({}) was removed from the cluster; stopping", self_.name);
+        if (embedded_) embedded_->abandon();
+        break;
+      }
+    }
+    const bool settled = clock_.mono_ms() - started_mono_ms_ >= settle_ms;
+    coordinator_->step(membership_->view(), state, settled);
+  }
+  stopping_ = true;
+  api_->stop();
+  if (health_thread_.joinable()) health_thread_.join();
+  membership_->stop();
+  store_->stop();
+  if (embedded_) embedded_->stop();
+  spdlog::info("bulwarkd {} stopped", self_.name);
+  return exit_code;
+}
+
+Status Daemon::require_quorum() {
+  const MembershipView v = membership_->view();
+  if (v.holds_lease) return Ok{};
+  std::string reach;
+  for (const auto& r : v.reachable) reach += (reach.empty() ? "" : ", ") + r;
+  return make_error(Errc::kNoQuorum,
+                    "no quorum: node " + self_.name + " reaches " +
+                        (reach.empty() ? std::string("no other node") : reach) + " (needs " +
+                        std::to_string(v.majority) + " of " + std::to_string(v.members.size()) +
+                        " nodes including itself); nothing was committed");
+}
+
+Result<int64_t> Daemon::committed(Result<int64_t> r) {
+  // Read-your-writes: answer once this node's cache shows the write too.
+  if (r) store_->wait_for_revision(*r, 2000);
+  return r;
+}
+
+Status Daemon::retry_member_change(const std::function<Status()>& change) {
+  const int64_t deadline = clock_.mono_ms() + kMemberChangeRetryMs;
+  while (true) {
+    auto st = change();
+    if (st || clock_.mono_ms() >= deadline) return st;
+    // etcd refuses membership changes while the cluster is (or recently
+    // was) not fully connected, or while it elects a leader; that passes on
+    // its own. Anything else is final.
+    const std::string& m = st.error().message;
+    const bool transient = st.error().code == Errc::kUnavailable &&
+                           (m.find("unhealthy cluster") != std::string::npos ||
+                            m.find("leader changed") != std::string::npos ||
+                            m.find("no leader") != std::string::npos ||
+                            m.find("unreachable") != std::string::npos);
+    if (!transient) return st;
+    sleep_ms(300);
+  }
+}
+
+Result<int64_t> Daemon::add_node(const NodeAddRequest& req) {
+  if (!valid_node_name(req.name))
+    return make_error(Errc::kInvalid, "node name '" + req.name + "' must be 1-63 characters of a-z 0-9 - _ .");
+  if (!valid_ip_address(req.address))
+    return make_error(Errc::kInvalid, "address '" + req.address + "' is not an IPv4 or IPv6 address");
+  for (const auto& [k, v] : req.attributes) {
+    if (!valid_attribute_key(k)) return make_error(Errc::kInvalid, "attribute key '" + k + "' is not valid");
+  }
+  if (auto st = require_quorum(); !st) return st.error();
+  std::lock_guard lock(write_mu_);
+  NodeRecord rec;
+  rec.name = req.name;
+  rec.address = req.address;
+  rec.attributes = req.attributes;
+  rec.ports = config_.default_ports;
+  if (const NodeConfig* c = config_.find_node(req.name)) {
+    if (c->address == req.address) rec.ports = c->ports;
+  }
+  const ClusterState state = store_->state();
+  for (const auto& [name, n] : state.nodes) {
+    if (name != req.name && n.address == req.address && n.ports.api == rec.ports.api)
+      return make_error(Errc::kConflict, "node '" + name + "' already uses address " + req.address);
+  }
+  // Idempotent: a second `node add` of the same node finishes what a first,
+  // interrupted one started.
+  auto existing = state.nodes.find(req.name);
+  int64_t revision = 0;
+  if (existing != state.nodes.end()) {
+    if (existing->second.address != req.address)
+      return make_error(Errc::kConflict, "node '" + req.name + "' already exists with address " +
+                                             existing->second.address);
+    revision = state.revision;
+  } else {
+    auto created = store_->create_node(rec);
+    if (!created) return created.error();
+    revision = *created;
+  }
+  if (config_.store.mode == StoreMode::kEmbedded) {
+    const std::string url = peer_url(rec.address, rec.ports.etcd_peer);
+    auto st = retry_member_change([&]() -> Status {
+      auto members = etcd_->member_list();
+      if (!members) return members.error();
+      const bool present = std::any_of(members->begin(), members->end(), [&](const EtcdMember& m) {
+        return std::find(m.peer_urls.begin(), m.peer_urls.end(), url) != m.peer_urls.end();
+      });
+      if (present) return Ok{};
+      auto added = etcd_->member_add(url);
+      if (!added) return added.error();
+      spdlog::info("api: added etcd member {} at {}", req.name, url);
+      return Ok{};
+    });
+    if (!st) {
+      // Undo the node record so that nothing is half-applied.
+      if (existing == state.nodes.end()) (void)store_->delete_node(req.name);
+      return st.error();
+    }
+  }
+  spdlog::info("api: node {} ({}) added", req.name, req.address);
+  return committed(revision);
+}
+
+Result<int64_t> Daemon::remove_node(const std::string& name) {
+  if (auto st = require_quorum(); !st) return st.error();
+  std::lock_guard lock(write_mu_);
+  const ClusterState state = store_->state();
+  const auto it = state.nodes.find(name);
+  if (it == state.nodes.end()) return make_error(Errc::kNotFound, "no node named '" + name + "'");
+  if (state.nodes.size() == 1) return make_error(Errc::kInvalid, "cannot remove the last node");
+  if (config_.store.mode == StoreMode::kEmbedded) {
+    const std::string url = peer_url(it->second.address, it->second.ports.etcd_peer);
+    auto st = retry_member_change([&]() -> Status {
+      auto members = etcd_->member_list();
+      if (!members) return members.error();
+      for (const auto& m : *members) {
+        const bool match = m.name == name ||
+                           std::find(m.peer_urls.begin(), m.peer_urls.end(), url) != m.peer_urls.end();
+        if (!match) continue;
+        if (auto removed = etcd_->member_remove(m.id); !removed) return removed;
+        spdlog::info("api: removed etcd member {}", name);
+      }
+      return Ok{};
+    });
+    if (!st) return st.error();
+  }
+  auto r = store_->delete_node(name);
+  if (!r) return r.error();
+  spdlog::info("api: node {} removed", name);
+  return committed(r);
+}
+
+Result<int64_t> Daemon::set_node_attributes(const std::string& name,
+                                            const std::map<std::string, std::string>& set,
+                                            const std::vector<std::string>& unset) {
+  for (const auto& [k, v] : set) {
+    if (!valid_attribute_key(k)) return make_error(Errc::kInvalid, "attribute key '" + k + "' is not valid");
+    if (v.size() > 256) return make_error(Errc::kInvalid, "attribute '" + k + "' is longer than 256 bytes");
+  }
+  if (auto st = require_quorum(); !st) return st.error();
+  return committed(store_->update_node(name, [&](NodeRecord& n) -> Status {
+    for (const auto& [k, v] : set) n.attributes[k] = v;
+    for (const auto& k : unset) n.attributes.erase(k);
+    return Ok{};
+  }));
+}
+
+json Daemon::status() {
+  const MembershipView view = membership_->view();
+  const ClusterState state = store_->state();
+  const CacheInfo cache = store_->cache_info();
+  const CoordinatorStats cs = coordinator_->stats();
+  EtcdHealth health;
+  {
+    std::lock_guard lock(health_mu_);
+    health = health_;
+  }
+  json j;
+  j["cluster"] = config_.cluster_name;
+  j["node"] = self_.name;
+  if (state.coordinator) {
+    j["coordinator"] = state.coordinator->node;
+    j["epoch"] = state.coordinator->epoch;
+    j["coordinator_since_wall_ms"] = state.coordinator->acquired_wall_ms;
+  } else {
+    j["coordinator"] = nullptr;
+    j["epoch"] = 0;
+    j["coordinator_since_wall_ms"] = nullptr;
+  }
+  j["quorate"] = view.holds_lease;
+  j["lease"] = {{"held", view.holds_lease},
+                {"remaining_ms", view.lease_remaining_ms},
+                {"majority", view.majority},
+                {"members", view.members.size()},
+                {"reachable", view.reachable},
+                {"lease_ms", config_.lease_ms},
+                {"heartbeat_ms", config_.heartbeat_ms}};
+  j["etcd"] = {{"mode", config_.store.mode == StoreMode::kEmbedded ? "embedded" : "external"},
+               {"healthy", health.healthy},
+               {"endpoint", health.endpoint},
+               {"leader", health.leader},
+               {"raft_term", health.raft_term},
+               {"version", health.version},
+               {"error", health.error.empty() ? json(nullptr) : json(health.error)}};
+  if (embedded_) {
+    j["etcd"]["member_pid"] = embedded_->pid();
+    j["etcd"]["member_restarts"] = embedded_->restarts();
+  }
+  j["store"] = {{"loaded", cache.loaded},
+                {"initialized", state.schema_version > 0},
+                {"schema_version", state.schema_version},
+                {"watching", cache.watching},
+                {"revision", cache.revision},
+                {"confirmed_ago_ms", cache.confirmed_ago_ms},
+                {"reloads", cache.reloads},
+                {"errors", state.errors}};
+  j["role"] = {{"coordinating", cs.acting},
+               {"epoch", cs.epoch},
+               {"claims", cs.claims},
+               {"writes", cs.writes},
+               {"refused_writes", cs.refused_writes}};
+  j["heartbeat"] = {{"rejected_datagrams", view.rejected_datagrams}};
+  json nodes = json::array();
+  auto add = [&](const std::string& name, const std::string& address, const std::string& mode,
+                 const std::map<std::string, std::string>& attrs) {
+    const MemberStatus* m = view.find(name);
+    nodes.push_back({{"name", name},
+                     {"address", address},
+                     {"online", m != nullptr && m->online},
+                     {"mode", mode},
+                     {"attributes", attrs},
+                     {"self", name == self_.name},
+                     {"coordinator", state.coordinator && state.coordinator->node == name},
+                     {"last_contact_ms", m ? json(m->last_contact_ago_ms) : json(nullptr)},
+                     {"rtt_ms", m && m->rtt_ms >= 0 ? json(m->rtt_ms) : json(nullptr)}});
+  };
+  if (state.schema_version > 0) {
+    for (const auto& [name, n] : state.nodes) add(name, n.address, node_mode_name(n.mode), n.attributes);
+  } else {
+    for (const auto& n : config_.nodes) add(n.name, n.address, "online", n.attributes);
+  }
+  j["nodes"] = nodes;
+  return j;
+}
+
+}  // namespace
+
+int run_daemon(const std::string& config_path, const std::string& node_name) {
+  auto config = load_config(config_path);
+  if (!config) {
+    spdlog::error("{}", config.error().message);
+    return kExitBadInput;
+  }
+  const NodeConfig* self = config->find_node(node_name);
+  if (!self) {
+    std::string names;
+    for (const auto& n : config->nodes) names += (names.empty() ? "" : ", ") + n.name;
+    spdlog::error("{}: node '{}' is not in the configuration (nodes: {})", config->path, node_name,
+                  names);
+    return kExitBadInput;
+  }
+  auto secret = read_secret_file(config->secret_file);
+  if (!secret) {
+    spdlog::error("cluster secret: {}", secret.error().message);
+    return kExitBadInput;
+  }
+  auto token = read_secret_file(config->token_file);
+  if (!token) {
+    spdlog::error("admin token: {}", token.error().message);
+    return kExitBadInput;
+  }
+  if (!std::filesystem::exists(config->ca_file())) {
+    spdlog::error("{}: missing CA certificate", config->ca_file());
+    return kExitBadInput;
+  }
+  if (auto st = check_certificate_files(config->cert_file(node_name), config->key_file(node_name)); !st) {
+    spdlog::error("{}", st.error().message);
+    return kExitBadInput;
+  }
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [" + node_name + "] %v");
+  Daemon daemon(*config, *self, *secret, *token);
+  return daemon.run();
+}
+
+}  // namespace bulwark

@@ -1,0 +1,29 @@
+// bulwarkd: assembles one node from the layers (store, membership,
+// coordinator, API) and runs its control loop on the main thread.
+//
+// Threads: main (control loop, signals, etcd supervision, coordinator),
+// membership (heartbeats), store (watch), health (etcd status, cache
+// freshness), API (httplib's pool).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "api/api_backend.h"
+#include "core/config.h"
+
+namespace bulwark {
+
+// Exit codes of bulwarkd.
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitBadInput = 2;
+
+// Validates everything it can before starting anything, then runs until
+// SIGTERM/SIGINT (or until this node is removed from the cluster).
+int run_daemon(const std::string& config_path, const std::string& node_name);
+
+}  // namespace bulwark

@@ -1,0 +1,104 @@
+#include "membership/heartbeat.h"
+
+#include "core/check.h"
+#include "security/crypto.h"
+
+namespace bulwark {
+namespace {
+
+constexpr uint8_t kMagic[4] = {'B', 'W', 'H', 'B'};
+constexpr uint8_t kVersion = 1;
+
+void put_u64(std::vector<uint8_t>& out, uint64_t v) {
+  for (int i = 7; i >= 0; --i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+
+void put_str(std::vector<uint8_t>& out, const std::string& s) {
+  BW_CHECK(s.size() <= 255, "heartbeat string too long");
+  out.push_back(static_cast<uint8_t>(s.size()));
+  out.insert(out.end(), s.begin(), s.end());
+}
+
+class Reader {
+ public:
+  explicit Reader(std::span<const uint8_t> d) : d_(d) {}
+  bool u8(uint8_t& v) {
+    if (pos_ + 1 > d_.size()) return false;
+    v = d_[pos_++];
+    return true;
+  }
+  bool u16(uint16_t& v) {
+    uint8_t a = 0, b = 0;
+    if (!u8(a) || !u8(b)) return false;
+    v = static_cast<uint16_t>(a << 8 | b);
+    return true;
+  }
+  bool u64(uint64_t& v) {
+    if (pos_ + 8 > d_.size()) return false;
+    v = 0;
+    for (int i = 0; i < 8; ++i) v = v << 8 | d_[pos_++];
+    return true;
+  }
+  bool str(std::string& s) {
+    uint8_t len = 0;
+    if (!u8(len) || pos_ + len > d_.size()) return false;
+    s.assign(reinterpret_cast<const char*>(d_.data() + pos_), len);
+    pos_ += len;
+    return true;
+  }
+  std::size_t pos() const { return pos_; }
+
+ private:
+  std::span<const uint8_t> d_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::vector<uint8_t> encode_heartbeat(const Heartbeat& hb, std::span<const uint8_t> key) {
+  std::vector<uint8_t> out(kMagic, kMagic + 4);
+  out.push_back(kVersion);
+  out.push_back(static_cast<uint8_t>(hb.type));
+  out.push_back(static_cast<uint8_t>(hb.flags >> 8));
+  out.push_back(static_cast<uint8_t>(hb.flags));
+  put_u64(out, hb.incarnation);
+  put_u64(out, hb.seq);
+  put_u64(out, hb.echo_incarnation);
+  put_u64(out, hb.echo_seq);
+  put_str(out, hb.cluster);
+  put_str(out, hb.sender);
+  put_str(out, hb.receiver);
+  const Digest tag = hmac_sha256(key, out);
+  out.insert(out.end(), tag.begin(), tag.end());
+  return out;
+}
+
+std::optional<Heartbeat> decode_heartbeat(std::span<const uint8_t> data,
+                                          std::span<const uint8_t> key) {
+  constexpr std::size_t kTag = 32;
+  if (data.size() < 4 + kTag || data.size() > kHeartbeatMaxBytes) return std::nullopt;
+  const auto body = data.first(data.size() - kTag);
+  const Digest expected = hmac_sha256(key, body);
+  if (!constant_time_equal(expected, data.last(kTag))) return std::nullopt;
+  Reader r(body);
+  uint8_t magic[4];
+  for (auto& m : magic) {
+    if (!r.u8(m)) return std::nullopt;
+  }
+  if (magic[0] != 'B' || magic[1] != 'W' || magic[2] != 'H' || magic[3] != 'B') return std::nullopt;
+  uint8_t version = 0, type = 0;
+  Heartbeat hb;
+  if (!r.u8(version) || version != kVersion || !r.u8(type)) return std::nullopt;
+  if (type != static_cast<uint8_t>(HeartbeatType::kPing) &&
+      type != static_cast<uint8_t>(HeartbeatType::kPong))
+    return std::nullopt;
+  hb.type = static_cast<HeartbeatType>(type);
+  if (!r.u16(hb.flags) || !r.u64(hb.incarnation) || !r.u64(hb.seq) ||
+      !r.u64(hb.echo_incarnation) || !r.u64(hb.echo_seq) || !r.str(hb.cluster) ||
+      !r.str(hb.sender) || !r.str(hb.receiver))
+    return std::nullopt;
+  if (r.pos() != body.size()) return std::nullopt;
+  return hb;
+}
+
+}  // namespace bulwark

@@ -1,0 +1,261 @@
+#include "store/store.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "sys/system_clock.h"
+
+namespace bulwark {
+namespace {
+// Bound on read-modify-write retries when other writers keep winning.
+constexpr int kWriteAttemptsMax = 8;
+// How long an operator write keeps retrying while etcd is briefly unable to
+// answer (a leader election, a member restarting).
+constexpr int64_t kTransientRetryMs = 5000;
+}  // namespace
+
+template <class T>
+Result<T> Store::retry_transient(const std::function<Result<T>()>& attempt) {
+  const int64_t deadline = clock_.mono_ms() + kTransientRetryMs;
+  int64_t backoff_ms = 25;
+  while (true) {
+    Result<T> r = attempt();
+    // Only kUnavailable is retried: the request was refused or never
+    // arrived. A timeout after sending (kTimeout) has an unknown outcome and
+    // goes back to the caller as it is.
+    if (r || r.error().code != Errc::kUnavailable || clock_.mono_ms() >= deadline) return r;
+    sleep_ms(backoff_ms);
+    backoff_ms = std::min<int64_t>(backoff_ms * 2, 400);
+  }
+}
+
+Store::Store(const Clock& clock, EtcdClient& etcd, Schema schema, std::string cluster_name,
+             int coordinator_timeout_ms)
+    : clock_(clock),
+      etcd_(etcd),
+      schema_(std::move(schema)),
+      cluster_name_(std::move(cluster_name)),
+      coordinator_timeout_ms_(coordinator_timeout_ms) {}
+
+Store::~Store() { stop(); }
+
+void Store::start() { thread_ = std::thread([this] { run_watch(); }); }
+
+void Store::stop() {
+  stop_ = true;
+  etcd_.cancel_watch();
+  if (thread_.joinable()) thread_.join();
+}
+
+ClusterState Store::state() const {
+  std::lock_guard lock(mu_);
+  ClusterState s = schema_.build_state(kvs_, revision_);
+  s.loaded = loaded_;
+  return s;
+}
+
+CacheInfo Store::cache_info() const {
+  std::lock_guard lock(mu_);
+  CacheInfo c;
+  c.loaded = loaded_;
+  c.watching = watching_;
+  c.revision = revision_;
+  c.confirmed_ago_ms = confirmed_mono_ms_ < 0 ? -1 : clock_.mono_ms() - confirmed_mono_ms_;
+  c.reloads = reloads_;
+  c.last_error = last_error_;
+  return c;
+}
+
+bool Store::wait_for_revision(int64_t revision, int timeout_ms) {
+  std::unique_lock lock(mu_);
+  return revision_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                               [&] { return revision_ >= revision; });
+}
+
+Result<int64_t> Store::confirm_fresh() {
+  const int64_t asked = clock_.mono_ms();
+  auto r = etcd_.get(schema_.schema_key());
+  if (!r) return r.error();
+  // The cache is current as of `asked` once it has applied the revision the
+  // linearizable read saw; the watch delivers it within moments.
+  if (wait_for_revision(r->revision, 1000)) {
+    std::lock_guard lock(mu_);
+    confirmed_mono_ms_ = std::max(confirmed_mono_ms_, asked);
+  }
+  return r->revision;
+}
+
+Status Store::reload() {
+  auto r = etcd_.get(schema_.root(), /*prefix=*/true);
+  if (!r) return r.error();
+  std::lock_guard lock(mu_);
+  kvs_.clear();
+  for (auto& kv : r->kvs) kvs_[kv.key] = std::move(kv);
+  revision_ = r->revision;
+  loaded_ = true;
+  ++reloads_;
+  revision_cv_.notify_all();
+  return Ok{};
+}
+
+void Store::apply(const std::vector<WatchEvent>& events, int64_t revision) {
+  std::lock_guard lock(mu_);
+  for (const auto& e : events) {
+    if (e.deleted) {
+      kvs_.erase(e.kv.key);
+    } else {
+      kvs_[e.kv.key] = e.kv;
+    }
+  }
+  revision_ = std::max(revision_, revision);
+  revision_cv_.notify_all();
+}
+
+void Store::run_watch() {
+  int64_t backoff_ms = 50;
+  bool need_reload = true;
+  while (!stop_) {
+    if (need_reload) {
+      if (auto st = reload(); !st) {
+        {
+          std::lock_guard lock(mu_);
+          last_error_ = st.error().message;
+        }
+        spdlog::warn("store: cannot load cluster state, retrying in {} ms: {}", backoff_ms,
+                     st.error().message);
+        for (int64_t slept = 0; slept < backoff_ms && !stop_; slept += 50) sleep_ms(50);
+        backoff_ms = std::min<int64_t>(backoff_ms * 2, 2000);
+        continue;
+      }
+      need_reload = false;
+    }
+    int64_t from = 0;
+    {
+      std::lock_guard lock(mu_);
+      from = revision_ + 1;
+      watching_ = true;
+    }
+    const auto st = etcd_.watch(
+        schema_.root(), from,
+        [this](const std::vector<WatchEvent>& ev, int64_t rev) {
+          apply(ev, rev);
+        },
+        stop_);
+    {
+      std::lock_guard lock(mu_);
+      watching_ = false;
+      if (!st) last_error_ = st.error().message;
+    }
+    if (stop_) break;
+    if (!st && st.error().code == Errc::kConflict) {
+      // Our revision was compacted away: the events in between are gone, so
+      // the only correct continuation is a full reload.
+      spdlog::info("store: {}; reloading the cluster state", st.error().message);
+      need_reload = true;
+      continue;
+    }
+    if (!st) {
+      spdlog::debug("store: watch ended: {}", st.error().message);
+      for (int64_t slept = 0; slept < backoff_ms && !stop_; slept += 50) sleep_ms(50);
+      backoff_ms = std::min<int64_t>(backoff_ms * 2, 2000);
+    } else {
+      backoff_ms = 50;
+    }
+  }
+}
+
+Result<CoordinatorRecord> Store::claim_coordinator(const std::string& self,
+                                                   const std::optional<CoordinatorRecord>& seen) {
+  CoordinatorRecord next;
+  next.node = self;
+  next.epoch = seen ? seen->epoch + 1 : 1;
+  next.acquired_wall_ms = clock_.wall_ms();
+  const Compare cmp = seen ? Compare::mod_revision(schema_.coordinator_key(), seen->mod_revision)
+                           : Compare::absent(schema_.coordinator_key());
+  auto r = etcd_.txn({cmp}, {TxnOp::put(schema_.coordinator_key(), Schema::encode_coordinator(next))},
+                     {}, coordinator_timeout_ms_);
+  if (!r) return r.error();
+  if (!r->succeeded)
+    return make_error(Errc::kConflict, "the coordinator record changed before the claim");
+  next.mod_revision = r->revision;
+  return next;
+}
+
+Result<int64_t> Store::coordinator_write(const CoordinatorRecord& mine,
+                                         std::vector<Compare> compares, std::vector<TxnOp> ops) {
+  compares.insert(compares.begin(), Compare::mod_revision(schema_.coordinator_key(), mine.mod_revision));
+  auto r = etcd_.txn(compares, ops, {}, coordinator_timeout_ms_);
+  if (!r) return r.error();
+  if (!r->succeeded) {
+    // Tell a lost epoch apart from a failed compare of the caller's own.
+    auto cur = etcd_.get(schema_.coordinator_key(), false, coordinator_timeout_ms_);
+    if (cur && (cur->kvs.empty() || cur->kvs[0].mod_revision != mine.mod_revision))
+      return make_error(Errc::kEpochSuperseded,
+                        "coordinator epoch " + std::to_string(mine.epoch) + " was superseded");
+    return make_error(Errc::kConflict, "the state changed before the coordinator write");
+  }
+  return r->revision;
+}
+
+Result<int64_t> Store::initialize(const CoordinatorRecord& mine,
+                                  const std::vector<NodeRecord>& nodes) {
+  std::vector<TxnOp> ops = {TxnOp::put(schema_.schema_key(), schema_.encode_schema(cluster_name_))};
+  for (const auto& n : nodes) ops.push_back(TxnOp::put(schema_.node_key(n.name), Schema::encode_node(n)));
+  return coordinator_write(mine, {Compare::absent(schema_.schema_key())}, ops);
+}
+
+Result<int64_t> Store::create_node(const NodeRecord& node) {
+  return retry_transient<int64_t>([&] { return create_node_once(node); });
+}
+
+Result<int64_t> Store::create_node_once(const NodeRecord& node) {
+  auto r = etcd_.txn({Compare::absent(schema_.node_key(node.name))},
+                     {TxnOp::put(schema_.node_key(node.name), Schema::encode_node(node))});
+  if (!r) return r.error();
+  if (!r->succeeded) return make_error(Errc::kConflict, "node '" + node.name + "' already exists");
+  return r->revision;
+}
+
+Result<int64_t> Store::update_node(const std::string& name,
+                                   const std::function<Status(NodeRecord&)>& mutate) {
+  return retry_transient<int64_t>([&] { return update_node_once(name, mutate); });
+}
+
+Result<int64_t> Store::update_node_once(const std::string& name,
+                                        const std::function<Status(NodeRecord&)>& mutate) {
+  const std::string key = schema_.node_key(name);
+  for (int attempt = 0; attempt < kWriteAttemptsMax; ++attempt) {
+    // Read through etcd, not the cache: the compare must be against the
+    // newest revision or a concurrent writer's change would be overwritten.
+    auto cur = etcd_.get(key);
+    if (!cur) return cur.error();
+    if (cur->kvs.empty()) return make_error(Errc::kNotFound, "no node named '" + name + "'");
+    auto node = Schema::decode_node(cur->kvs[0].value);
+    if (!node) return node.error();
+    if (auto st = mutate(*node); !st) return st.error();
+    auto r = etcd_.txn({Compare::mod_revision(key, cur->kvs[0].mod_revision)},
+                       {TxnOp::put(key, Schema::encode_node(*node))});
+    if (!r) return r.error();
+    if (r->succeeded) return r->revision;
+  }
+  return make_error(Errc::kConflict, "node '" + name + "' kept changing; gave up after " +
+                                         std::to_string(kWriteAttemptsMax) + " attempts");
+}
+
+Result<int64_t> Store::delete_node(const std::string& name) {
+  return retry_transient<int64_t>([&] { return delete_node_once(name); });
+}
+
+Result<int64_t> Store::delete_node_once(const std::string& name) {
+  const std::string key = schema_.node_key(name);
+  auto cur = etcd_.get(key);
+  if (!cur) return cur.error();
+  if (cur->kvs.empty()) return make_error(Errc::kNotFound, "no node named '" + name + "'");
+  auto r = etcd_.txn({Compare::mod_revision(key, cur->kvs[0].mod_revision)}, {TxnOp::del(key)});
+  if (!r) return r.error();
+  if (!r->succeeded) return make_error(Errc::kConflict, "node '" + name + "' changed during removal");
+  return r->revision;
+}
+
+}  // namespace bulwark

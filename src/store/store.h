@@ -1,0 +1,106 @@
+// The cluster state store: a watch-fed cache of everything under the prefix,
+// and the only writer of it. Every write is an etcd transaction that compares
+// revisions, so a writer acting on a stale view changes nothing.
+//
+// Thread-safety: all methods may be called from any thread. The watch runs on
+// the store's own thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "core/env.h"
+#include "store/etcd_client.h"
+#include "store/schema.h"
+
+namespace bulwark {
+
+struct CacheInfo {
+  bool loaded = false;
+  bool watching = false;       // a watch stream is established now
+  int64_t revision = 0;        // newest revision applied to the cache
+  int64_t confirmed_ago_ms = -1;  // since a linearizable read proved the cache current
+  int64_t reloads = 0;         // full reloads (start, compaction)
+  std::string last_error;
+};
+
+class Store {
+ public:
+  // `coordinator_timeout_ms` is the deadline of coordinator claims and
+  // writes: shorter than an etcd leader election, so that a request that hung
+  // on a dead leader is retried as soon as a new leader can exist.
+  Store(const Clock& clock, EtcdClient& etcd, Schema schema, std::string cluster_name,
+        int coordinator_timeout_ms);
+  ~Store();
+
+  void start();
+  void stop();
+
+  ClusterState state() const;
+  CacheInfo cache_info() const;
+  const Schema& schema() const { return schema_; }
+  EtcdClient& etcd() { return etcd_; }
+
+  // Blocks until the cache has applied `revision` or the timeout passes.
+  bool wait_for_revision(int64_t revision, int timeout_ms);
+  // A linearizable read of the schema key: proves (or not) that the cache is
+  // current, and records when. Returns the store revision etcd reported.
+  Result<int64_t> confirm_fresh();
+
+  // --- coordinator writes: conditioned on the caller's epoch ---------------
+  // Takes the coordinator epoch if the record is still `seen` (or absent).
+  Result<CoordinatorRecord> claim_coordinator(const std::string& self,
+                                              const std::optional<CoordinatorRecord>& seen);
+  // Applies `ops` only if `mine` still is the coordinator record; otherwise
+  // fails with kEpochSuperseded and changes nothing.
+  Result<int64_t> coordinator_write(const CoordinatorRecord& mine, std::vector<Compare> compares,
+                                    std::vector<TxnOp> ops);
+  // Writes the schema record and the founding nodes if the cluster was never
+  // initialised (as coordinator).
+  Result<int64_t> initialize(const CoordinatorRecord& mine, const std::vector<NodeRecord>& nodes);
+
+  // --- operator writes ----------------------------------------------------
+  // Creates a node; kConflict if the name exists.
+  Result<int64_t> create_node(const NodeRecord& node);
+  // Read-modify-write of one node, retried (bounded) when another writer
+  // changed it first. kNotFound if it does not exist.
+  Result<int64_t> update_node(const std::string& name,
+                              const std::function<Status(NodeRecord&)>& mutate);
+  Result<int64_t> delete_node(const std::string& name);
+
+ private:
+  template <class T>
+  Result<T> retry_transient(const std::function<Result<T>()>& attempt);
+  Result<int64_t> create_node_once(const NodeRecord& node);
+  Result<int64_t> update_node_once(const std::string& name,
+                                   const std::function<Status(NodeRecord&)>& mutate);
+  Result<int64_t> delete_node_once(const std::string& name);
+  void run_watch();
+  Status reload();
+  void apply(const std::vector<WatchEvent>& events, int64_t revision);
+
+  const Clock& clock_;
+  EtcdClient& etcd_;
+  Schema schema_;
+  std::string cluster_name_;
+  int coordinator_timeout_ms_;
+
+  mutable std::mutex mu_;  // guards everything below
+  std::condition_variable revision_cv_;
+  std::map<std::string, KeyValue> kvs_;
+  int64_t revision_ = 0;
+  bool loaded_ = false;
+  bool watching_ = false;
+  int64_t confirmed_mono_ms_ = -1;
+  int64_t reloads_ = 0;
+  std::string last_error_;
+
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace bulwark

@@ -1,0 +1,25 @@
+#include "sys/system_clock.h"
+
+#include <time.h>
+
+namespace bulwark {
+
+namespace {
+int64_t read_ms(clockid_t id) {
+  timespec ts{};
+  clock_gettime(id, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+}  // namespace
+
+int64_t SystemClock::mono_ms() const { return read_ms(CLOCK_MONOTONIC); }
+int64_t SystemClock::wall_ms() const { return read_ms(CLOCK_REALTIME); }
+
+void sleep_ms(int64_t ms) {
+  if (ms <= 0) return;
+  timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>((ms % 1000) * 1000000)};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+}  // namespace bulwark

@@ -1,0 +1,80 @@
+"""Adding, removing and replacing nodes (issue 2, item 6)."""
+
+import time
+
+from conftest import group_alive, wait_until
+
+
+def coordinator_of(cluster, nodes):
+    seen = {cluster.coordinator(n) for n in nodes}
+    return seen.pop() if len(seen) == 1 and None not in seen else None
+
+
+def test_add_then_remove_a_node(cluster):
+    wait_until(lambda: coordinator_of(cluster, ["n1", "n2", "n3"]), what="a coordinator")
+    cluster.dev("add")
+    wait_until(lambda: [n["online"] for n in cluster.status("n1")["nodes"]] == [True] * 4,
+               what="n4 to join and be online")
+    s = cluster.status("n4")
+    assert s["store"]["loaded"] and s["quorate"] and s["etcd"]["healthy"]
+    assert s["lease"]["members"] == 4 and s["lease"]["majority"] == 3
+    cluster.cli("node", "attr", "n4", "zone=new", endpoint=cluster.endpoint("n4"))
+    pid = cluster.node("n4")["pid"]
+    cluster.cli("node", "remove", "n4", endpoint=cluster.endpoint("n1"))
+    names = [n["name"] for n in cluster.status("n1")["nodes"]]
+    assert names == ["n1", "n2", "n3"]
+    # The removed node notices and stops by itself.
+    wait_until(lambda: not group_alive(pid), what="the removed node's daemon to exit")
+    assert cluster.status("n2")["lease"]["members"] == 3
+
+
+def test_remove_the_coordinator(cluster):
+    coord = wait_until(lambda: coordinator_of(cluster, ["n1", "n2", "n3"]), what="a coordinator")
+    pid = cluster.node(coord)["pid"]
+    rest = [n for n in ["n1", "n2", "n3"] if n != coord]
+    cluster.cli("node", "remove", coord, endpoint=cluster.endpoint(rest[0]))
+    new = wait_until(lambda: coordinator_of(cluster, rest), what="a new coordinator")
+    assert new != coord
+    wait_until(lambda: not group_alive(pid), what="the removed coordinator to exit")
+    cluster.cli("node", "attr", rest[1], "after=removal", endpoint=cluster.endpoint(rest[1]))
+    s = cluster.status(rest[0])
+    assert [n["name"] for n in s["nodes"]] == rest
+    assert s["lease"]["majority"] == 2
+
+
+def test_replace_a_failed_node(cluster):
+    """Replacing = remove + add with an empty data dir (docs/operations.md)."""
+    wait_until(lambda: coordinator_of(cluster, ["n1", "n2", "n3"]), what="a coordinator")
+    cluster.kill("n3")  # the node "fails for good"
+    cluster.cli("node", "remove", "n3", endpoint=cluster.endpoint("n1"))
+    cluster.dev("add", "n5")
+    wait_until(lambda: {n["name"]: n["online"] for n in cluster.status("n1")["nodes"]}
+               == {"n1": True, "n2": True, "n5": True}, what="n5 to replace n3")
+    assert cluster.status("n5")["etcd"]["healthy"]
+
+
+def test_node_add_is_refused_without_quorum(cluster):
+    wait_until(lambda: coordinator_of(cluster, ["n1", "n2", "n3"]), what="a coordinator")
+    cluster.kill("n2")
+    cluster.kill("n3")
+    wait_until(lambda: not cluster.status("n1")["quorate"], what="n1 to lose quorum")
+    proc = cluster.cli("node", "add", "n9", "--address", "127.0.0.99",
+                       endpoint=cluster.endpoint("n1"), check=False)
+    assert proc.returncode == 3 and "no quorum" in proc.stderr
+    cluster.start("n2")
+    cluster.start("n3")
+    wait_until(lambda: coordinator_of(cluster, ["n1", "n2", "n3"]), what="healing")
+    assert "n9" not in [n["name"] for n in cluster.status("n2")["nodes"]]
+
+
+def test_etcd_member_is_restarted_when_it_dies(cluster):
+    import os
+    import signal
+    wait_until(lambda: coordinator_of(cluster, ["n1", "n2", "n3"]), what="a coordinator")
+    before = cluster.status("n2")["etcd"]
+    os.kill(before["member_pid"], signal.SIGKILL)
+    wait_until(lambda: (e := cluster.status("n2")["etcd"])["member_restarts"] >= 1
+               and e["member_pid"] != before["member_pid"], what="the member to be restarted")
+    wait_until(lambda: cluster.status("n2")["etcd"]["healthy"], what="etcd healthy again")
+    time.sleep(0.1)
+    cluster.cli("node", "attr", "n2", "survived=etcd-crash", endpoint=cluster.endpoint("n2"))
