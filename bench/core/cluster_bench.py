@@ -67,17 +67,35 @@ class Cluster:
         return self.request(name, "GET", "/v1/status")[1]
 
     def settled(self):
-        """The coordinator every node agrees on, once all are online."""
+        """The coordinator every node agrees on, once the cluster is in a
+        steady state: every node online and quorate, its etcd member healthy
+        and its cache confirmed current."""
         coords = set()
         for n in self.info:
             try:
                 s = self.status(n)
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 return None
             if not s["quorate"] or not all(x["online"] for x in s["nodes"]):
                 return None
+            if not s["etcd"]["healthy"] or not s["store"]["watching"]:
+                return None
+            if not 0 <= s["store"]["confirmed_ago_ms"] < 1500:
+                return None
             coords.add(s["coordinator"])
-        return coords.pop() if len(coords) == 1 else None
+        return coords.pop() if len(coords) == 1 and None not in coords else None
+
+    def steady(self):
+        """Waits for a steady state, and that it lasts a second."""
+        while True:
+            coord = self.wait(self.settled, timeout=60)
+            time.sleep(1.0)
+            if self.settled() == coord:
+                return coord
+
+    def refresh(self):
+        self.info = {n["name"]: n for n in json.loads(self.dev("ls", "--json"))["nodes"]}
+        self.conns.clear()
 
     def wait(self, fn, timeout=30, interval=0.005):
         deadline = time.monotonic() + timeout
@@ -109,7 +127,7 @@ def pct(values, p):
 def coordinator_failover(c: Cluster, trials: int):
     rows = []
     for _ in range(trials):
-        coord = c.wait(c.settled)
+        coord = c.steady()
         survivors = [n for n in c.info if n != coord]
         etcd_leader = c.status(survivors[0])["etcd"]["leader"]
         # Open the polling connection before the kill so the clock measures
@@ -131,14 +149,14 @@ def coordinator_failover(c: Cluster, trials: int):
         rows.append((claim_ms, seen_ms, etcd_leader == coord))
         subprocess.run([c.bulwark, "dev", "start", coord, "--dir", str(c.dir)], check=True,
                        capture_output=True)
-        c.conns.clear()
+        c.refresh()
     return rows
 
 
 def lease_loss(c: Cluster, trials: int):
     out = []
     for _ in range(trials):
-        c.wait(c.settled)
+        c.steady()
         lone = "n1"
         others = [n for n in c.info if n != lone]
         c.status(lone)
@@ -156,7 +174,7 @@ def lease_loss(c: Cluster, trials: int):
 
 
 def write_latency(c: Cluster, count: int):
-    c.wait(c.settled)
+    c.steady()
     node = "n2"
     lat = []
     for i in range(count):
@@ -235,7 +253,8 @@ def main():
         print(f"  the bulwark CLI (new process and TLS handshake each): p50 "
               f"{statistics.median(cli):.1f}  p99 {pct(cli, 99):.1f} ms")
 
-        c.wait(c.settled)
+        c.steady()
+        c.refresh()
         time.sleep(2)
         pid, etcd_pid = c.pids("n2")
         rss, cpu = proc_usage(pid, args.idle_seconds)

@@ -164,6 +164,9 @@ Status ApiServer::start() {
   server_->set_write_timeout(5, 0);
   server_->set_keep_alive_timeout(5);
   server_->set_tcp_nodelay(true);
+  // httplib's accept loop wakes every 10 ms by default; stop() closes the
+  // socket, which wakes it anyway, so a slow idle tick costs nothing.
+  server_->set_idle_interval(1, 0);
   install_routes();
   if (!server_->bind_to_port(options_.address, options_.port))
     return make_error(Errc::kIo, "cannot bind the API to " + options_.address + ":" +

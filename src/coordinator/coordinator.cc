@@ -19,22 +19,25 @@ void Coordinator::step(const MembershipView& view, const ClusterState& state,
   in.self = self_;
   in.view = view;
   in.record = state.coordinator;
-  in.my_token = mine_ ? mine_->mod_revision : 0;
+  in.my_token = mine_ && !(state.coordinator && state.coordinator->mod_revision > mine_->mod_revision)
+                    ? mine_->mod_revision
+                    : 0;
   in.store_loaded = state.loaded;
   in.membership_settled = membership_settled;
   const EpochAction action = decide_epoch_action(in);
 
-  if (action != EpochAction::kAct && mine_ &&
-      (!state.coordinator || state.coordinator->mod_revision != mine_->mod_revision ||
-       !view.holds_lease)) {
-    // Either someone took the epoch, or we lost the lease: stop acting. A
-    // lost lease keeps the token, so acting resumes if nobody took over.
-    if (!state.coordinator || state.coordinator->mod_revision != mine_->mod_revision) {
-      spdlog::info("coordinator: epoch {} ended; {} coordinates now (epoch {})", mine_->epoch,
-                   state.coordinator ? state.coordinator->node : "nobody",
-                   state.coordinator ? state.coordinator->epoch : 0);
-      mine_.reset();
-    }
+  // Our epoch ended only when the store shows a newer coordinator record; a
+  // cache still showing an older one is merely behind our claim.
+  const bool superseded = mine_ && state.coordinator &&
+                          state.coordinator->mod_revision > mine_->mod_revision;
+  if (superseded) {
+    spdlog::info("coordinator: epoch {} ended; {} coordinates now (epoch {})", mine_->epoch,
+                 state.coordinator->node, state.coordinator->epoch);
+    mine_.reset();
+  }
+  if (action != EpochAction::kAct) {
+    // Not acting: lost the lease, or someone else holds the epoch. A lost
+    // lease keeps the token, so acting resumes if nobody took over.
     std::lock_guard lock(mu_);
     stats_.acting = false;
   }

@@ -6,6 +6,10 @@ EpochAction decide_epoch_action(const EpochInputs& in) {
   // Without the quorum lease a node may neither act nor claim: it may be the
   // cut-off minority, and its view of who is alive is worthless.
   if (!in.store_loaded || !in.view.is_member || !in.view.holds_lease) return EpochAction::kNone;
+  // Our own claim is newer than what the cache shows: the watch has not
+  // delivered it yet. The claim stands (our writes are conditioned on it).
+  if (in.my_token > 0 && (!in.record || in.record->mod_revision < in.my_token))
+    return EpochAction::kAct;
   if (!in.record) return EpochAction::kClaim;
   const CoordinatorRecord& rec = *in.record;
   if (rec.node == in.self) {

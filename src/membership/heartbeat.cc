@@ -56,6 +56,17 @@ class Reader {
 }  // namespace
 
 std::vector<uint8_t> encode_heartbeat(const Heartbeat& hb, std::span<const uint8_t> key) {
+  HmacSha256 mac(key);
+  return encode_heartbeat(hb, mac);
+}
+
+std::optional<Heartbeat> decode_heartbeat(std::span<const uint8_t> data,
+                                          std::span<const uint8_t> key) {
+  HmacSha256 mac(key);
+  return decode_heartbeat(data, mac);
+}
+
+std::vector<uint8_t> encode_heartbeat(const Heartbeat& hb, HmacSha256& mac) {
   std::vector<uint8_t> out(kMagic, kMagic + 4);
   out.push_back(kVersion);
   out.push_back(static_cast<uint8_t>(hb.type));
@@ -68,17 +79,16 @@ std::vector<uint8_t> encode_heartbeat(const Heartbeat& hb, std::span<const uint8
   put_str(out, hb.cluster);
   put_str(out, hb.sender);
   put_str(out, hb.receiver);
-  const Digest tag = hmac_sha256(key, out);
+  const Digest tag = mac.digest(out);
   out.insert(out.end(), tag.begin(), tag.end());
   return out;
 }
 
-std::optional<Heartbeat> decode_heartbeat(std::span<const uint8_t> data,
-                                          std::span<const uint8_t> key) {
+std::optional<Heartbeat> decode_heartbeat(std::span<const uint8_t> data, HmacSha256& mac) {
   constexpr std::size_t kTag = 32;
   if (data.size() < 4 + kTag || data.size() > kHeartbeatMaxBytes) return std::nullopt;
   const auto body = data.first(data.size() - kTag);
-  const Digest expected = hmac_sha256(key, body);
+  const Digest expected = mac.digest(body);
   if (!constant_time_equal(expected, data.last(kTag))) return std::nullopt;
   Reader r(body);
   uint8_t magic[4];

@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "security/crypto.h"
+
 namespace bulwark {
 
 enum class HeartbeatType : uint8_t { kPing = 1, kPong = 2 };
@@ -39,8 +41,11 @@ struct Heartbeat {
 constexpr uint16_t kFlagHoldsLease = 1;
 constexpr std::size_t kHeartbeatMaxBytes = 1024;
 
-std::vector<uint8_t> encode_heartbeat(const Heartbeat& hb, std::span<const uint8_t> key);
+std::vector<uint8_t> encode_heartbeat(const Heartbeat& hb, HmacSha256& mac);
 // nullopt if the datagram is malformed or its tag does not verify.
+std::optional<Heartbeat> decode_heartbeat(std::span<const uint8_t> data, HmacSha256& mac);
+// The same with a one-off key (tests, tools).
+std::vector<uint8_t> encode_heartbeat(const Heartbeat& hb, std::span<const uint8_t> key);
 std::optional<Heartbeat> decode_heartbeat(std::span<const uint8_t> data,
                                           std::span<const uint8_t> key);
 

@@ -24,7 +24,7 @@ Membership::Membership(const Clock& clock, std::string cluster, std::string self
     : clock_(clock),
       cluster_(std::move(cluster)),
       self_(std::move(self)),
-      secret_(std::move(secret)),
+      mac_(std::span(reinterpret_cast<const uint8_t*>(secret.data()), secret.size())),
       heartbeat_ms_(heartbeat_ms),
       incarnation_(incarnation),
       lease_(lease_ms) {}
@@ -61,14 +61,14 @@ std::vector<Datagram> Membership::tick() {
     hb.sender = self_;
     hb.receiver = name;
     if (pending_.size() < kPendingMax) pending_[hb.seq] = PendingPing{name, now};
-    out.push_back(Datagram{peer.endpoint.address, peer.endpoint.port, encode_heartbeat(hb, key())});
+    out.push_back(Datagram{peer.endpoint.address, peer.endpoint.port, encode_heartbeat(hb, mac_)});
   }
   return out;
 }
 
 std::optional<Datagram> Membership::receive(std::span<const uint8_t> bytes) {
   const int64_t now = clock_.mono_ms();
-  const auto hb = decode_heartbeat(bytes, key());
+  const auto hb = decode_heartbeat(bytes, mac_);
   if (!hb || hb->cluster != cluster_ || hb->receiver != self_) {
     ++rejected_;
     return std::nullopt;
@@ -92,7 +92,7 @@ std::optional<Datagram> Membership::receive(std::span<const uint8_t> bytes) {
     // Answer the configured address, never the datagram's source: a forged
     // source address must not turn us into a reflector.
     return Datagram{peer->second.endpoint.address, peer->second.endpoint.port,
-                    encode_heartbeat(pong, key())};
+                    encode_heartbeat(pong, mac_)};
   }
   // A pong counts once, only for a ping of this incarnation still pending.
   const auto pending = pending_.find(hb->echo_seq);

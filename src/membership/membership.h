@@ -81,15 +81,12 @@ class Membership {
     bool holds_lease = false;
   };
 
-  std::span<const uint8_t> key() const {
-    return {reinterpret_cast<const uint8_t*>(secret_.data()), secret_.size()};
-  }
   void prune_pending(int64_t now_ms);
 
   const Clock& clock_;
   std::string cluster_;
   std::string self_;
-  std::string secret_;
+  HmacSha256 mac_;  // keyed with the cluster secret
   int heartbeat_ms_;
   uint64_t incarnation_;
   uint64_t next_seq_ = 1;

@@ -2,7 +2,9 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include <fstream>
@@ -18,6 +20,41 @@ Digest hmac_sha256(std::span<const uint8_t> key, std::span<const uint8_t> data) 
   const unsigned char* res = HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
                                   data.data(), data.size(), out.data(), &len);
   BW_CHECK(res != nullptr && len == out.size(), "HMAC-SHA256 failed");
+  return out;
+}
+
+struct HmacSha256::Impl {
+  EVP_MAC* mac = nullptr;
+  EVP_MAC_CTX* ctx = nullptr;
+};
+
+HmacSha256::HmacSha256(std::span<const uint8_t> key) : impl_(new Impl) {
+  impl_->mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  BW_CHECK(impl_->mac != nullptr, "OpenSSL has no HMAC");
+  impl_->ctx = EVP_MAC_CTX_new(impl_->mac);
+  char digest_name[] = "SHA256";
+  const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0), OSSL_PARAM_END};
+  // An empty key is valid HMAC input; OpenSSL wants a non-null pointer.
+  static const uint8_t kEmpty = 0;
+  BW_CHECK(EVP_MAC_init(impl_->ctx, key.empty() ? &kEmpty : key.data(), key.size(), params) == 1,
+           "HMAC init failed");
+}
+
+HmacSha256::~HmacSha256() {
+  EVP_MAC_CTX_free(impl_->ctx);
+  EVP_MAC_free(impl_->mac);
+  delete impl_;
+}
+
+Digest HmacSha256::digest(std::span<const uint8_t> data) {
+  // Re-initialising with a null key keeps the key and resets the state.
+  BW_CHECK(EVP_MAC_init(impl_->ctx, nullptr, 0, nullptr) == 1, "HMAC reset failed");
+  BW_CHECK(EVP_MAC_update(impl_->ctx, data.data(), data.size()) == 1, "HMAC update failed");
+  Digest out{};
+  std::size_t len = 0;
+  BW_CHECK(EVP_MAC_final(impl_->ctx, out.data(), &len, out.size()) == 1 && len == out.size(),
+           "HMAC final failed");
   return out;
 }
 

@@ -14,6 +14,23 @@ namespace bulwark {
 using Digest = std::array<uint8_t, 32>;
 
 Digest hmac_sha256(std::span<const uint8_t> key, std::span<const uint8_t> data);
+
+// HMAC-SHA256 with a key set up once. OpenSSL 3 looks the algorithm up on
+// every one-shot call, which made heartbeats the daemon's main idle cost;
+// this keeps a keyed context and only resets it per message.
+// Thread-safety: none; one owner.
+class HmacSha256 {
+ public:
+  explicit HmacSha256(std::span<const uint8_t> key);
+  ~HmacSha256();
+  HmacSha256(const HmacSha256&) = delete;
+  HmacSha256& operator=(const HmacSha256&) = delete;
+  Digest digest(std::span<const uint8_t> data);
+
+ private:
+  struct Impl;
+  Impl* impl_;
+};
 bool constant_time_equal(std::span<const uint8_t> a, std::span<const uint8_t> b);
 bool constant_time_equal(const std::string& a, const std::string& b);
 // `bytes` random bytes from OpenSSL's CSPRNG, hex-encoded.

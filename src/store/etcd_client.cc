@@ -152,10 +152,13 @@ std::vector<std::string> EtcdClient::attempt_order() {
   return fresh;
 }
 
-void EtcdClient::mark_failed(const std::string& endpoint) {
+void EtcdClient::mark_failed(const std::string& endpoint, bool unreachable) {
   std::lock_guard lock(mu_);
   failed_at_ms_[endpoint] = options_.clock->mono_ms();
-  idle_.erase(endpoint);  // its kept-alive connections are suspect too
+  // A member that refused the connection has restarted or died: its
+  // kept-alive connections are dead too. A member that was merely slow (in
+  // an election) keeps them: a new TLS handshake would only add load.
+  if (unreachable) idle_.erase(endpoint);
 }
 
 std::unique_ptr<httplib::Client> EtcdClient::acquire(const std::string& endpoint, int timeout_ms) {
@@ -169,6 +172,9 @@ std::unique_ptr<httplib::Client> EtcdClient::acquire(const std::string& endpoint
     }
   }
   if (!cli) cli = connect(endpoint, timeout_ms);
+  // Connecting (TCP and TLS handshake) gets the full request timeout, even
+  // for short requests: a member busy with an election is slow to shake
+  // hands, and giving up mid-handshake only makes the next attempt pay again.
   const time_t sec = timeout_ms / 1000;
   const time_t usec = (timeout_ms % 1000) * 1000;
   cli->set_read_timeout(sec, usec);
@@ -187,9 +193,10 @@ std::unique_ptr<httplib::Client> EtcdClient::connect(const std::string& endpoint
   auto cli = std::make_unique<httplib::Client>(endpoint, options_.cert_file, options_.key_file);
   cli->set_ca_cert_path(options_.ca_file);
   cli->enable_server_certificate_verification(true);
+  const int connect_ms = std::max(timeout_ms, options_.request_timeout_ms);
+  cli->set_connection_timeout(connect_ms / 1000, (connect_ms % 1000) * 1000);
   const time_t sec = timeout_ms / 1000;
   const time_t usec = (timeout_ms % 1000) * 1000;
-  cli->set_connection_timeout(sec, usec);
   cli->set_read_timeout(sec, usec);
   cli->set_write_timeout(sec, usec);
   cli->set_keep_alive(true);
@@ -219,7 +226,7 @@ Result<EtcdClient::Reply> EtcdClient::post(const std::string& path, const std::s
     }
     const auto err = res.error();
     failures += (failures.empty() ? "" : "; ") + ep + ": " + httplib::to_string(err);
-    mark_failed(ep);
+    mark_failed(ep, request_never_left(err));
     if (!request_never_left(err) && !retry_elsewhere) {
       return make_error(Errc::kTimeout, "etcd request " + path + " failed after it was sent (" +
                                             failures + "); its outcome is unknown");
@@ -308,9 +315,10 @@ Status EtcdClient::member_remove(uint64_t id) {
 }
 
 Result<EtcdStatus> EtcdClient::status(const std::string& endpoint) {
-  auto cli = connect(endpoint, std::min(options_.request_timeout_ms, 1000));
+  auto cli = acquire(endpoint, std::min(options_.request_timeout_ms, 1000));
   auto res = cli->Post("/v3/maintenance/status", "{}", "application/json");
   if (!res) return make_error(Errc::kUnavailable, endpoint + ": " + httplib::to_string(res.error()));
+  release(endpoint, std::move(cli));
   if (res->status != 200)
     return make_error(Errc::kUnavailable, endpoint + ": " + etcd_message(res->body));
   const json j = json::parse(res->body, nullptr, false);
@@ -412,7 +420,7 @@ Status EtcdClient::watch(
   cli->send(req, res, err);
   if (done) return outcome;
   if (stop) return Ok{};
-  if (request_never_left(err)) mark_failed(endpoint);
+  if (request_never_left(err)) mark_failed(endpoint, true);
   return make_error(Errc::kUnavailable,
                     "watch stream on " + endpoint + " ended: " + httplib::to_string(err));
 }

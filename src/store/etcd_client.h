@@ -143,7 +143,7 @@ class EtcdClient {
   std::unique_ptr<httplib::Client> connect(const std::string& endpoint, int timeout_ms) const;
   // Endpoints in the order to try them now.
   std::vector<std::string> attempt_order();
-  void mark_failed(const std::string& endpoint);
+  void mark_failed(const std::string& endpoint, bool unreachable);
   std::unique_ptr<httplib::Client> acquire(const std::string& endpoint, int timeout_ms);
   void release(const std::string& endpoint, std::unique_ptr<httplib::Client> client);
 

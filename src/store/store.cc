@@ -50,9 +50,11 @@ void Store::stop() {
 
 ClusterState Store::state() const {
   std::lock_guard lock(mu_);
-  ClusterState s = schema_.build_state(kvs_, revision_);
-  s.loaded = loaded_;
-  return s;
+  if (!decoded_) {
+    decoded_ = schema_.build_state(kvs_, revision_);
+    decoded_->loaded = loaded_;
+  }
+  return *decoded_;
 }
 
 CacheInfo Store::cache_info() const {
@@ -94,6 +96,7 @@ Status Store::reload() {
   for (auto& kv : r->kvs) kvs_[kv.key] = std::move(kv);
   revision_ = r->revision;
   loaded_ = true;
+  decoded_.reset();
   ++reloads_;
   revision_cv_.notify_all();
   return Ok{};
@@ -109,6 +112,7 @@ void Store::apply(const std::vector<WatchEvent>& events, int64_t revision) {
     }
   }
   revision_ = std::max(revision_, revision);
+  decoded_.reset();
   revision_cv_.notify_all();
 }
 
@@ -226,15 +230,24 @@ Result<int64_t> Store::update_node_once(const std::string& name,
                                         const std::function<Status(NodeRecord&)>& mutate) {
   const std::string key = schema_.node_key(name);
   for (int attempt = 0; attempt < kWriteAttemptsMax; ++attempt) {
-    // Read through etcd, not the cache: the compare must be against the
-    // newest revision or a concurrent writer's change would be overwritten.
-    auto cur = etcd_.get(key);
-    if (!cur) return cur.error();
-    if (cur->kvs.empty()) return make_error(Errc::kNotFound, "no node named '" + name + "'");
-    auto node = Schema::decode_node(cur->kvs[0].value);
+    // The first attempt compares against the cached revision, which is
+    // almost always current and saves a round trip; if another writer got
+    // there first the compare fails, and later attempts read through etcd.
+    std::optional<KeyValue> current;
+    if (attempt == 0) {
+      std::lock_guard lock(mu_);
+      if (auto it = kvs_.find(key); loaded_ && it != kvs_.end()) current = it->second;
+    }
+    if (!current) {
+      auto cur = etcd_.get(key);
+      if (!cur) return cur.error();
+      if (cur->kvs.empty()) return make_error(Errc::kNotFound, "no node named '" + name + "'");
+      current = cur->kvs[0];
+    }
+    auto node = Schema::decode_node(current->value);
     if (!node) return node.error();
     if (auto st = mutate(*node); !st) return st.error();
-    auto r = etcd_.txn({Compare::mod_revision(key, cur->kvs[0].mod_revision)},
+    auto r = etcd_.txn({Compare::mod_revision(key, current->mod_revision)},
                        {TxnOp::put(key, Schema::encode_node(*node))});
     if (!r) return r.error();
     if (r->succeeded) return r->revision;

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <thread>
 
@@ -92,6 +93,9 @@ class Store {
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable revision_cv_;
   std::map<std::string, KeyValue> kvs_;
+  // state() is called on every control-loop tick: decode the records only
+  // when something changed.
+  mutable std::optional<ClusterState> decoded_;
   int64_t revision_ = 0;
   bool loaded_ = false;
   bool watching_ = false;
