@@ -36,15 +36,24 @@ bool loopback(const std::string& addr) {
 
 int http_status_for(Errc code) {
   switch (code) {
-    case Errc::kInvalid: return 422;
-    case Errc::kNotFound: return 404;
-    case Errc::kConflict: return 409;
-    case Errc::kNoQuorum: return 503;
-    case Errc::kEpochSuperseded: return 409;
-    case Errc::kUnauthorized: return 401;
-    case Errc::kUnavailable: return 503;
-    case Errc::kTimeout: return 504;
-    case Errc::kIo: return 500;
+    case Errc::kInvalid:
+      return 422;
+    case Errc::kNotFound:
+      return 404;
+    case Errc::kConflict:
+      return 409;
+    case Errc::kNoQuorum:
+      return 503;
+    case Errc::kEpochSuperseded:
+      return 409;
+    case Errc::kUnauthorized:
+      return 401;
+    case Errc::kUnavailable:
+      return 503;
+    case Errc::kTimeout:
+      return 504;
+    case Errc::kIo:
+      return 500;
   }
   return 500;
 }
@@ -83,7 +92,8 @@ void ApiServer::install_routes() {
 
   s.Post("/v1/nodes", [this](const httplib::Request& req, httplib::Response& res) {
     const json body = json::parse(req.body, nullptr, false);
-    if (!body.is_object()) return send_error(res, 400, Errc::kInvalid, "body must be a JSON object");
+    if (!body.is_object())
+      return send_error(res, 400, Errc::kInvalid, "body must be a JSON object");
     NodeAddRequest add;
     if (!body.contains("name") || !body["name"].is_string() || !body.contains("address") ||
         !body["address"].is_string())
@@ -106,56 +116,59 @@ void ApiServer::install_routes() {
     send_result(res, backend_.remove_node(req.matches[1]));
   });
 
-  s.Patch(R"(/v1/nodes/([^/]+)/attributes)",
-          [this](const httplib::Request& req, httplib::Response& res) {
-            const json body = json::parse(req.body, nullptr, false);
-            if (!body.is_object())
-              return send_error(res, 400, Errc::kInvalid, "body must be a JSON object");
-            std::map<std::string, std::string> set;
-            std::vector<std::string> unset;
-            if (body.contains("set")) {
-              if (!body["set"].is_object())
-                return send_error(res, 400, Errc::kInvalid, "set must be an object of strings");
-              for (const auto& [k, v] : body["set"].items()) {
-                if (!v.is_string())
-                  return send_error(res, 400, Errc::kInvalid, "attribute '" + k + "' must be a string");
-                set[k] = v.get<std::string>();
-              }
-            }
-            if (body.contains("unset")) {
-              if (!body["unset"].is_array())
-                return send_error(res, 400, Errc::kInvalid, "unset must be a list of keys");
-              for (const auto& k : body["unset"]) {
-                if (!k.is_string()) return send_error(res, 400, Errc::kInvalid, "unset keys must be strings");
-                unset.push_back(k.get<std::string>());
-              }
-            }
-            if (set.empty() && unset.empty())
-              return send_error(res, 400, Errc::kInvalid, "nothing to change");
-            send_result(res, backend_.set_node_attributes(req.matches[1], set, unset));
-          });
+  s.Patch(R"(/v1/nodes/([^/]+)/attributes)", [this](const httplib::Request& req,
+                                                    httplib::Response& res) {
+    const json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object())
+      return send_error(res, 400, Errc::kInvalid, "body must be a JSON object");
+    std::map<std::string, std::string> set;
+    std::vector<std::string> unset;
+    if (body.contains("set")) {
+      if (!body["set"].is_object())
+        return send_error(res, 400, Errc::kInvalid, "set must be an object of strings");
+      for (const auto& [k, v] : body["set"].items()) {
+        if (!v.is_string())
+          return send_error(res, 400, Errc::kInvalid, "attribute '" + k + "' must be a string");
+        set[k] = v.get<std::string>();
+      }
+    }
+    if (body.contains("unset")) {
+      if (!body["unset"].is_array())
+        return send_error(res, 400, Errc::kInvalid, "unset must be a list of keys");
+      for (const auto& k : body["unset"]) {
+        if (!k.is_string())
+          return send_error(res, 400, Errc::kInvalid, "unset keys must be strings");
+        unset.push_back(k.get<std::string>());
+      }
+    }
+    if (set.empty() && unset.empty())
+      return send_error(res, 400, Errc::kInvalid, "nothing to change");
+    send_result(res, backend_.set_node_attributes(req.matches[1], set, unset));
+  });
 
   s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
-    const std::string msg = res.status == 404 ? "no such route: " + req.method + " " + req.path
-                                              : "request refused";
+    const std::string msg =
+        res.status == 404 ? "no such route: " + req.method + " " + req.path : "request refused";
     send_error(res, res.status, res.status == 404 ? Errc::kNotFound : Errc::kInvalid, msg);
   });
-  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    std::string what = "internal error";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    spdlog::error("api: handler failed: {}", what);
-    send_error(res, 500, Errc::kIo, "internal error: " + what);
-  });
+  s.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "internal error";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        spdlog::error("api: handler failed: {}", what);
+        send_error(res, 500, Errc::kIo, "internal error: " + what);
+      });
 }
 
 Status ApiServer::start() {
-  server_ = std::make_unique<httplib::SSLServer>(options_.cert_file.c_str(), options_.key_file.c_str());
+  server_ =
+      std::make_unique<httplib::SSLServer>(options_.cert_file.c_str(), options_.key_file.c_str());
   if (!server_->is_valid())
     return make_error(Errc::kInvalid, "cannot load API certificate " + options_.cert_file);
   server_->new_task_queue = [] { return new httplib::ThreadPool(kApiThreads); };

@@ -59,7 +59,8 @@ Result<ApiReply> ApiClient::request(const std::string& method, const std::string
       // Only a request that cannot have been processed moves on: a write that
       // timed out after it was sent may have been committed.
       if (method != "GET" && res.error() == httplib::Error::Read)
-        return make_error(Errc::kTimeout, ep + ": no answer in time; the write may or may not have been committed");
+        return make_error(Errc::kTimeout,
+                          ep + ": no answer in time; the write may or may not have been committed");
       continue;
     }
     ApiReply reply;

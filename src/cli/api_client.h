@@ -2,10 +2,9 @@
 // answers, sends the admin token, verifies the server against the cluster CA.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 

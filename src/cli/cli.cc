@@ -43,7 +43,8 @@ Result<ApiClient> make_client(const GlobalOptions& g, bool need_token) {
     if (!t) return t.error();
     o.token = *t;
   } else if (need_token) {
-    return make_error(Errc::kUnauthorized, "writes need the admin token: use --token-file or BULWARK_TOKEN_FILE");
+    return make_error(Errc::kUnauthorized,
+                      "writes need the admin token: use --token-file or BULWARK_TOKEN_FILE");
   }
   o.ca_file = env_or(g.ca_file, "BULWARK_CA_FILE");
   if (o.ca_file.empty() && !token_file.empty()) {
@@ -52,7 +53,8 @@ Result<ApiClient> make_client(const GlobalOptions& g, bool need_token) {
     if (std::filesystem::exists(guess)) o.ca_file = guess.string();
   }
   if (o.ca_file.empty())
-    return make_error(Errc::kInvalid, "no CA certificate to verify the API: use --ca-file or BULWARK_CA_FILE");
+    return make_error(Errc::kInvalid,
+                      "no CA certificate to verify the API: use --ca-file or BULWARK_CA_FILE");
   return ApiClient(o);
 }
 
@@ -71,7 +73,8 @@ int do_write(const GlobalOptions& g, const std::string& method, const std::strin
   if (r->status != 200) {
     const json err = r->body.value("error", json::object());
     const std::string msg = err.value("message", r->body.dump());
-    std::cerr << "bulwark: refused by " << r->endpoint << " (HTTP " << r->status << "): " << msg << "\n";
+    std::cerr << "bulwark: refused by " << r->endpoint << " (HTTP " << r->status << "): " << msg
+              << "\n";
     if (r->status == 401) return kCliUnauthorized;
     if (err.value("code", "") == "no_quorum") return kCliNoQuorum;
     if (r->status == 400 || r->status == 404 || r->status == 422) return kCliBadInput;
@@ -102,13 +105,15 @@ int run_cli(int argc, char** argv) {
   GlobalOptions g;
   app.add_option("--endpoint", g.endpoint,
                  "API endpoints, comma-separated, tried in order (env BULWARK_ENDPOINT)");
-  app.add_option("--token-file", g.token_file, "file with the admin token (env BULWARK_TOKEN_FILE)");
+  app.add_option("--token-file", g.token_file,
+                 "file with the admin token (env BULWARK_TOKEN_FILE)");
   app.add_option("--ca-file", g.ca_file, "cluster CA certificate (env BULWARK_CA_FILE)");
   app.add_flag("--json", g.json, "machine-readable output");
   int rc = kCliOk;
 
   // init
-  auto* init = app.add_subcommand("init", "create a cluster: config, CA, certificates, secret, token");
+  auto* init =
+      app.add_subcommand("init", "create a cluster: config, CA, certificates, secret, token");
   InitOptions io;
   std::vector<std::string> node_specs;
   init->add_option("--dir", io.dir, "directory to create the cluster files in")->required();
@@ -130,7 +135,8 @@ int run_cli(int argc, char** argv) {
       rc = report(c.error());
       return;
     }
-    std::cout << "cluster " << c->cluster_name << " created in " << io.dir << ": " << c->path << "\n"
+    std::cout << "cluster " << c->cluster_name << " created in " << io.dir << ": " << c->path
+              << "\n"
               << "copy the directory to every node (keep tls/ca.key off them), then run on each:\n"
               << "  bulwarkd --config " << c->path << " --node NAME\n";
   });
@@ -168,7 +174,8 @@ int run_cli(int argc, char** argv) {
       return;
     }
     if (r->status != 200) {
-      std::cerr << "bulwark: " << r->endpoint << " answered HTTP " << r->status << ": " << r->body.dump() << "\n";
+      std::cerr << "bulwark: " << r->endpoint << " answered HTTP " << r->status << ": "
+                << r->body.dump() << "\n";
       rc = r->status == 401 ? kCliUnauthorized : kCliFailed;
       return;
     }
@@ -194,14 +201,17 @@ int run_cli(int argc, char** argv) {
       }
       attrs[kv->first] = kv->second;
     }
-    rc = do_write(g, "POST", "/v1/nodes", {{"name", add_name}, {"address", add_address}, {"attributes", attrs}},
-                  "node " + add_name + " added; start it with: bulwarkd --config FILE --node " + add_name);
+    rc = do_write(
+        g, "POST", "/v1/nodes",
+        {{"name", add_name}, {"address", add_address}, {"attributes", attrs}},
+        "node " + add_name + " added; start it with: bulwarkd --config FILE --node " + add_name);
   });
   auto* node_remove = node->add_subcommand("remove", "remove a node (and its etcd member)");
   std::string remove_name;
   node_remove->add_option("name", remove_name, "node name")->required();
   node_remove->callback([&] {
-    rc = do_write(g, "DELETE", "/v1/nodes/" + remove_name, nullptr, "node " + remove_name + " removed");
+    rc = do_write(g, "DELETE", "/v1/nodes/" + remove_name, nullptr,
+                  "node " + remove_name + " removed");
   });
   auto* node_attr = node->add_subcommand("attr", "set or unset node attributes");
   std::string attr_name;
@@ -223,8 +233,9 @@ int run_cli(int argc, char** argv) {
       rc = report(make_error(Errc::kInvalid, "nothing to change: give KEY=VALUE or --unset KEY"));
       return;
     }
-    rc = do_write(g, "PATCH", "/v1/nodes/" + attr_name + "/attributes", {{"set", set}, {"unset", attr_unsets}},
-                  "attributes of " + attr_name + " updated");
+    rc =
+        do_write(g, "PATCH", "/v1/nodes/" + attr_name + "/attributes",
+                 {{"set", set}, {"unset", attr_unsets}}, "attributes of " + attr_name + " updated");
   });
 
   // dev
@@ -237,12 +248,14 @@ int run_cli(int argc, char** argv) {
     sub->add_option("--dir", d.dir, "cluster directory")->capture_default_str();
     return sub;
   };
-  auto* up = with_dir(dev->add_subcommand("up", "start a local cluster and wait for its coordinator"));
+  auto* up =
+      with_dir(dev->add_subcommand("up", "start a local cluster and wait for its coordinator"));
   up->add_option("--nodes", d.nodes, "number of nodes")->capture_default_str();
   up->add_option("--subnet", d.subnet, "use 127.0.K.0/24 (default: the first free K)");
   up->add_option("--heartbeat-ms", d.heartbeat_ms, "heartbeat interval")->capture_default_str();
   up->add_option("--lease-ms", d.lease_ms, "quorum lease")->capture_default_str();
-  up->add_option("--timeout-ms", d.timeout_ms, "how long to wait for a coordinator")->capture_default_str();
+  up->add_option("--timeout-ms", d.timeout_ms, "how long to wait for a coordinator")
+      ->capture_default_str();
   up->callback([&] { rc = dev_up(d); });
   auto* down = with_dir(dev->add_subcommand("down", "stop every node; leave no process behind"));
   down->add_flag("--purge", d.purge, "also delete the cluster directory");
@@ -250,7 +263,8 @@ int run_cli(int argc, char** argv) {
   auto* ls = with_dir(dev->add_subcommand("ls", "list the nodes and their processes"));
   ls->add_flag("--json", d.json, "machine-readable output");
   ls->callback([&] { rc = dev_ls(d); });
-  auto* kill = with_dir(dev->add_subcommand("kill", "kill or pause a node: daemon, etcd member, everything it started"));
+  auto* kill = with_dir(dev->add_subcommand(
+      "kill", "kill or pause a node: daemon, etcd member, everything it started"));
   kill->add_option("node", d.node, "node name")->required();
   kill->add_option("--signal", d.signal, "KILL (power loss), STOP (pause), CONT (resume), TERM")
       ->capture_default_str();

@@ -37,12 +37,13 @@ Result<Config> init_cluster(const InitOptions& o) {
   const std::string dir = fs::absolute(o.dir).lexically_normal().string();
   const std::string config_path = dir + "/bulwark.yaml";
   if (fs::exists(config_path))
-    return make_error(Errc::kInvalid, config_path + " already exists; refusing to overwrite a cluster");
+    return make_error(Errc::kInvalid,
+                      config_path + " already exists; refusing to overwrite a cluster");
   // Build the YAML and run it through the daemon's own parser first, so that
   // a bad name or address is refused before any file is written.
-  std::string yaml = "cluster:\n  name: " + o.cluster_name + "\n  heartbeat_ms: " +
-                     std::to_string(o.heartbeat_ms) + "\n  lease_ms: " + std::to_string(o.lease_ms) +
-                     "\nnodes:\n";
+  std::string yaml = "cluster:\n  name: " + o.cluster_name +
+                     "\n  heartbeat_ms: " + std::to_string(o.heartbeat_ms) +
+                     "\n  lease_ms: " + std::to_string(o.lease_ms) + "\nnodes:\n";
   for (const auto& [name, address] : o.nodes) {
     yaml += "  - {name: \"" + name + "\", address: \"" + address + "\"}\n";
   }
@@ -54,15 +55,19 @@ Result<Config> init_cluster(const InitOptions& o) {
   if (auto st = create_ca(config->tls_dir, config->cluster_name); !st) return st.error();
   ::chmod(config->tls_dir.c_str(), 0700);
   for (const auto& n : config->nodes) {
-    if (auto st = issue_node_certificate(config->tls_dir, n.name, certificate_addresses(n.address)); !st) return st.error();
+    if (auto st = issue_node_certificate(config->tls_dir, n.name, certificate_addresses(n.address));
+        !st)
+      return st.error();
   }
-  if (auto st = write_file(config->secret_file, random_hex(32) + "\n", 0600); !st) return st.error();
+  if (auto st = write_file(config->secret_file, random_hex(32) + "\n", 0600); !st)
+    return st.error();
   if (auto st = write_file(config->token_file, random_hex(32) + "\n", 0600); !st) return st.error();
   if (auto st = write_file(config_path, render_config(*config), 0644); !st) return st.error();
   return config;
 }
 
-Status issue_certificate(const Config& config, const std::string& name, const std::string& address) {
+Status issue_certificate(const Config& config, const std::string& name,
+                         const std::string& address) {
   if (!valid_node_name(name)) return make_error(Errc::kInvalid, "invalid node name '" + name + "'");
   if (!valid_ip_address(address))
     return make_error(Errc::kInvalid, "address '" + address + "' is not an IPv4 or IPv6 address");

@@ -35,7 +35,9 @@ constexpr int kStopGraceMs = 15000;
 std::string abs_dir(const std::string& d) { return fs::absolute(d).lexically_normal().string(); }
 std::string config_path(const std::string& dir) { return dir + "/bulwark.yaml"; }
 std::string node_dir(const Config& c, const std::string& n) { return c.node_data_dir(n); }
-std::string pid_file(const Config& c, const std::string& n) { return node_dir(c, n) + "/bulwarkd.pid"; }
+std::string pid_file(const Config& c, const std::string& n) {
+  return node_dir(c, n) + "/bulwarkd.pid";
+}
 
 int fail(int code, const std::string& message) {
   std::cerr << "bulwark dev: " << message << "\n";
@@ -106,8 +108,9 @@ Result<int> claim_subnet(const std::string& dir, int wanted, int nodes) {
     }
     if (wanted) break;
   }
-  return make_error(Errc::kUnavailable, wanted ? "127.0." + std::to_string(wanted) + ".0/24 is taken"
-                                               : "no free 127.0.K.0/24 for a dev cluster");
+  return make_error(Errc::kUnavailable, wanted
+                                            ? "127.0." + std::to_string(wanted) + ".0/24 is taken"
+                                            : "no free 127.0.K.0/24 for a dev cluster");
 }
 
 void release_subnet(const Config& c) {
@@ -138,7 +141,8 @@ Status start_node(const Config& c, const std::string& name) {
 std::string endpoints_of(const Config& c) {
   std::string eps;
   for (const auto& n : c.nodes)
-    eps += (eps.empty() ? "" : ",") + std::string("https://") + n.address + ":" + std::to_string(n.ports.api);
+    eps += (eps.empty() ? "" : ",") + std::string("https://") + n.address + ":" +
+           std::to_string(n.ports.api);
   return eps;
 }
 
@@ -167,7 +171,8 @@ Result<json> wait_for_coordinator(const Config& c, int timeout_ms) {
   std::string last = "no node answered";
   while (clock.mono_ms() < deadline) {
     auto r = api.request("GET", "/v1/status");
-    if (r && r->status == 200 && r->body.value("quorate", false) && !r->body["coordinator"].is_null()) {
+    if (r && r->status == 200 && r->body.value("quorate", false) &&
+        !r->body["coordinator"].is_null()) {
       const std::string coord = r->body["coordinator"];
       for (const auto& n : r->body["nodes"]) {
         if (n.value("name", "") == coord && n.value("online", false)) return r->body;
@@ -184,7 +189,8 @@ Result<json> wait_for_coordinator(const Config& c, int timeout_ms) {
 Result<Config> load_dev(const DevOptions& o) {
   const std::string dir = abs_dir(o.dir);
   if (!fs::exists(config_path(dir)))
-    return make_error(Errc::kInvalid, "no dev cluster in " + dir + " (run: bulwark dev up --dir " + o.dir + ")");
+    return make_error(Errc::kInvalid,
+                      "no dev cluster in " + dir + " (run: bulwark dev up --dir " + o.dir + ")");
   return load_config(config_path(dir));
 }
 
@@ -212,7 +218,8 @@ int dev_up(const DevOptions& o) {
     io.heartbeat_ms = o.heartbeat_ms;
     io.lease_ms = o.lease_ms;
     for (int i = 1; i <= o.nodes; ++i)
-      io.nodes.emplace_back("n" + std::to_string(i), "127.0." + std::to_string(*k) + "." + std::to_string(i));
+      io.nodes.emplace_back("n" + std::to_string(i),
+                            "127.0." + std::to_string(*k) + "." + std::to_string(i));
     auto c = init_cluster(io);
     if (!c) return fail(exit_code_for(c.error().code), c.error().message);
     config = *c;
@@ -225,7 +232,8 @@ int dev_up(const DevOptions& o) {
   if (!status) return fail(kCliFailed, status.error().message);
   std::cout << "dev cluster " << config.cluster_name << " is up: " << config.nodes.size()
             << " nodes, coordinator " << (*status)["coordinator"].get<std::string>() << "\n"
-            << "  source " << dir << "/env   # sets BULWARK_ENDPOINT, BULWARK_TOKEN_FILE, BULWARK_CA_FILE\n";
+            << "  source " << dir
+            << "/env   # sets BULWARK_ENDPOINT, BULWARK_TOKEN_FILE, BULWARK_CA_FILE\n";
   return kCliOk;
 }
 
@@ -251,7 +259,8 @@ int dev_down(const DevOptions& o) {
     std::error_code ec;
     fs::remove_all(abs_dir(o.dir), ec);
   }
-  std::cout << "dev cluster " << c->cluster_name << " stopped" << (o.purge ? " and removed" : "") << "\n";
+  std::cout << "dev cluster " << c->cluster_name << " stopped" << (o.purge ? " and removed" : "")
+            << "\n";
   return clean ? kCliOk : kCliFailed;
 }
 
@@ -286,11 +295,16 @@ int dev_kill(const DevOptions& o) {
   if (!c) return fail(kCliBadInput, c.error().message);
   if (!c->find_node(o.node)) return fail(kCliBadInput, "no node '" + o.node + "' in " + c->path);
   int sig = 0;
-  if (o.signal == "KILL") sig = SIGKILL;
-  else if (o.signal == "STOP") sig = SIGSTOP;
-  else if (o.signal == "CONT") sig = SIGCONT;
-  else if (o.signal == "TERM") sig = SIGTERM;
-  else return fail(kCliBadInput, "--signal must be KILL, STOP, CONT or TERM");
+  if (o.signal == "KILL")
+    sig = SIGKILL;
+  else if (o.signal == "STOP")
+    sig = SIGSTOP;
+  else if (o.signal == "CONT")
+    sig = SIGCONT;
+  else if (o.signal == "TERM")
+    sig = SIGTERM;
+  else
+    return fail(kCliBadInput, "--signal must be KILL, STOP, CONT or TERM");
   const pid_t pid = read_pid(*c, o.node);
   if (!group_alive(pid)) return fail(kCliBadInput, "node " + o.node + " is not running");
   signal_group(pid, sig);
@@ -312,11 +326,13 @@ int dev_add(const DevOptions& o) {
   auto c = load_dev(o);
   if (!c) return fail(kCliBadInput, c.error().message);
   Config config = *c;
-  const std::string prefix = config.nodes.front().address.substr(0, config.nodes.front().address.rfind('.') + 1);
+  const std::string prefix =
+      config.nodes.front().address.substr(0, config.nodes.front().address.rfind('.') + 1);
   int index = 1;
   while (config.find_node("n" + std::to_string(index))) ++index;
   const std::string name = o.node.empty() ? "n" + std::to_string(index) : o.node;
-  if (config.find_node(name)) return fail(kCliBadInput, "node " + name + " is already in " + config.path);
+  if (config.find_node(name))
+    return fail(kCliBadInput, "node " + name + " is already in " + config.path);
   int host = 1;
   for (bool used = true; used; ++host) {
     used = false;
@@ -324,7 +340,8 @@ int dev_add(const DevOptions& o) {
     if (!used) break;
   }
   const std::string address = prefix + std::to_string(host);
-  if (auto st = issue_certificate(config, name, address); !st) return fail(kCliFailed, st.error().message);
+  if (auto st = issue_certificate(config, name, address); !st)
+    return fail(kCliFailed, st.error().message);
   // Ask the cluster first: only a node the cluster knows may start.
   const ApiClient api = client_for(config);
   auto r = api.request("POST", "/v1/nodes", json{{"name", name}, {"address", address}});

@@ -15,7 +15,7 @@ struct DevOptions {
   int subnet = 0;  // K of 127.0.K.x; 0: the first free one
   int heartbeat_ms = 50;
   int lease_ms = 300;
-  std::string node;         // kill/start/add
+  std::string node;  // kill/start/add
   std::string signal = "KILL";
   bool json = false;
   bool purge = false;

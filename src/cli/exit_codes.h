@@ -14,10 +14,14 @@ constexpr int kCliUnauthorized = 4;  // missing or wrong admin token
 inline int exit_code_for(Errc code) {
   switch (code) {
     case Errc::kInvalid:
-    case Errc::kNotFound: return kCliBadInput;
-    case Errc::kNoQuorum: return kCliNoQuorum;
-    case Errc::kUnauthorized: return kCliUnauthorized;
-    default: return kCliFailed;
+    case Errc::kNotFound:
+      return kCliBadInput;
+    case Errc::kNoQuorum:
+      return kCliNoQuorum;
+    case Errc::kUnauthorized:
+      return kCliUnauthorized;
+    default:
+      return kCliFailed;
   }
 }
 

@@ -27,12 +27,13 @@ std::string render_status(const json& s) {
   out << "coordinator: " << str(s, "coordinator", "none") << " (epoch " << str(s, "epoch") << ")\n";
   const std::size_t reach = lease.value("reachable", json::array()).size() + 1;
   out << "quorum:      " << (s.value("quorate", false) ? "yes" : "NO") << " (" << reach << " of "
-      << str(lease, "members") << " nodes reachable, majority " << str(lease, "majority") << ", lease "
-      << str(lease, "remaining_ms") << " ms left)\n";
+      << str(lease, "members") << " nodes reachable, majority " << str(lease, "majority")
+      << ", lease " << str(lease, "remaining_ms") << " ms left)\n";
   out << "etcd:        " << (etcd.value("healthy", false) ? "healthy" : "UNHEALTHY") << " ("
-      << str(etcd, "mode") << ", leader " << str(etcd, "leader", "none") << ", v" << str(etcd, "version")
-      << ")";
-  if (etcd.contains("error") && !etcd["error"].is_null()) out << ": " << etcd["error"].get<std::string>();
+      << str(etcd, "mode") << ", leader " << str(etcd, "leader", "none") << ", v"
+      << str(etcd, "version") << ")";
+  if (etcd.contains("error") && !etcd["error"].is_null())
+    out << ": " << etcd["error"].get<std::string>();
   out << "\n";
   out << "store:       revision " << str(store, "revision") << ", "
       << (store.value("watching", false) ? "watching" : "NOT watching") << ", confirmed "

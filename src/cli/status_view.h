@@ -1,9 +1,8 @@
 // Renders the /v1/status JSON for humans.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace bulwark {
 

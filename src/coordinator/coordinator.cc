@@ -6,7 +6,10 @@ namespace bulwark {
 
 Coordinator::Coordinator(const Clock& clock, Store& store, std::string self,
                          std::vector<NodeRecord> founding_nodes)
-    : clock_(clock), store_(store), self_(std::move(self)), founding_nodes_(std::move(founding_nodes)) {}
+    : clock_(clock),
+      store_(store),
+      self_(std::move(self)),
+      founding_nodes_(std::move(founding_nodes)) {}
 
 CoordinatorStats Coordinator::stats() const {
   std::lock_guard lock(mu_);
@@ -19,17 +22,18 @@ void Coordinator::step(const MembershipView& view, const ClusterState& state,
   in.self = self_;
   in.view = view;
   in.record = state.coordinator;
-  in.my_token = mine_ && !(state.coordinator && state.coordinator->mod_revision > mine_->mod_revision)
-                    ? mine_->mod_revision
-                    : 0;
+  in.my_token =
+      mine_ && !(state.coordinator && state.coordinator->mod_revision > mine_->mod_revision)
+          ? mine_->mod_revision
+          : 0;
   in.store_loaded = state.loaded;
   in.membership_settled = membership_settled;
   const EpochAction action = decide_epoch_action(in);
 
   // Our epoch ended only when the store shows a newer coordinator record; a
   // cache still showing an older one is merely behind our claim.
-  const bool superseded = mine_ && state.coordinator &&
-                          state.coordinator->mod_revision > mine_->mod_revision;
+  const bool superseded =
+      mine_ && state.coordinator && state.coordinator->mod_revision > mine_->mod_revision;
   if (superseded) {
     spdlog::info("coordinator: epoch {} ended; {} coordinates now (epoch {})", mine_->epoch,
                  state.coordinator->node, state.coordinator->epoch);
@@ -99,7 +103,8 @@ void Coordinator::act(const MembershipView& view, const ClusterState& state) {
       if (r.error().code != Errc::kConflict) on_write_failed(r.error());
       return;
     }
-    spdlog::info("coordinator: initialised the cluster state with {} nodes", founding_nodes_.size());
+    spdlog::info("coordinator: initialised the cluster state with {} nodes",
+                 founding_nodes_.size());
     store_.wait_for_revision(*r, 500);
     std::lock_guard lock(mu_);
     ++stats_.writes;
@@ -113,11 +118,13 @@ void Coordinator::act(const MembershipView& view, const ClusterState& state) {
     const MemberStatus* m = view.find(name);
     next.online[name] = m != nullptr && m->online;
   }
-  if (state.liveness && state.liveness->epoch == next.epoch && state.liveness->online == next.online)
+  if (state.liveness && state.liveness->epoch == next.epoch &&
+      state.liveness->online == next.online)
     return;
   std::vector<Compare> cmp;
   if (state.liveness) {
-    cmp.push_back(Compare::mod_revision(store_.schema().liveness_key(), state.liveness->mod_revision));
+    cmp.push_back(
+        Compare::mod_revision(store_.schema().liveness_key(), state.liveness->mod_revision));
   } else {
     cmp.push_back(Compare::absent(store_.schema().liveness_key()));
   }

@@ -25,9 +25,9 @@ namespace bulwark {
 struct CoordinatorStats {
   bool acting = false;
   int64_t epoch = 0;
-  int64_t claims = 0;           // epochs this node took
-  int64_t refused_writes = 0;   // writes refused because the epoch was superseded
-  int64_t writes = 0;           // committed coordinator writes
+  int64_t claims = 0;          // epochs this node took
+  int64_t refused_writes = 0;  // writes refused because the epoch was superseded
+  int64_t writes = 0;          // committed coordinator writes
 };
 
 class Coordinator {

@@ -23,7 +23,7 @@ struct EpochInputs {
   std::string self;
   MembershipView view;
   std::optional<CoordinatorRecord> record;  // as the cache sees it
-  int64_t my_token = 0;            // mod_revision of the epoch we took, 0 if none
+  int64_t my_token = 0;                     // mod_revision of the epoch we took, 0 if none
   bool store_loaded = false;
   bool membership_settled = false;  // running for at least one lease: silence means absence
 };

@@ -5,13 +5,12 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define BW_CHECK(cond, msg)                                                         \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s: %s\n", __FILE__, __LINE__, #cond, \
-                   msg);                                                            \
-      std::abort();                                                                 \
-    }                                                                               \
+#define BW_CHECK(cond, msg)                                                                  \
+  do {                                                                                       \
+    if (!(cond)) {                                                                           \
+      std::fprintf(stderr, "%s:%d: check failed: %s: %s\n", __FILE__, __LINE__, #cond, msg); \
+      std::abort();                                                                          \
+    }                                                                                        \
   } while (0)
 
 #ifdef NDEBUG

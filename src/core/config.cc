@@ -18,13 +18,15 @@ namespace fs = std::filesystem;
 // configuration reference in docs/ must list every row (a test checks).
 const std::vector<ConfigKeyword> kKeywords = {
     {"cluster", "name", "string", "(required)", "cluster name: 1-32 of a-z 0-9 -"},
-    {"cluster", "secret_file", "path", "secret", "file with the cluster secret (heartbeat HMAC key)"},
+    {"cluster", "secret_file", "path", "secret",
+     "file with the cluster secret (heartbeat HMAC key)"},
     {"cluster", "token_file", "path", "admin.token", "file with the admin token for API writes"},
     {"cluster", "tls_dir", "path", "tls", "directory with ca.crt and NODE.crt / NODE.key"},
     {"cluster", "heartbeat_ms", "integer, ms", "50", "interval between peer heartbeats"},
     {"cluster", "lease_ms", "integer, ms", "300", "quorum lease length"},
     {"store", "mode", "embedded|external", "embedded", "run an etcd member per node or use one"},
-    {"store", "data_dir", "path", "data", "embedded: each node keeps its etcd data in DATA_DIR/NODE"},
+    {"store", "data_dir", "path", "data",
+     "embedded: each node keeps its etcd data in DATA_DIR/NODE"},
     {"store", "etcd_binary", "path", "/usr/bin/etcd", "embedded: the etcd server to run"},
     {"store", "etcd_heartbeat_ms", "integer, ms", "50", "embedded: etcd --heartbeat-interval"},
     {"store", "etcd_election_ms", "integer, ms", "300", "embedded: etcd --election-timeout"},
@@ -77,9 +79,9 @@ class Section {
       if (!allowed.count(key)) {
         std::string expected;
         for (const auto& a : allowed) expected += (expected.empty() ? "" : ", ") + a;
-        return config_error(path_, item.first,
-                            "unknown key '" + key + "' in " + name_ + " (expected one of: " +
-                                expected + ")");
+        return config_error(
+            path_, item.first,
+            "unknown key '" + key + "' in " + name_ + " (expected one of: " + expected + ")");
       }
     }
     return Ok{};
@@ -88,8 +90,7 @@ class Section {
   Status get_string(const char* key, std::string& out) const {
     const YAML::Node v = node_[key];
     if (!v) return Ok{};
-    if (!v.IsScalar())
-      return config_error(path_, v, std::string(key) + " must be a string");
+    if (!v.IsScalar()) return config_error(path_, v, std::string(key) + " must be a string");
     out = v.as<std::string>();
     return Ok{};
   }
@@ -102,8 +103,8 @@ class Section {
       return config_error(path_, v, std::string(key) + " must be an integer");
     if (parsed < min || parsed > max)
       return config_error(path_, v,
-                          std::string(key) + " must be between " + std::to_string(min) +
-                              " and " + std::to_string(max));
+                          std::string(key) + " must be between " + std::to_string(min) + " and " +
+                              std::to_string(max));
     out = static_cast<int>(parsed);
     return Ok{};
   }
@@ -127,9 +128,9 @@ Status parse_ports(const std::string& path, const YAML::Node& node, const std::s
                    Ports& ports) {
   Section s(path, node, name);
   if (auto st = s.check_keys(); !st) return st;
-  for (auto [key, field] : {std::pair{"api", &ports.api}, std::pair{"heartbeat", &ports.heartbeat},
-                            std::pair{"etcd_client", &ports.etcd_client},
-                            std::pair{"etcd_peer", &ports.etcd_peer}}) {
+  for (auto [key, field] :
+       {std::pair{"api", &ports.api}, std::pair{"heartbeat", &ports.heartbeat},
+        std::pair{"etcd_client", &ports.etcd_client}, std::pair{"etcd_peer", &ports.etcd_peer}}) {
     if (auto st = s.get_int(key, *field, 1, 65535); !st) return st;
   }
   const std::set<int> distinct = {ports.api, ports.heartbeat, ports.etcd_client, ports.etcd_peer};
@@ -155,9 +156,9 @@ Status parse_cluster(const std::string& path, const YAML::Node& node, Config& c)
   if (auto st = s.get_int("heartbeat_ms", c.heartbeat_ms, 5, 10000); !st) return st;
   if (auto st = s.get_int("lease_ms", c.lease_ms, 20, 60000); !st) return st;
   if (c.lease_ms < 2 * c.heartbeat_ms)
-    return config_error(path, node["lease_ms"] ? node["lease_ms"] : node,
-                        "lease_ms must be at least twice heartbeat_ms (" +
-                            std::to_string(c.heartbeat_ms) + ")");
+    return config_error(
+        path, node["lease_ms"] ? node["lease_ms"] : node,
+        "lease_ms must be at least twice heartbeat_ms (" + std::to_string(c.heartbeat_ms) + ")");
   return Ok{};
 }
 
@@ -222,8 +223,8 @@ Status parse_nodes(const std::string& path, const YAML::Node& node, Config& c) {
     if (auto st = s.get_string("name", nc.name); !st) return st;
     if (auto st = s.get_string("address", nc.address); !st) return st;
     if (!valid_node_name(nc.name))
-      return config_error(path, n["name"], "node name '" + nc.name +
-                                               "' must be 1-63 characters of a-z 0-9 - _ .");
+      return config_error(path, n["name"],
+                          "node name '" + nc.name + "' must be 1-63 characters of a-z 0-9 - _ .");
     if (!names.insert(nc.name).second)
       return config_error(path, n["name"], "duplicate node name '" + nc.name + "'");
     if (!valid_ip_address(nc.address))
@@ -245,9 +246,9 @@ Status parse_nodes(const std::string& path, const YAML::Node& node, Config& c) {
     }
     for (int port : {nc.ports.api, nc.ports.heartbeat, nc.ports.etcd_client, nc.ports.etcd_peer}) {
       if (!endpoints.insert(nc.address + "#" + std::to_string(port)).second)
-        return config_error(path, n, "node '" + nc.name + "' uses address " + nc.address +
-                                         " port " + std::to_string(port) +
-                                         " that another node uses too");
+        return config_error(path, n,
+                            "node '" + nc.name + "' uses address " + nc.address + " port " +
+                                std::to_string(port) + " that another node uses too");
     }
     c.nodes.push_back(std::move(nc));
   }
@@ -304,8 +305,9 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
   for (const auto& item : root) {
     const auto key = item.first.as<std::string>();
     if (!kSections.count(key))
-      return config_error(path, item.first,
-                          "unknown key '" + key + "' (expected one of: cluster, nodes, ports, store)");
+      return config_error(
+          path, item.first,
+          "unknown key '" + key + "' (expected one of: cluster, nodes, ports, store)");
   }
   try {
     if (!root["cluster"]) return config_error(path, root, "the cluster section is required");
@@ -348,7 +350,9 @@ Result<Config> load_config(const std::string& path) {
 std::string render_config(const Config& c) {
   YAML::Emitter out;
   const std::string base_dir = fs::path(c.path).parent_path().string();
-  auto rel = [&](const std::string& p) { return fs::path(p).lexically_relative(base_dir).string(); };
+  auto rel = [&](const std::string& p) {
+    return fs::path(p).lexically_relative(base_dir).string();
+  };
   out << YAML::BeginMap;
   out << YAML::Key << "cluster" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "name" << YAML::Value << c.cluster_name;
@@ -378,9 +382,9 @@ std::string render_config(const Config& c) {
     for (const auto& e : c.store.endpoints) out << e;
     out << YAML::EndSeq;
   }
-  for (auto [key, value] : {std::pair{"ca_file", &c.store.ca_file},
-                            std::pair{"cert_file", &c.store.cert_file},
-                            std::pair{"key_file", &c.store.key_file}}) {
+  for (auto [key, value] :
+       {std::pair{"ca_file", &c.store.ca_file}, std::pair{"cert_file", &c.store.cert_file},
+        std::pair{"key_file", &c.store.key_file}}) {
     if (!value->empty()) out << YAML::Key << key << YAML::Value << rel(*value);
   }
   out << YAML::EndMap;

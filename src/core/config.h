@@ -35,8 +35,8 @@ struct StoreConfig {
   int etcd_heartbeat_ms = 50;
   int etcd_election_ms = 300;
   int request_timeout_ms = 2000;
-  std::string prefix;                  // default /bulwark/<cluster>
-  std::vector<std::string> endpoints;  // external mode: https://host:port
+  std::string prefix;                        // default /bulwark/<cluster>
+  std::vector<std::string> endpoints;        // external mode: https://host:port
   std::string ca_file, cert_file, key_file;  // external mode; default from tls_dir
 };
 

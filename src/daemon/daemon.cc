@@ -167,8 +167,10 @@ int Daemon::run() {
   eo.request_timeout_ms = config_.store.request_timeout_ms;
   eo.clock = &clock_;
   eo.ca_file = config_.store.ca_file.empty() ? config_.ca_file() : config_.store.ca_file;
-  eo.cert_file = config_.store.cert_file.empty() ? config_.cert_file(self_.name) : config_.store.cert_file;
-  eo.key_file = config_.store.key_file.empty() ? config_.key_file(self_.name) : config_.store.key_file;
+  eo.cert_file =
+      config_.store.cert_file.empty() ? config_.cert_file(self_.name) : config_.store.cert_file;
+  eo.key_file =
+      config_.store.key_file.empty() ? config_.key_file(self_.name) : config_.store.key_file;
   etcd_ = std::make_unique<EtcdClient>(eo);
 
   if (config_.store.mode == StoreMode::kEmbedded) {
@@ -192,10 +194,11 @@ int Daemon::run() {
     spdlog::error("{}", socket.error().message);
     return kExitFailure;
   }
-  auto membership = std::make_unique<Membership>(clock_, config_.cluster_name, self_.name, secret_,
-                                                 config_.heartbeat_ms, config_.lease_ms,
-                                                 random_u64());
-  membership_ = std::make_unique<MembershipService>(clock_, std::move(membership), std::move(*socket));
+  auto membership =
+      std::make_unique<Membership>(clock_, config_.cluster_name, self_.name, secret_,
+                                   config_.heartbeat_ms, config_.lease_ms, random_u64());
+  membership_ =
+      std::make_unique<MembershipService>(clock_, std::move(membership), std::move(*socket));
   ClusterState empty;
   std::vector<PeerEndpoint> members = members_from(empty);
   membership_->set_members(members);
@@ -203,10 +206,10 @@ int Daemon::run() {
 
   // Two thirds of an etcd election: a claim sent to a member whose leader
   // just died is dropped, and is best retried once a new leader can exist.
-  const int coordinator_timeout_ms =
-      std::max(150, std::min(config_.store.request_timeout_ms, config_.store.etcd_election_ms * 2 / 3));
-  store_ = std::make_unique<Store>(clock_, *etcd_, Schema(config_.store.prefix), config_.cluster_name,
-                                   coordinator_timeout_ms);
+  const int coordinator_timeout_ms = std::max(
+      150, std::min(config_.store.request_timeout_ms, config_.store.etcd_election_ms * 2 / 3));
+  store_ = std::make_unique<Store>(clock_, *etcd_, Schema(config_.store.prefix),
+                                   config_.cluster_name, coordinator_timeout_ms);
   store_->start();
 
   std::vector<NodeRecord> founding;
@@ -235,8 +238,9 @@ int Daemon::run() {
     return kExitFailure;
   }
   health_thread_ = std::thread([this] { health_loop(); });
-  spdlog::info("bulwarkd {} of cluster {} running: API https://{}:{}, heartbeats udp {}", self_.name,
-               config_.cluster_name, url_host(self_.address), self_.ports.api, self_.ports.heartbeat);
+  spdlog::info("bulwarkd {} of cluster {} running: API https://{}:{}, heartbeats udp {}",
+               self_.name, config_.cluster_name, url_host(self_.address), self_.ports.api,
+               self_.ports.heartbeat);
 
   int exit_code = kExitOk;
   bool seen_in_store = false;
@@ -287,11 +291,11 @@ Status Daemon::require_quorum() {
   if (v.holds_lease) return Ok{};
   std::string reach;
   for (const auto& r : v.reachable) reach += (reach.empty() ? "" : ", ") + r;
-  return make_error(Errc::kNoQuorum,
-                    "no quorum: node " + self_.name + " reaches " +
-                        (reach.empty() ? std::string("no other node") : reach) + " (needs " +
-                        std::to_string(v.majority) + " of " + std::to_string(v.members.size()) +
-                        " nodes including itself); nothing was committed");
+  return make_error(Errc::kNoQuorum, "no quorum: node " + self_.name + " reaches " +
+                                         (reach.empty() ? std::string("no other node") : reach) +
+                                         " (needs " + std::to_string(v.majority) + " of " +
+                                         std::to_string(v.members.size()) +
+                                         " nodes including itself); nothing was committed");
 }
 
 Result<int64_t> Daemon::committed(Result<int64_t> r) {
@@ -309,11 +313,11 @@ Status Daemon::retry_member_change(const std::function<Status()>& change) {
     // was) not fully connected, or while it elects a leader; that passes on
     // its own. Anything else is final.
     const std::string& m = st.error().message;
-    const bool transient = st.error().code == Errc::kUnavailable &&
-                           (m.find("unhealthy cluster") != std::string::npos ||
-                            m.find("leader changed") != std::string::npos ||
-                            m.find("no leader") != std::string::npos ||
-                            m.find("unreachable") != std::string::npos);
+    const bool transient =
+        st.error().code == Errc::kUnavailable &&
+        (m.find("unhealthy cluster") != std::string::npos ||
+         m.find("leader changed") != std::string::npos ||
+         m.find("no leader") != std::string::npos || m.find("unreachable") != std::string::npos);
     if (!transient) return st;
     sleep_ms(300);
   }
@@ -321,11 +325,14 @@ Status Daemon::retry_member_change(const std::function<Status()>& change) {
 
 Result<int64_t> Daemon::add_node(const NodeAddRequest& req) {
   if (!valid_node_name(req.name))
-    return make_error(Errc::kInvalid, "node name '" + req.name + "' must be 1-63 characters of a-z 0-9 - _ .");
+    return make_error(Errc::kInvalid,
+                      "node name '" + req.name + "' must be 1-63 characters of a-z 0-9 - _ .");
   if (!valid_ip_address(req.address))
-    return make_error(Errc::kInvalid, "address '" + req.address + "' is not an IPv4 or IPv6 address");
+    return make_error(Errc::kInvalid,
+                      "address '" + req.address + "' is not an IPv4 or IPv6 address");
   for (const auto& [k, v] : req.attributes) {
-    if (!valid_attribute_key(k)) return make_error(Errc::kInvalid, "attribute key '" + k + "' is not valid");
+    if (!valid_attribute_key(k))
+      return make_error(Errc::kInvalid, "attribute key '" + k + "' is not valid");
   }
   if (auto st = require_quorum(); !st) return st.error();
   std::lock_guard lock(write_mu_);
@@ -393,8 +400,8 @@ Result<int64_t> Daemon::remove_node(const std::string& name) {
       auto members = etcd_->member_list();
       if (!members) return members.error();
       for (const auto& m : *members) {
-        const bool match = m.name == name ||
-                           std::find(m.peer_urls.begin(), m.peer_urls.end(), url) != m.peer_urls.end();
+        const bool match = m.name == name || std::find(m.peer_urls.begin(), m.peer_urls.end(),
+                                                       url) != m.peer_urls.end();
         if (!match) continue;
         if (auto removed = etcd_->member_remove(m.id); !removed) return removed;
         spdlog::info("api: removed etcd member {}", name);
@@ -413,8 +420,10 @@ Result<int64_t> Daemon::set_node_attributes(const std::string& name,
                                             const std::map<std::string, std::string>& set,
                                             const std::vector<std::string>& unset) {
   for (const auto& [k, v] : set) {
-    if (!valid_attribute_key(k)) return make_error(Errc::kInvalid, "attribute key '" + k + "' is not valid");
-    if (v.size() > 256) return make_error(Errc::kInvalid, "attribute '" + k + "' is longer than 256 bytes");
+    if (!valid_attribute_key(k))
+      return make_error(Errc::kInvalid, "attribute key '" + k + "' is not valid");
+    if (v.size() > 256)
+      return make_error(Errc::kInvalid, "attribute '" + k + "' is longer than 256 bytes");
   }
   if (auto st = require_quorum(); !st) return st.error();
   return committed(store_->update_node(name, [&](NodeRecord& n) -> Status {
@@ -494,7 +503,8 @@ json Daemon::status() {
                      {"rtt_ms", m && m->rtt_ms >= 0 ? json(m->rtt_ms) : json(nullptr)}});
   };
   if (state.schema_version > 0) {
-    for (const auto& [name, n] : state.nodes) add(name, n.address, node_mode_name(n.mode), n.attributes);
+    for (const auto& [name, n] : state.nodes)
+      add(name, n.address, node_mode_name(n.mode), n.attributes);
   } else {
     for (const auto& n : config_.nodes) add(n.name, n.address, "online", n.attributes);
   }
@@ -532,7 +542,8 @@ int run_daemon(const std::string& config_path, const std::string& node_name) {
     spdlog::error("{}: missing CA certificate", config->ca_file());
     return kExitBadInput;
   }
-  if (auto st = check_certificate_files(config->cert_file(node_name), config->key_file(node_name)); !st) {
+  if (auto st = check_certificate_files(config->cert_file(node_name), config->key_file(node_name));
+      !st) {
     spdlog::error("{}", st.error().message);
     return kExitBadInput;
   }

@@ -103,9 +103,8 @@ std::optional<Heartbeat> decode_heartbeat(std::span<const uint8_t> data, HmacSha
       type != static_cast<uint8_t>(HeartbeatType::kPong))
     return std::nullopt;
   hb.type = static_cast<HeartbeatType>(type);
-  if (!r.u16(hb.flags) || !r.u64(hb.incarnation) || !r.u64(hb.seq) ||
-      !r.u64(hb.echo_incarnation) || !r.u64(hb.echo_seq) || !r.str(hb.cluster) ||
-      !r.str(hb.sender) || !r.str(hb.receiver))
+  if (!r.u16(hb.flags) || !r.u64(hb.incarnation) || !r.u64(hb.seq) || !r.u64(hb.echo_incarnation) ||
+      !r.u64(hb.echo_seq) || !r.str(hb.cluster) || !r.str(hb.sender) || !r.str(hb.receiver))
     return std::nullopt;
   if (r.pos() != body.size()) return std::nullopt;
   return hb;

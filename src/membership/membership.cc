@@ -123,8 +123,9 @@ MembershipView Membership::view() const {
   const int64_t expires = lease_.expires_ms();
   v.holds_lease = expires > now;
   v.lease_remaining_ms =
-      !v.holds_lease ? 0 : (expires == std::numeric_limits<int64_t>::max() ? lease_.lease_ms()
-                                                                            : expires - now);
+      !v.holds_lease
+          ? 0
+          : (expires == std::numeric_limits<int64_t>::max() ? lease_.lease_ms() : expires - now);
   v.majority = lease_.majority();
   v.reachable = lease_.reachable(now);
   v.rejected_datagrams = rejected_;

@@ -50,7 +50,7 @@ struct MembershipView {
   bool holds_lease = false;
   int64_t lease_remaining_ms = 0;  // 0 when not held
   int majority = 0;
-  std::vector<MemberStatus> members;  // sorted by name
+  std::vector<MemberStatus> members;   // sorted by name
   std::vector<std::string> reachable;  // online peers (self excluded)
   uint64_t rejected_datagrams = 0;     // failed authentication, replays, strangers
 
@@ -92,8 +92,8 @@ class Membership {
   uint64_t next_seq_ = 1;
   int64_t next_tick_ms_ = 0;
   QuorumLease lease_;
-  std::map<std::string, PeerState> peers_;        // excludes self
-  std::map<uint64_t, PendingPing> pending_;       // our unanswered pings by seq
+  std::map<std::string, PeerState> peers_;   // excludes self
+  std::map<uint64_t, PendingPing> pending_;  // our unanswered pings by seq
   uint64_t rejected_ = 0;
 };
 

@@ -10,7 +10,9 @@ MembershipService::MembershipService(const Clock& clock, std::unique_ptr<Members
 
 MembershipService::~MembershipService() { stop(); }
 
-void MembershipService::start() { thread_ = std::thread([this] { run(); }); }
+void MembershipService::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 void MembershipService::stop() {
   stop_ = true;

@@ -54,7 +54,8 @@ Status write_key(const std::string& path, EVP_PKEY* key) {
 
 Status write_cert(const std::string& path, X509* cert) {
   File f = open_for_write(path, 0644);
-  if (!f || PEM_write_X509(f.get(), cert) != 1) return make_error(Errc::kIo, "cannot write " + path);
+  if (!f || PEM_write_X509(f.get(), cert) != 1)
+    return make_error(Errc::kIo, "cannot write " + path);
   return Ok{};
 }
 
@@ -98,7 +99,8 @@ Status create_ca(const std::string& dir, const std::string& cluster_name) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return make_error(Errc::kIo, "cannot create " + dir + ": " + ec.message());
-  if (fs::exists(dir + "/ca.key")) return make_error(Errc::kInvalid, dir + "/ca.key already exists");
+  if (fs::exists(dir + "/ca.key"))
+    return make_error(Errc::kInvalid, dir + "/ca.key already exists");
   PKey key = new_key();
   if (!key) return make_error(Errc::kIo, ssl_error("key generation"));
   Cert cert = new_cert("bulwark CA " + cluster_name, key.get(), kCaDays);
@@ -126,7 +128,8 @@ Status issue_node_certificate(const std::string& dir, const std::string& name,
   std::string san = "DNS:" + name;
   for (const auto& a : addresses) san += ",IP:" + a;
   if (!add_ext(cert.get(), ca_cert.get(), NID_basic_constraints, "critical,CA:FALSE") ||
-      !add_ext(cert.get(), ca_cert.get(), NID_key_usage, "critical,digitalSignature,keyEncipherment") ||
+      !add_ext(cert.get(), ca_cert.get(), NID_key_usage,
+               "critical,digitalSignature,keyEncipherment") ||
       !add_ext(cert.get(), ca_cert.get(), NID_ext_key_usage, "serverAuth,clientAuth") ||
       !add_ext(cert.get(), ca_cert.get(), NID_subject_alt_name, san) ||
       !add_ext(cert.get(), ca_cert.get(), NID_authority_key_identifier, "keyid:always"))

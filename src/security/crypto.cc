@@ -1,8 +1,8 @@
 #include "security/crypto.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
 #include <openssl/hmac.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
@@ -63,9 +63,8 @@ bool constant_time_equal(std::span<const uint8_t> a, std::span<const uint8_t> b)
 }
 
 bool constant_time_equal(const std::string& a, const std::string& b) {
-  return constant_time_equal(
-      std::span(reinterpret_cast<const uint8_t*>(a.data()), a.size()),
-      std::span(reinterpret_cast<const uint8_t*>(b.data()), b.size()));
+  return constant_time_equal(std::span(reinterpret_cast<const uint8_t*>(a.data()), a.size()),
+                             std::span(reinterpret_cast<const uint8_t*>(b.data()), b.size()));
 }
 
 std::string random_hex(std::size_t bytes) {
@@ -96,7 +95,8 @@ Result<std::string> read_secret_file(const std::string& path) {
   std::string s = buf.str();
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   while (!s.empty() && (s.front() == ' ' || s.front() == '\n')) s.erase(s.begin());
-  if (s.size() < 16) return make_error(Errc::kInvalid, path + ": empty or too short to be a secret");
+  if (s.size() < 16)
+    return make_error(Errc::kInvalid, path + ": empty or too short to be a secret");
   return s;
 }
 

@@ -34,8 +34,8 @@ Status EmbeddedEtcd::prepare(EtcdClient& probe) {
   std::error_code ec;
   fs::create_directories(config_.node_data_dir(self_.name), ec);
   if (ec)
-    return make_error(Errc::kIo, "cannot create " + config_.node_data_dir(self_.name) + ": " +
-                                     ec.message());
+    return make_error(Errc::kIo,
+                      "cannot create " + config_.node_data_dir(self_.name) + ": " + ec.message());
   ::chmod(config_.node_data_dir(self_.name).c_str(), 0700);
   if (!fs::exists(config_.store.etcd_binary))
     return make_error(Errc::kInvalid, config_.store.etcd_binary +
@@ -60,10 +60,10 @@ Status EmbeddedEtcd::prepare(EtcdClient& probe) {
       for (const auto& u : m.peer_urls) cluster += (cluster.empty() ? "" : ",") + name + "=" + u;
     }
     if (!listed)
-      return make_error(Errc::kInvalid,
-                        "the running cluster does not list node '" + self_.name + "' (" + mine +
-                            "); add it first with: bulwark node add " + self_.name +
-                            " --address " + self_.address);
+      return make_error(Errc::kInvalid, "the running cluster does not list node '" + self_.name +
+                                            "' (" + mine +
+                                            "); add it first with: bulwark node add " + self_.name +
+                                            " --address " + self_.address);
     initial_cluster_ = cluster;
     join_existing_ = true;
     spdlog::info("etcd: joining the running cluster as a new member ({})", initial_cluster_);

@@ -21,7 +21,6 @@ std::string url_host(const std::string& address);  // brackets IPv6 literals
 std::string peer_url(const std::string& address, int port);
 std::string client_url(const std::string& address, int port);
 
-
 class EmbeddedEtcd {
  public:
   EmbeddedEtcd(const Clock& clock, const Config& config, const NodeConfig& self);

@@ -293,8 +293,8 @@ Result<EtcdMember> EtcdClient::member_add(const std::string& peer_url) {
   auto reply = post("/v3/cluster/member/add", req.dump(), false);
   if (!reply) return reply.error();
   if (reply->status != 200)
-    return make_error(Errc::kUnavailable, "etcd refused to add member " + peer_url + ": " +
-                                              etcd_message(reply->body));
+    return make_error(Errc::kUnavailable,
+                      "etcd refused to add member " + peer_url + ": " + etcd_message(reply->body));
   const json j = json::parse(reply->body, nullptr, false);
   if (!j.is_object() || !j.contains("member"))
     return make_error(Errc::kUnavailable, "etcd sent malformed JSON");
@@ -309,15 +309,25 @@ Status EtcdClient::member_remove(uint64_t id) {
   auto reply = post("/v3/cluster/member/remove", req.dump(), false);
   if (!reply) return reply.error();
   if (reply->status != 200)
-    return make_error(Errc::kUnavailable, "etcd refused to remove member: " +
-                                              etcd_message(reply->body));
+    return make_error(Errc::kUnavailable,
+                      "etcd refused to remove member: " + etcd_message(reply->body));
+  return Ok{};
+}
+
+Status EtcdClient::compact(int64_t revision) {
+  const json req = {{"revision", std::to_string(revision)}, {"physical", true}};
+  auto reply = post("/v3/kv/compaction", req.dump(), true);
+  if (!reply) return reply.error();
+  if (reply->status != 200)
+    return make_error(Errc::kUnavailable, "etcd compaction refused: " + etcd_message(reply->body));
   return Ok{};
 }
 
 Result<EtcdStatus> EtcdClient::status(const std::string& endpoint) {
   auto cli = acquire(endpoint, std::min(options_.request_timeout_ms, 1000));
   auto res = cli->Post("/v3/maintenance/status", "{}", "application/json");
-  if (!res) return make_error(Errc::kUnavailable, endpoint + ": " + httplib::to_string(res.error()));
+  if (!res)
+    return make_error(Errc::kUnavailable, endpoint + ": " + httplib::to_string(res.error()));
   release(endpoint, std::move(cli));
   if (res->status != 200)
     return make_error(Errc::kUnavailable, endpoint + ": " + etcd_message(res->body));
@@ -391,9 +401,8 @@ Status EtcdClient::watch(
       }
       const json r = j.value("result", json::object());
       if (i64(r, "compact_revision") > 0) {
-        outcome = make_error(Errc::kConflict,
-                             "watch revision compacted at " +
-                                 std::to_string(i64(r, "compact_revision")));
+        outcome = make_error(Errc::kConflict, "watch revision compacted at " +
+                                                  std::to_string(i64(r, "compact_revision")));
         done = true;
         return false;
       }

@@ -117,6 +117,8 @@ class EtcdClient {
   Result<std::vector<EtcdMember>> member_list();
   Result<EtcdMember> member_add(const std::string& peer_url);
   Status member_remove(uint64_t id);
+  // Discards history before `revision` (etcd compaction).
+  Status compact(int64_t revision);
   // Status of one endpoint (not the others): for health reporting.
   Result<EtcdStatus> status(const std::string& endpoint);
 

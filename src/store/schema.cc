@@ -8,7 +8,9 @@ namespace {
 using json = nlohmann::json;
 
 json ports_json(const Ports& p) {
-  return {{"api", p.api}, {"heartbeat", p.heartbeat}, {"etcd_client", p.etcd_client},
+  return {{"api", p.api},
+          {"heartbeat", p.heartbeat},
+          {"etcd_client", p.etcd_client},
           {"etcd_peer", p.etcd_peer}};
 }
 
@@ -28,9 +30,12 @@ Result<T> parse_with(const std::string& value, const char* what,
 
 const char* node_mode_name(NodeMode mode) {
   switch (mode) {
-    case NodeMode::kOnline: return "online";
-    case NodeMode::kStandby: return "standby";
-    case NodeMode::kMaintenance: return "maintenance";
+    case NodeMode::kOnline:
+      return "online";
+    case NodeMode::kStandby:
+      return "standby";
+    case NodeMode::kMaintenance:
+      return "maintenance";
   }
   return "online";
 }

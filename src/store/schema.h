@@ -58,7 +58,7 @@ struct ClusterState {
   std::map<std::string, NodeRecord> nodes;
   std::optional<CoordinatorRecord> coordinator;
   std::optional<LivenessRecord> liveness;
-  int64_t revision = 0;            // newest store revision the cache has applied
+  int64_t revision = 0;             // newest store revision the cache has applied
   std::vector<std::string> errors;  // values that failed to decode
 };
 

@@ -40,7 +40,9 @@ Store::Store(const Clock& clock, EtcdClient& etcd, Schema schema, std::string cl
 
 Store::~Store() { stop(); }
 
-void Store::start() { thread_ = std::thread([this] { run_watch(); }); }
+void Store::start() {
+  thread_ = std::thread([this] { run_watch(); });
+}
 
 void Store::stop() {
   stop_ = true;
@@ -142,10 +144,7 @@ void Store::run_watch() {
     }
     const auto st = etcd_.watch(
         schema_.root(), from,
-        [this](const std::vector<WatchEvent>& ev, int64_t rev) {
-          apply(ev, rev);
-        },
-        stop_);
+        [this](const std::vector<WatchEvent>& ev, int64_t rev) { apply(ev, rev); }, stop_);
     {
       std::lock_guard lock(mu_);
       watching_ = false;
@@ -177,8 +176,9 @@ Result<CoordinatorRecord> Store::claim_coordinator(const std::string& self,
   next.acquired_wall_ms = clock_.wall_ms();
   const Compare cmp = seen ? Compare::mod_revision(schema_.coordinator_key(), seen->mod_revision)
                            : Compare::absent(schema_.coordinator_key());
-  auto r = etcd_.txn({cmp}, {TxnOp::put(schema_.coordinator_key(), Schema::encode_coordinator(next))},
-                     {}, coordinator_timeout_ms_);
+  auto r =
+      etcd_.txn({cmp}, {TxnOp::put(schema_.coordinator_key(), Schema::encode_coordinator(next))},
+                {}, coordinator_timeout_ms_);
   if (!r) return r.error();
   if (!r->succeeded)
     return make_error(Errc::kConflict, "the coordinator record changed before the claim");
@@ -188,7 +188,8 @@ Result<CoordinatorRecord> Store::claim_coordinator(const std::string& self,
 
 Result<int64_t> Store::coordinator_write(const CoordinatorRecord& mine,
                                          std::vector<Compare> compares, std::vector<TxnOp> ops) {
-  compares.insert(compares.begin(), Compare::mod_revision(schema_.coordinator_key(), mine.mod_revision));
+  compares.insert(compares.begin(),
+                  Compare::mod_revision(schema_.coordinator_key(), mine.mod_revision));
   auto r = etcd_.txn(compares, ops, {}, coordinator_timeout_ms_);
   if (!r) return r.error();
   if (!r->succeeded) {
@@ -205,7 +206,8 @@ Result<int64_t> Store::coordinator_write(const CoordinatorRecord& mine,
 Result<int64_t> Store::initialize(const CoordinatorRecord& mine,
                                   const std::vector<NodeRecord>& nodes) {
   std::vector<TxnOp> ops = {TxnOp::put(schema_.schema_key(), schema_.encode_schema(cluster_name_))};
-  for (const auto& n : nodes) ops.push_back(TxnOp::put(schema_.node_key(n.name), Schema::encode_node(n)));
+  for (const auto& n : nodes)
+    ops.push_back(TxnOp::put(schema_.node_key(n.name), Schema::encode_node(n)));
   return coordinator_write(mine, {Compare::absent(schema_.schema_key())}, ops);
 }
 
@@ -267,7 +269,8 @@ Result<int64_t> Store::delete_node_once(const std::string& name) {
   if (cur->kvs.empty()) return make_error(Errc::kNotFound, "no node named '" + name + "'");
   auto r = etcd_.txn({Compare::mod_revision(key, cur->kvs[0].mod_revision)}, {TxnOp::del(key)});
   if (!r) return r.error();
-  if (!r->succeeded) return make_error(Errc::kConflict, "node '" + name + "' changed during removal");
+  if (!r->succeeded)
+    return make_error(Errc::kConflict, "node '" + name + "' changed during removal");
   return r->revision;
 }
 

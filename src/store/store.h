@@ -10,8 +10,8 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "core/env.h"
@@ -22,10 +22,10 @@ namespace bulwark {
 
 struct CacheInfo {
   bool loaded = false;
-  bool watching = false;       // a watch stream is established now
-  int64_t revision = 0;        // newest revision applied to the cache
+  bool watching = false;          // a watch stream is established now
+  int64_t revision = 0;           // newest revision applied to the cache
   int64_t confirmed_ago_ms = -1;  // since a linearizable read proved the cache current
-  int64_t reloads = 0;         // full reloads (start, compaction)
+  int64_t reloads = 0;            // full reloads (start, compaction)
   std::string last_error;
 };
 

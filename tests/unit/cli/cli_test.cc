@@ -1,18 +1,18 @@
 // Tests of the `bulwark` CLI pieces that need no running cluster: list and
 // endpoint parsing, exit codes, the status rendering, and argument errors
 // that must be refused before any request is sent.
+#include "cli/cli.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "cli/api_client.h"
-#include "cli/cli.h"
 #include "cli/exit_codes.h"
 #include "cli/status_view.h"
 
@@ -27,7 +27,8 @@ bool contains(const std::string& s, const std::string& part) {
 
 TEST(SplitListTest, SplitsOnCommasAndTrimsSpaces) {
   EXPECT_EQ(split_list("a,b , c"), (std::vector<std::string>{"a", "b", "c"}));
-  EXPECT_EQ(split_list("https://10.0.0.1:7400"), (std::vector<std::string>{"https://10.0.0.1:7400"}));
+  EXPECT_EQ(split_list("https://10.0.0.1:7400"),
+            (std::vector<std::string>{"https://10.0.0.1:7400"}));
   EXPECT_EQ(split_list("  one  "), (std::vector<std::string>{"one"}));
   EXPECT_EQ(split_list("a b,c"), (std::vector<std::string>{"a b", "c"})) << "inner spaces stay";
 }
@@ -48,9 +49,9 @@ TEST(NormalizeEndpointTest, AddsHttpsWhenNoSchemeIsGiven) {
 
 TEST(ExitCodeTest, FollowsTheErrorKind) {
   const std::map<Errc, int> expected = {
-      {Errc::kInvalid, 2},     {Errc::kNotFound, 2},   {Errc::kNoQuorum, 3},
-      {Errc::kUnauthorized, 4}, {Errc::kConflict, 1},   {Errc::kEpochSuperseded, 1},
-      {Errc::kUnavailable, 1}, {Errc::kTimeout, 1},    {Errc::kIo, 1},
+      {Errc::kInvalid, 2},      {Errc::kNotFound, 2}, {Errc::kNoQuorum, 3},
+      {Errc::kUnauthorized, 4}, {Errc::kConflict, 1}, {Errc::kEpochSuperseded, 1},
+      {Errc::kUnavailable, 1},  {Errc::kTimeout, 1},  {Errc::kIo, 1},
   };
   for (const auto& [code, rc] : expected) {
     EXPECT_EQ(exit_code_for(code), rc) << errc_name(code);
@@ -207,7 +208,7 @@ class RunCliTest : public ::testing::Test {
   }
 
   static constexpr const char* kVariables[] = {"BULWARK_ENDPOINT", "BULWARK_TOKEN_FILE",
-                                                "BULWARK_CA_FILE"};
+                                               "BULWARK_CA_FILE"};
   std::map<std::string, std::string> saved_;
 };
 
@@ -221,9 +222,7 @@ TEST_F(RunCliTest, UsageErrorsExitWithTwo) {
   EXPECT_EQ(run({"bulwark", "init", "--dir", "/nonexistent"}), kCliBadInput);
 }
 
-TEST_F(RunCliTest, HelpExitsWithZero) {
-  EXPECT_EQ(run({"bulwark", "--help"}), kCliOk);
-}
+TEST_F(RunCliTest, HelpExitsWithZero) { EXPECT_EQ(run({"bulwark", "--help"}), kCliOk); }
 
 TEST_F(RunCliTest, InvalidAssignmentsAreRefusedBeforeAnyRequest) {
   // An endpoint nobody listens on: these must fail before trying it.

@@ -13,9 +13,12 @@ namespace {
 
 const char* action_name(EpochAction a) {
   switch (a) {
-    case EpochAction::kNone: return "kNone";
-    case EpochAction::kClaim: return "kClaim";
-    case EpochAction::kAct: return "kAct";
+    case EpochAction::kNone:
+      return "kNone";
+    case EpochAction::kClaim:
+      return "kClaim";
+    case EpochAction::kAct:
+      return "kAct";
   }
   return "?";
 }
@@ -196,8 +199,9 @@ TEST(EpochPolicySweepTest, OnlyTheLeaseHolderWithItsTokenActs) {
     const bool token_matches = bits & 16;
     if (!token_matches) in.my_token = 0;
     const bool may_decide = in.store_loaded && in.view.is_member && in.view.holds_lease;
-    const EpochAction expected =
-        !may_decide ? EpochAction::kNone : (token_matches ? EpochAction::kAct : EpochAction::kClaim);
+    const EpochAction expected = !may_decide
+                                     ? EpochAction::kNone
+                                     : (token_matches ? EpochAction::kAct : EpochAction::kClaim);
     EXPECT_EQ(decide_epoch_action(in), expected) << "bits " << bits;
   }
 }

@@ -168,69 +168,70 @@ TEST_P(UnknownKeyTest, PointsAtTheKey) {
   const UnknownKeyCase& tc = GetParam();
   const std::string msg = parse_error(tc.text);
   const std::string expected = std::string(kPath) + ":" + tc.position + ": unknown key";
-  EXPECT_TRUE(starts_with(msg, expected)) << "message: " << msg << "\nexpected prefix: " << expected;
+  EXPECT_TRUE(starts_with(msg, expected))
+      << "message: " << msg << "\nexpected prefix: " << expected;
   EXPECT_TRUE(contains(msg, std::string("'") + tc.key + "'")) << msg;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    ConfigTest, UnknownKeyTest,
-    ::testing::Values(
-        UnknownKeyCase{"TopLevel",
-                       "cluster:\n"
-                       "  name: demo\n"
-                       "nodez:\n"
-                       "  - name: n1\n"
-                       "    address: 10.0.0.1\n",
-                       "3:1", "nodez"},
-        UnknownKeyCase{"Cluster",
-                       "cluster:\n"
-                       "  name: demo\n"
-                       "  lease: 300\n"
-                       "nodes:\n"
-                       "  - name: n1\n"
-                       "    address: 10.0.0.1\n",
-                       "3:3", "lease"},
-        UnknownKeyCase{"Store",
-                       "cluster:\n"
-                       "  name: demo\n"
-                       "store:\n"
-                       "  mode: embedded\n"
-                       "  # comments count as lines\n"
-                       "  datadir: /var/lib/bulwark\n"
-                       "nodes:\n"
-                       "  - name: n1\n"
-                       "    address: 10.0.0.1\n",
-                       "6:3", "datadir"},
-        UnknownKeyCase{"Ports",
-                       "cluster:\n"
-                       "  name: demo\n"
-                       "ports:\n"
-                       "  http: 80\n"
-                       "nodes:\n"
-                       "  - name: n1\n"
-                       "    address: 10.0.0.1\n",
-                       "4:3", "http"},
-        UnknownKeyCase{"SecondNode",
-                       "cluster:\n"
-                       "  name: demo\n"
-                       "nodes:\n"
-                       "  - name: n1\n"
-                       "    address: 10.0.0.1\n"
-                       "  - name: n2\n"
-                       "    address: 10.0.0.2\n"
-                       "    zone: b\n",
-                       "8:5", "zone"},
-        UnknownKeyCase{"NodePorts",
-                       "cluster:\n"
-                       "  name: demo\n"
-                       "nodes:\n"
-                       "  - name: n1\n"
-                       "    address: 10.0.0.1\n"
-                       "    ports:\n"
-                       "      api: 7400\n"
-                       "      ssh: 22\n",
-                       "8:7", "ssh"}),
-    [](const ::testing::TestParamInfo<UnknownKeyCase>& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(ConfigTest, UnknownKeyTest,
+                         ::testing::Values(UnknownKeyCase{"TopLevel",
+                                                          "cluster:\n"
+                                                          "  name: demo\n"
+                                                          "nodez:\n"
+                                                          "  - name: n1\n"
+                                                          "    address: 10.0.0.1\n",
+                                                          "3:1", "nodez"},
+                                           UnknownKeyCase{"Cluster",
+                                                          "cluster:\n"
+                                                          "  name: demo\n"
+                                                          "  lease: 300\n"
+                                                          "nodes:\n"
+                                                          "  - name: n1\n"
+                                                          "    address: 10.0.0.1\n",
+                                                          "3:3", "lease"},
+                                           UnknownKeyCase{"Store",
+                                                          "cluster:\n"
+                                                          "  name: demo\n"
+                                                          "store:\n"
+                                                          "  mode: embedded\n"
+                                                          "  # comments count as lines\n"
+                                                          "  datadir: /var/lib/bulwark\n"
+                                                          "nodes:\n"
+                                                          "  - name: n1\n"
+                                                          "    address: 10.0.0.1\n",
+                                                          "6:3", "datadir"},
+                                           UnknownKeyCase{"Ports",
+                                                          "cluster:\n"
+                                                          "  name: demo\n"
+                                                          "ports:\n"
+                                                          "  http: 80\n"
+                                                          "nodes:\n"
+                                                          "  - name: n1\n"
+                                                          "    address: 10.0.0.1\n",
+                                                          "4:3", "http"},
+                                           UnknownKeyCase{"SecondNode",
+                                                          "cluster:\n"
+                                                          "  name: demo\n"
+                                                          "nodes:\n"
+                                                          "  - name: n1\n"
+                                                          "    address: 10.0.0.1\n"
+                                                          "  - name: n2\n"
+                                                          "    address: 10.0.0.2\n"
+                                                          "    zone: b\n",
+                                                          "8:5", "zone"},
+                                           UnknownKeyCase{"NodePorts",
+                                                          "cluster:\n"
+                                                          "  name: demo\n"
+                                                          "nodes:\n"
+                                                          "  - name: n1\n"
+                                                          "    address: 10.0.0.1\n"
+                                                          "    ports:\n"
+                                                          "      api: 7400\n"
+                                                          "      ssh: 22\n",
+                                                          "8:7", "ssh"}),
+                         [](const ::testing::TestParamInfo<UnknownKeyCase>& info) {
+                           return info.param.name;
+                         });
 
 // The remaining validation rules: each case must be refused with a message
 // that names the problem and, where a value is at fault, its position.
@@ -401,20 +402,21 @@ INSTANTIATE_TEST_SUITE_P(
                     "  - name: n1\n"
                     "    address: 10.0.0.1\n",
                     "3:17: ", "heartbeat_ms must be between 5 and 10000"},
-        InvalidCase{"TwoNodesShareAddressAndPort",
-                    "cluster:\n"
-                    "  name: demo\n"
-                    "nodes:\n"
-                    "  - name: n1\n"
-                    "    address: 10.0.0.1\n"
-                    "  - name: n2\n"
-                    "    address: 10.0.0.1\n"
-                    "    ports:\n"
-                    "      api: 8400\n"
-                    "      heartbeat: 8401\n"
-                    "      etcd_client: 8379\n"
-                    "      etcd_peer: 2380\n",
-                    "6:5: ", "node 'n2' uses address 10.0.0.1 port 2380 that another node uses too"},
+        InvalidCase{
+            "TwoNodesShareAddressAndPort",
+            "cluster:\n"
+            "  name: demo\n"
+            "nodes:\n"
+            "  - name: n1\n"
+            "    address: 10.0.0.1\n"
+            "  - name: n2\n"
+            "    address: 10.0.0.1\n"
+            "    ports:\n"
+            "      api: 8400\n"
+            "      heartbeat: 8401\n"
+            "      etcd_client: 8379\n"
+            "      etcd_peer: 2380\n",
+            "6:5: ", "node 'n2' uses address 10.0.0.1 port 2380 that another node uses too"},
         InvalidCase{"PortsNotDistinct",
                     "cluster:\n"
                     "  name: demo\n"

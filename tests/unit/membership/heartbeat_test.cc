@@ -149,9 +149,8 @@ TEST(HeartbeatTest, AuthenticButMalformedHeaderFails) {
     uint8_t value;
     const char* what;
   };
-  for (const Change c : {Change{0, 'X', "magic"}, Change{3, 'b', "magic"},
-                         Change{4, 2, "version"}, Change{4, 0, "version"},
-                         Change{5, 0, "type"}, Change{5, 3, "type"}}) {
+  for (const Change c : {Change{0, 'X', "magic"}, Change{3, 'b', "magic"}, Change{4, 2, "version"},
+                         Change{4, 0, "version"}, Change{5, 0, "type"}, Change{5, 3, "type"}}) {
     auto bad = good;
     bad[c.offset] = c.value;
     EXPECT_FALSE(decode_heartbeat(retag(bad), as_bytes(kSecret)).has_value())
