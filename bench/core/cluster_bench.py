@@ -196,22 +196,26 @@ def write_latency(c: Cluster, count: int):
     return lat, cli
 
 
-def proc_usage(pid: int, seconds: float):
+def proc_usage(pids, seconds: float):
+    """Resident MiB and % of one core of each pid, sampled over the same
+    window."""
     hz = os.sysconf("SC_CLK_TCK")
 
-    def cpu():
+    def cpu(pid):
         f = Path(f"/proc/{pid}/stat").read_text()
         rest = f[f.rfind(")") + 2:].split()
         return int(rest[11]) + int(rest[12])
 
-    a = cpu()
+    before = {p: cpu(p) for p in pids}
     time.sleep(seconds)
-    b = cpu()
-    rss_kib = 0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            rss_kib = int(line.split()[1])
-    return rss_kib / 1024, (b - a) / hz / seconds * 100
+    out = {}
+    for p in pids:
+        rss_kib = 0
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss_kib = int(line.split()[1])
+        out[p] = (rss_kib / 1024, (cpu(p) - before[p]) / hz / seconds * 100)
+    return out
 
 
 def main():
@@ -219,7 +223,7 @@ def main():
     ap.add_argument("--bin", default="build/bin")
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--writes", type=int, default=500)
-    ap.add_argument("--idle-seconds", type=float, default=10)
+    ap.add_argument("--idle-seconds", type=float, default=30)
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bulwark-bench-"))
     c = Cluster(Path(args.bin).resolve(), root, 3)
@@ -255,14 +259,19 @@ def main():
 
         c.steady()
         c.refresh()
+        coord = c.settled()
         time.sleep(2)
-        pid, etcd_pid = c.pids("n2")
-        rss, cpu = proc_usage(pid, args.idle_seconds)
-        erss, ecpu = proc_usage(etcd_pid, args.idle_seconds)
-        print(f"\nidle node over {args.idle_seconds:.0f} s:")
-        print(f"  bulwarkd: {rss:.1f} MiB resident, {cpu:.2f} % of a core   "
-              f"(target: <= 20 MiB, <= 1 %)")
-        print(f"  etcd member beside it: {erss:.1f} MiB resident, {ecpu:.2f} % of a core")
+        pids = {n: c.pids(n) for n in sorted(c.info)}
+        c.conns.clear()  # no client traffic while measuring
+        usage = proc_usage([p for pair in pids.values() for p in pair], args.idle_seconds)
+        print(f"\nidle nodes over {args.idle_seconds:.0f} s (same window):")
+        for n, (pid, etcd_pid) in pids.items():
+            rss, cpu = usage[pid]
+            erss, ecpu = usage[etcd_pid]
+            role = " (coordinator)" if n == coord else ""
+            print(f"  {n}{role}: bulwarkd {rss:.1f} MiB, {cpu:.2f} % of a core; "
+                  f"its etcd member {erss:.1f} MiB, {ecpu:.2f} %")
+        print("  (target for bulwarkd: <= 20 MiB resident, <= 1 % of a core)")
     finally:
         c.down()
         shutil.rmtree(root, ignore_errors=True)

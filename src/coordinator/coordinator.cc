@@ -16,7 +16,7 @@ CoordinatorStats Coordinator::stats() const {
   return stats_;
 }
 
-void Coordinator::step(const MembershipView& view, const ClusterState& state,
+bool Coordinator::step(const MembershipView& view, const ClusterState& state,
                        bool membership_settled) {
   EpochInputs in;
   in.self = self_;
@@ -48,7 +48,7 @@ void Coordinator::step(const MembershipView& view, const ClusterState& state,
 
   if (action == EpochAction::kClaim) {
     const int64_t now = clock_.mono_ms();
-    if (now < next_claim_mono_ms_) return;
+    if (now < next_claim_mono_ms_) return true;
     auto claimed = store_.claim_coordinator(self_, state.coordinator);
     if (!claimed) {
       // Lost the race (another node claimed) or etcd is unavailable: look
@@ -56,7 +56,7 @@ void Coordinator::step(const MembershipView& view, const ClusterState& state,
       next_claim_mono_ms_ = now + 20;
       if (claimed.error().code != Errc::kConflict)
         spdlog::warn("coordinator: cannot claim the epoch: {}", claimed.error().message);
-      return;
+      return true;
     }
     mine_ = *claimed;
     spdlog::info("coordinator: took epoch {} (previous holder: {})", mine_->epoch,
@@ -71,7 +71,7 @@ void Coordinator::step(const MembershipView& view, const ClusterState& state,
     ClusterState now_state = state;
     now_state.coordinator = *mine_;
     act(view, now_state);
-    return;
+    return false;
   }
   if (action == EpochAction::kAct) {
     {
@@ -81,6 +81,7 @@ void Coordinator::step(const MembershipView& view, const ClusterState& state,
     }
     act(view, state);
   }
+  return false;
 }
 
 void Coordinator::on_write_failed(const Error& e) {

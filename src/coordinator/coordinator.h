@@ -35,7 +35,9 @@ class Coordinator {
   Coordinator(const Clock& clock, Store& store, std::string self,
               std::vector<NodeRecord> founding_nodes);
 
-  void step(const MembershipView& view, const ClusterState& state, bool membership_settled);
+  // One step of the role. Returns true when it wants to be stepped again at
+  // once even if nothing changes (a claim failed and should be retried).
+  bool step(const MembershipView& view, const ClusterState& state, bool membership_settled);
   CoordinatorStats stats() const;
 
  private:

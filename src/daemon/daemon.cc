@@ -113,6 +113,7 @@ std::vector<PeerEndpoint> Daemon::members_from(const ClusterState& state) const 
 
 void Daemon::health_loop() {
   int64_t next_ms = 0;
+  std::map<uint64_t, std::string> member_names;  // etcd member id -> name
   while (!stopping_) {
     if (const int64_t now = clock_.mono_ms(); now < next_ms) {
       // Short naps keep shutdown prompt without waking often.
@@ -134,12 +135,15 @@ void Daemon::health_loop() {
       h.raft_term = st->raft_term;
       h.healthy = st->leader != 0;
       if (st->leader == 0) h.error = ep + " has no leader";
-      auto members = etcd_->member_list();
-      if (members) {
-        for (const auto& m : *members) {
-          if (m.id == st->leader) h.leader = m.name;
+      // Member names change only with membership: look them up when an
+      // unknown leader appears, not every second.
+      if (st->leader != 0 && !member_names.count(st->leader)) {
+        if (auto members = etcd_->member_list()) {
+          member_names.clear();
+          for (const auto& m : *members) member_names[m.id] = m.name;
         }
       }
+      if (auto it = member_names.find(st->leader); it != member_names.end()) h.leader = it->second;
       break;
     }
     if (h.healthy) {
@@ -244,6 +248,8 @@ int Daemon::run() {
 
   int exit_code = kExitOk;
   bool seen_in_store = false;
+  std::string last_inputs;
+  int64_t next_step_ms = 0;
   const int64_t settle_ms = config_.lease_ms + config_.heartbeat_ms;
   while (true) {
     timespec tick{0, kControlTickMs * 1000000L};
@@ -274,7 +280,19 @@ int Daemon::run() {
       }
     }
     const bool settled = clock_.mono_ms() - started_mono_ms_ >= settle_ms;
-    coordinator_->step(membership_->view(), state, settled);
+    const MembershipView view = membership_->view();
+    // The coordinator's inputs are who is online, the lease and the state;
+    // step when one of them changed, and at least every 100 ms (claims that
+    // failed are retried on that beat too).
+    std::string inputs =
+        std::to_string(state.revision) + (view.holds_lease ? "L" : "-") + (settled ? "S" : "-");
+    for (const auto& m : view.members) inputs += m.name + (m.online ? "+" : "-");
+    const int64_t now = clock_.mono_ms();
+    if (inputs != last_inputs || now >= next_step_ms) {
+      const bool again = coordinator_->step(view, state, settled);
+      last_inputs = inputs;
+      next_step_ms = again ? now : now + 100;
+    }
   }
   stopping_ = true;
   api_->stop();

@@ -37,13 +37,21 @@ class EtcdFixture : public ::testing::Test {
     const std::string url = "https://" + address_;
     const std::string tls = dir_ + "/tls/";
     SpawnOptions o;
-    o.argv = {"/usr/bin/etcd", "--name=n1", "--data-dir=" + dir_ + "/etcd",
-              "--listen-client-urls=" + url + ":2379", "--advertise-client-urls=" + url + ":2379",
-              "--listen-peer-urls=" + url + ":2380", "--initial-advertise-peer-urls=" + url + ":2380",
-              "--initial-cluster=n1=" + url + ":2380", "--cert-file=" + tls + "n1.crt",
-              "--key-file=" + tls + "n1.key", "--trusted-ca-file=" + tls + "ca.crt",
-              "--client-cert-auth=true", "--peer-cert-file=" + tls + "n1.crt",
-              "--peer-key-file=" + tls + "n1.key", "--peer-trusted-ca-file=" + tls + "ca.crt"};
+    o.argv = {"/usr/bin/etcd",
+              "--name=n1",
+              "--data-dir=" + dir_ + "/etcd",
+              "--listen-client-urls=" + url + ":2379",
+              "--advertise-client-urls=" + url + ":2379",
+              "--listen-peer-urls=" + url + ":2380",
+              "--initial-advertise-peer-urls=" + url + ":2380",
+              "--initial-cluster=n1=" + url + ":2380",
+              "--cert-file=" + tls + "n1.crt",
+              "--key-file=" + tls + "n1.key",
+              "--trusted-ca-file=" + tls + "ca.crt",
+              "--client-cert-auth=true",
+              "--peer-cert-file=" + tls + "n1.crt",
+              "--peer-key-file=" + tls + "n1.key",
+              "--peer-trusted-ca-file=" + tls + "ca.crt"};
     o.env = current_environment({"ETCD"});
     o.log_file = dir_ + "/etcd.log";
     o.death_signal = SIGKILL;
@@ -125,13 +133,16 @@ TEST_F(EtcdFixture, ConcurrentClaimsYieldOneHolder) {
     std::vector<std::thread> threads;
     for (int i = 0; i < 4; ++i) {
       Store& s = store("t");
-      threads.emplace_back([&, i, seen] { results[i] = s.claim_coordinator("c" + std::to_string(i), seen); });
+      threads.emplace_back(
+          [&, i, seen] { results[i] = s.claim_coordinator("c" + std::to_string(i), seen); });
     }
     for (auto& t : threads) t.join();
     int winners = 0;
     for (const auto& r : results) {
-      if (r.ok()) ++winners;
-      else EXPECT_EQ(r.error().code, Errc::kConflict) << r.error().message;
+      if (r.ok())
+        ++winners;
+      else
+        EXPECT_EQ(r.error().code, Errc::kConflict) << r.error().message;
     }
     EXPECT_EQ(winners, 1) << "round " << round;
   }
@@ -173,8 +184,9 @@ TEST_F(EtcdFixture, WatchFedCacheAndNoLostUpdates) {
   EXPECT_EQ(rec->attributes["count"], "30");
   ASSERT_TRUE(s.wait_for_revision(got->kvs[0].mod_revision, 5000));
   EXPECT_EQ(s.state().nodes.at("n1").attributes.at("count"), "30");
-  EXPECT_EQ(store("t").update_node("ghost", [](NodeRecord&) -> Status { return Ok{}; }).error().code,
-            Errc::kNotFound);
+  EXPECT_EQ(
+      store("t").update_node("ghost", [](NodeRecord&) -> Status { return Ok{}; }).error().code,
+      Errc::kNotFound);
   auto del = store("t").delete_node("n1");
   ASSERT_TRUE(del.ok());
   ASSERT_TRUE(s.wait_for_revision(*del, 5000));
@@ -191,7 +203,8 @@ TEST_F(EtcdFixture, WatchFromACompactedRevisionIsReportedForReload) {
   }
   ASSERT_TRUE(etcd_->compact(last).ok());
   std::atomic<bool> stop{false};
-  auto st = etcd_->watch("/bulwark/t/", 2, [](const std::vector<WatchEvent>&, int64_t) {}, stop);
+  auto st = etcd_->watch(
+      "/bulwark/t/", 2, [](const std::vector<WatchEvent>&, int64_t) {}, stop);
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().code, Errc::kConflict);
   EXPECT_NE(st.error().message.find("compacted"), std::string::npos);
