@@ -2,10 +2,13 @@
 # own set-up, so `make demo` and `make test` work on a fresh Debian 12 machine.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+# Seconds per fuzz target: `make fuzz` explores for long, `make test` briefly.
+FUZZ_SECONDS ?= 300
 JOBS       ?= $(shell nproc)
 PYTEST     := /usr/bin/python3 -m pytest
 
-.PHONY: setup build build-asan test unit e2e demo bench format lint clean
+.PHONY: setup build build-asan build-fuzz fuzz test unit e2e demo bench format lint clean
 
 setup:
 	@bash scripts/setup.sh
@@ -18,10 +21,18 @@ build-asan: setup
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DBULWARK_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
+build-fuzz: setup
+	@CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DBULWARK_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_config fuzz_heartbeat fuzz_records
+
+fuzz: build-fuzz
+	@bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 # Every test: unit tests of both builds, multi-process tests against the
-# sanitizer build (which also proves the binaries clean under ASan/UBSan).
-test: build build-asan
-	@bash scripts/test.sh $(BUILD) $(ASAN_BUILD)
+# sanitizer build (which also proves the binaries clean under ASan/UBSan),
+# and a short run of every fuzzer.
+test: build build-asan build-fuzz
+	@bash scripts/test.sh $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
 
 unit: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -42,4 +53,4 @@ lint: build
 	@find src -name '*.cc' | xargs clang-tidy -p $(BUILD) --quiet
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -7,6 +7,8 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake pkg-config clang-format clang-tidy
+  # libFuzzer (clang's runtime) for the fuzz targets
+  clang libclang-rt-14-dev
   # libraries
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libssl-dev libcpp-httplib-dev libgtest-dev libgmock-dev

@@ -6,6 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 asan=${2:-build-asan}
+fuzz=${3:-}
 jobs=$(nproc)
 failed=0
 
@@ -22,6 +23,11 @@ BULWARK_BIN_DIR="$(pwd)/$asan/bin" /usr/bin/python3 -m pytest -q -p no:cacheprov
 rc=$?
 # pytest exits 5 when it collected nothing: that is a failure here.
 [[ $rc -ne 0 ]] && failed=1
+
+if [[ -n $fuzz ]]; then
+  echo "== fuzzers, ${FUZZ_TEST_SECONDS:-20}s each (make fuzz runs them longer)"
+  bash scripts/fuzz.sh "$fuzz" "${FUZZ_TEST_SECONDS:-20}" || failed=1
+fi
 
 if [[ $failed -ne 0 ]]; then
   echo "make test: FAILED"

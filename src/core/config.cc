@@ -58,6 +58,13 @@ Error config_error(const std::string& path, const YAML::Node& node, const std::s
   return make_error(Errc::kInvalid, where(path, node) + ": " + what);
 }
 
+// Mapping keys must be plain strings: YAML also allows complex keys
+// ("? [a, b]: x"), which yaml-cpp cannot convert and which mean nothing here.
+Result<std::string> key_of(const std::string& path, const YAML::Node& key) {
+  if (!key.IsScalar()) return config_error(path, key, "keys must be plain strings");
+  return key.Scalar();
+}
+
 // Reads one mapping, refusing keys that are not in its section of the table.
 class Section {
  public:
@@ -75,7 +82,9 @@ class Section {
       if (section == k.section) allowed.insert(k.key);
     }
     for (const auto& item : node_) {
-      const auto key = item.first.as<std::string>();
+      auto parsed = key_of(path_, item.first);
+      if (!parsed) return parsed.error();
+      const std::string& key = *parsed;
       if (!allowed.count(key)) {
         std::string expected;
         for (const auto& a : allowed) expected += (expected.empty() ? "" : ", ") + a;
@@ -91,7 +100,7 @@ class Section {
     const YAML::Node v = node_[key];
     if (!v) return Ok{};
     if (!v.IsScalar()) return config_error(path_, v, std::string(key) + " must be a string");
-    out = v.as<std::string>();
+    out = v.Scalar();
     return Ok{};
   }
 
@@ -193,7 +202,7 @@ Status parse_store(const std::string& path, const YAML::Node& node, Config& c) {
   if (const YAML::Node eps = node["endpoints"]) {
     if (!eps.IsSequence()) return config_error(path, eps, "store.endpoints must be a list of URLs");
     for (const auto& e : eps) {
-      const std::string url = e.IsScalar() ? e.as<std::string>() : "";
+      const std::string url = e.IsScalar() ? e.Scalar() : "";
       if (url.rfind("https://", 0) != 0)
         return config_error(path, e, "store endpoint must be an https:// URL");
       st_cfg.endpoints.push_back(url);
@@ -233,12 +242,14 @@ Status parse_nodes(const std::string& path, const YAML::Node& node, Config& c) {
     if (const YAML::Node attrs = n["attributes"]) {
       if (!attrs.IsMap()) return config_error(path, attrs, "attributes must be a mapping");
       for (const auto& kv : attrs) {
-        const auto key = kv.first.as<std::string>();
+        auto parsed = key_of(path, kv.first);
+        if (!parsed) return parsed.error();
+        const std::string& key = *parsed;
         if (!valid_attribute_key(key))
           return config_error(path, kv.first, "attribute key '" + key + "' is not valid");
         if (!kv.second.IsScalar())
           return config_error(path, kv.second, "attribute values must be strings");
-        nc.attributes[key] = kv.second.as<std::string>();
+        nc.attributes[key] = kv.second.Scalar();
       }
     }
     if (const YAML::Node ports = n["ports"]) {
@@ -289,21 +300,41 @@ bool valid_attribute_key(const std::string& key) {
 
 const std::vector<ConfigKeyword>& config_keywords() { return kKeywords; }
 
+namespace {
+Result<Config> parse_root(const YAML::Node& root, const std::string& path);
+}  // namespace
+
 Result<Config> parse_config(const std::string& text, const std::string& path) {
   YAML::Node root;
   try {
     root = YAML::Load(text);
-  } catch (const YAML::ParserException& e) {
+  } catch (const YAML::Exception& e) {
     return make_error(Errc::kInvalid, path + ":" + std::to_string(e.mark.line + 1) + ":" +
                                           std::to_string(e.mark.column + 1) + ": " + e.msg);
   }
+  // Everything below reports errors as values; the catch is a last line of
+  // defence so that no input can end the process with an exception.
+  try {
+    return parse_root(root, path);
+  } catch (const YAML::Exception& e) {
+    return make_error(Errc::kInvalid, path + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                          std::to_string(e.mark.column + 1) + ": " + e.msg);
+  } catch (const std::exception& e) {
+    return make_error(Errc::kInvalid, path + ": " + e.what());
+  }
+}
+
+namespace {
+Result<Config> parse_root(const YAML::Node& root, const std::string& path) {
   if (!root.IsMap()) return config_error(path, root, "the configuration must be a mapping");
   Config c;
   c.path = fs::absolute(path).lexically_normal().string();
   const std::string base_dir = fs::path(c.path).parent_path().string();
   static const std::set<std::string> kSections = {"cluster", "store", "ports", "nodes"};
   for (const auto& item : root) {
-    const auto key = item.first.as<std::string>();
+    auto parsed = key_of(path, item.first);
+    if (!parsed) return parsed.error();
+    const std::string& key = *parsed;
     if (!kSections.count(key))
       return config_error(
           path, item.first,
@@ -338,6 +369,8 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
   c.store.key_file = absolute_from(base_dir, c.store.key_file);
   return c;
 }
+
+}  // namespace
 
 Result<Config> load_config(const std::string& path) {
   std::ifstream in(path);

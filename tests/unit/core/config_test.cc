@@ -627,3 +627,25 @@ TEST(ConfigTest, KeywordTableCoversEverySection) {
 
 }  // namespace
 }  // namespace bulwark
+
+namespace bulwark {
+namespace {
+
+// Found by fuzz_config: a complex key ("? ...") made yaml-cpp throw out of
+// the parser. Every key position must refuse it with file:line:column.
+TEST(ConfigTest, ComplexKeysAreRefusedNotThrown) {
+  const std::string top =
+      parse_error("? [a, b]\n: x\ncluster: {name: c}\nnodes: [{name: n1, address: 10.0.0.1}]\n");
+  EXPECT_TRUE(starts_with(top, std::string(kPath) + ":1:")) << top;
+  EXPECT_TRUE(contains(top, "keys must be plain strings")) << top;
+  const std::string section =
+      parse_error("cluster:\n  name: c\n  ? [x]\n  : y\nnodes: [{name: n1, address: 10.0.0.1}]\n");
+  EXPECT_TRUE(starts_with(section, std::string(kPath) + ":3:")) << section;
+  const std::string attrs = parse_error(
+      "cluster: {name: c}\nnodes:\n  - name: n1\n    address: 10.0.0.1\n    attributes: {? [k]: "
+      "v}\n");
+  EXPECT_TRUE(contains(attrs, "keys must be plain strings")) << attrs;
+}
+
+}  // namespace
+}  // namespace bulwark

@@ -1,0 +1,21 @@
+// bulwark.yaml is operator input: any bytes must give either a Config or an
+// error naming file:line:column, never a crash or a hang.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "core/config.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  auto r = bulwark::parse_config(text, "/fuzz/bulwark.yaml");
+  if (!r.ok()) {
+    // Every refusal names the file it refers to.
+    if (r.error().message.rfind("/fuzz/bulwark.yaml", 0) != 0) __builtin_trap();
+  } else {
+    // A config that parses renders to one that parses again to the same nodes.
+    auto again = bulwark::parse_config(bulwark::render_config(*r), "/fuzz/bulwark.yaml");
+    if (!again.ok() || again->nodes.size() != r->nodes.size()) __builtin_trap();
+  }
+  return 0;
+}
