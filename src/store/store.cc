@@ -16,15 +16,21 @@ constexpr int64_t kTransientRetryMs = 5000;
 }  // namespace
 
 template <class T>
-Result<T> Store::retry_transient(const std::function<Result<T>()>& attempt) {
+Result<T> Store::retry_transient(const std::function<Result<T>(bool after_unknown)>& attempt) {
   const int64_t deadline = clock_.mono_ms() + kTransientRetryMs;
   int64_t backoff_ms = 25;
+  bool after_unknown = false;
   while (true) {
-    Result<T> r = attempt();
-    // Only kUnavailable is retried: the request was refused or never
-    // arrived. A timeout after sending (kTimeout) has an unknown outcome and
-    // goes back to the caller as it is.
-    if (r || r.error().code != Errc::kUnavailable || clock_.mono_ms() >= deadline) return r;
+    Result<T> r = attempt(after_unknown);
+    // Retried: requests refused or never delivered (kUnavailable), and
+    // requests whose outcome is unknown (kTimeout: sent while etcd elected a
+    // leader). Each attempt re-reads and compares revisions, and is told
+    // that an earlier attempt may have committed, so a retry never applies
+    // a change twice nor reports a committed one as failed.
+    const bool transient =
+        !r && (r.error().code == Errc::kUnavailable || r.error().code == Errc::kTimeout);
+    if (!transient || clock_.mono_ms() >= deadline) return r;
+    after_unknown = after_unknown || r.error().code == Errc::kTimeout;
     sleep_ms(backoff_ms);
     backoff_ms = std::min<int64_t>(backoff_ms * 2, 400);
   }
@@ -212,20 +218,29 @@ Result<int64_t> Store::initialize(const CoordinatorRecord& mine,
 }
 
 Result<int64_t> Store::create_node(const NodeRecord& node) {
-  return retry_transient<int64_t>([&] { return create_node_once(node); });
+  return retry_transient<int64_t>(
+      [&](bool after_unknown) { return create_node_once(node, after_unknown); });
 }
 
-Result<int64_t> Store::create_node_once(const NodeRecord& node) {
-  auto r = etcd_.txn({Compare::absent(schema_.node_key(node.name))},
-                     {TxnOp::put(schema_.node_key(node.name), Schema::encode_node(node))});
+Result<int64_t> Store::create_node_once(const NodeRecord& node, bool after_unknown) {
+  const std::string key = schema_.node_key(node.name);
+  auto r = etcd_.txn({Compare::absent(key)}, {TxnOp::put(key, Schema::encode_node(node))}, {},
+                     write_timeout_ms());
   if (!r) return r.error();
-  if (!r->succeeded) return make_error(Errc::kConflict, "node '" + node.name + "' already exists");
-  return r->revision;
+  if (r->succeeded) return r->revision;
+  if (after_unknown) {
+    // An earlier attempt timed out: if the record is ours, it committed.
+    auto cur = etcd_.get(key, false, write_timeout_ms());
+    if (!cur) return cur.error();
+    if (!cur->kvs.empty() && cur->kvs[0].value == Schema::encode_node(node))
+      return cur->kvs[0].mod_revision;
+  }
+  return make_error(Errc::kConflict, "node '" + node.name + "' already exists");
 }
 
 Result<int64_t> Store::update_node(const std::string& name,
                                    const std::function<Status(NodeRecord&)>& mutate) {
-  return retry_transient<int64_t>([&] { return update_node_once(name, mutate); });
+  return retry_transient<int64_t>([&](bool) { return update_node_once(name, mutate); });
 }
 
 Result<int64_t> Store::update_node_once(const std::string& name,
@@ -241,7 +256,7 @@ Result<int64_t> Store::update_node_once(const std::string& name,
       if (auto it = kvs_.find(key); loaded_ && it != kvs_.end()) current = it->second;
     }
     if (!current) {
-      auto cur = etcd_.get(key);
+      auto cur = etcd_.get(key, false, write_timeout_ms());
       if (!cur) return cur.error();
       if (cur->kvs.empty()) return make_error(Errc::kNotFound, "no node named '" + name + "'");
       current = cur->kvs[0];
@@ -250,7 +265,7 @@ Result<int64_t> Store::update_node_once(const std::string& name,
     if (!node) return node.error();
     if (auto st = mutate(*node); !st) return st.error();
     auto r = etcd_.txn({Compare::mod_revision(key, current->mod_revision)},
-                       {TxnOp::put(key, Schema::encode_node(*node))});
+                       {TxnOp::put(key, Schema::encode_node(*node))}, {}, write_timeout_ms());
     if (!r) return r.error();
     if (r->succeeded) return r->revision;
   }
@@ -259,15 +274,21 @@ Result<int64_t> Store::update_node_once(const std::string& name,
 }
 
 Result<int64_t> Store::delete_node(const std::string& name) {
-  return retry_transient<int64_t>([&] { return delete_node_once(name); });
+  return retry_transient<int64_t>(
+      [&](bool after_unknown) { return delete_node_once(name, after_unknown); });
 }
 
-Result<int64_t> Store::delete_node_once(const std::string& name) {
+Result<int64_t> Store::delete_node_once(const std::string& name, bool after_unknown) {
   const std::string key = schema_.node_key(name);
-  auto cur = etcd_.get(key);
+  auto cur = etcd_.get(key, false, write_timeout_ms());
   if (!cur) return cur.error();
-  if (cur->kvs.empty()) return make_error(Errc::kNotFound, "no node named '" + name + "'");
-  auto r = etcd_.txn({Compare::mod_revision(key, cur->kvs[0].mod_revision)}, {TxnOp::del(key)});
+  if (cur->kvs.empty()) {
+    // Gone after an attempt that timed out: that attempt committed.
+    if (after_unknown) return cur->revision;
+    return make_error(Errc::kNotFound, "no node named '" + name + "'");
+  }
+  auto r = etcd_.txn({Compare::mod_revision(key, cur->kvs[0].mod_revision)}, {TxnOp::del(key)}, {},
+                     write_timeout_ms());
   if (!r) return r.error();
   if (!r->succeeded)
     return make_error(Errc::kConflict, "node '" + name + "' changed during removal");

@@ -68,18 +68,24 @@ class Store {
   // Creates a node; kConflict if the name exists.
   Result<int64_t> create_node(const NodeRecord& node);
   // Read-modify-write of one node, retried (bounded) when another writer
-  // changed it first. kNotFound if it does not exist.
+  // changed it first or etcd could not answer. `mutate` must be idempotent
+  // (it may run again after an attempt whose outcome was unknown).
+  // kNotFound if it does not exist.
   Result<int64_t> update_node(const std::string& name,
                               const std::function<Status(NodeRecord&)>& mutate);
   Result<int64_t> delete_node(const std::string& name);
 
  private:
   template <class T>
-  Result<T> retry_transient(const std::function<Result<T>()>& attempt);
-  Result<int64_t> create_node_once(const NodeRecord& node);
+  Result<T> retry_transient(const std::function<Result<T>(bool after_unknown)>& attempt);
+  // Deadline of one attempt of an operator write: short enough that a
+  // request lost in an etcd election is retried well within the overall
+  // retry budget.
+  int write_timeout_ms() const { return 3 * coordinator_timeout_ms_; }
+  Result<int64_t> create_node_once(const NodeRecord& node, bool after_unknown);
   Result<int64_t> update_node_once(const std::string& name,
                                    const std::function<Status(NodeRecord&)>& mutate);
-  Result<int64_t> delete_node_once(const std::string& name);
+  Result<int64_t> delete_node_once(const std::string& name, bool after_unknown);
   void run_watch();
   Status reload();
   void apply(const std::vector<WatchEvent>& events, int64_t revision);

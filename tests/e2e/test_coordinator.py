@@ -13,6 +13,10 @@ def agreed_coordinator(cluster, nodes):
 def test_first_coordinator(cluster):
     coord = wait_until(lambda: agreed_coordinator(cluster, ["n1", "n2", "n3"]),
                        what="all nodes to agree on one coordinator")
+    # etcd health is checked once a second: the first check may predate the
+    # members' start.
+    wait_until(lambda: all(cluster.status(n)["etcd"]["healthy"] for n in ["n1", "n2", "n3"]),
+               what="every node to see etcd healthy")
     s = cluster.status("n1")
     assert s["epoch"] >= 1
     assert s["quorate"] is True
