@@ -12,6 +12,7 @@
 #include "cli/dev_cluster.h"
 #include "cli/exit_codes.h"
 #include "cli/status_view.h"
+#include "core/config.h"
 #include "security/crypto.h"
 
 namespace bulwark {
@@ -86,6 +87,14 @@ int do_write(const GlobalOptions& g, const std::string& method, const std::strin
     std::cout << done << " (revision " << r->body.value("revision", 0) << ")\n";
   }
   return kCliOk;
+}
+
+// Node names go into URL paths: refuse anything that is not a valid name
+// before it can turn into another path or a query string.
+Status check_node_name(const std::string& name) {
+  if (valid_node_name(name)) return Ok{};
+  return make_error(Errc::kInvalid,
+                    "'" + name + "' is not a valid node name (1-63 of a-z 0-9 - _ .)");
 }
 
 Result<std::pair<std::string, std::string>> split_kv(const std::string& s) {
@@ -210,6 +219,10 @@ int run_cli(int argc, char** argv) {
   std::string remove_name;
   node_remove->add_option("name", remove_name, "node name")->required();
   node_remove->callback([&] {
+    if (auto st = check_node_name(remove_name); !st) {
+      rc = report(st.error());
+      return;
+    }
     rc = do_write(g, "DELETE", "/v1/nodes/" + remove_name, nullptr,
                   "node " + remove_name + " removed");
   });
@@ -220,6 +233,10 @@ int run_cli(int argc, char** argv) {
   node_attr->add_option("assignments", attr_sets, "KEY=VALUE ...");
   node_attr->add_option("--unset", attr_unsets, "KEY to remove, repeatable");
   node_attr->callback([&] {
+    if (auto st = check_node_name(attr_name); !st) {
+      rc = report(st.error());
+      return;
+    }
     json set = json::object();
     for (const auto& a : attr_sets) {
       auto kv = split_kv(a);

@@ -1,6 +1,8 @@
 #include "cli/cluster_init.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -13,12 +15,16 @@ namespace bulwark {
 namespace fs = std::filesystem;
 
 namespace {
+// Creates the file with its final mode from the start: a secret must never
+// be readable by others, not even for a moment.
 Status write_file(const std::string& path, const std::string& content, mode_t mode) {
-  std::ofstream out(path, std::ios::trunc);
-  if (!out) return make_error(Errc::kIo, "cannot write " + path);
-  out << content;
-  out.close();
-  ::chmod(path.c_str(), mode);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return make_error(Errc::kIo, "cannot write " + path);
+  ::fchmod(fd, mode);  // an existing file keeps its old mode otherwise
+  const bool ok =
+      ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
+  ::close(fd);
+  if (!ok) return make_error(Errc::kIo, "cannot write " + path);
   return Ok{};
 }
 // The addresses a node's certificate names. etcd checks a TLS client's

@@ -8,10 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -44,11 +46,24 @@ int fail(int code, const std::string& message) {
   return code;
 }
 
+// The pid recorded for a node, if that process is still this node's
+// bulwarkd: after a reboot or pid reuse the number may name a stranger's
+// process group, which must never be signalled.
 pid_t read_pid(const Config& c, const std::string& n) {
   std::ifstream in(pid_file(c, n));
   long pid = 0;
   in >> pid;
-  return static_cast<pid_t>(pid);
+  if (pid <= 0) return 0;
+  std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string cmdline((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+  std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+  const bool ours = cmdline.find("bulwarkd") != std::string::npos &&
+                    cmdline.find(" " + c.path + " ") != std::string::npos &&
+                    cmdline.find("--node " + n + " ") != std::string::npos;
+  // A zombie has an empty cmdline; its group may still hold live children
+  // (a daemon killed alone leaves its etcd member for a moment).
+  return ours || (cmdline.empty() && group_alive(static_cast<pid_t>(pid))) ? static_cast<pid_t>(pid)
+                                                                           : 0;
 }
 
 bool node_running(const Config& c, const std::string& n) { return group_alive(read_pid(c, n)); }
@@ -224,12 +239,27 @@ int dev_up(const DevOptions& o) {
     if (!c) return fail(exit_code_for(c.error().code), c.error().message);
     config = *c;
   }
+  // On any failure below, stop what was started: a failed `dev up` leaves
+  // no process behind.
+  const auto stop_started = [&] {
+    for (const auto& n : config.nodes) signal_group(read_pid(config, n.name), SIGTERM);
+    for (const auto& n : config.nodes) {
+      const pid_t pid = read_pid(config, n.name);
+      if (!wait_group_gone(pid, kStopGraceMs)) signal_group(pid, SIGKILL);
+    }
+  };
   for (const auto& n : config.nodes) {
-    if (auto st = start_node(config, n.name); !st) return fail(kCliFailed, st.error().message);
+    if (auto st = start_node(config, n.name); !st) {
+      stop_started();
+      return fail(kCliFailed, st.error().message);
+    }
   }
   write_env(config);
   auto status = wait_for_coordinator(config, o.timeout_ms);
-  if (!status) return fail(kCliFailed, status.error().message);
+  if (!status) {
+    stop_started();
+    return fail(kCliFailed, status.error().message);
+  }
   std::cout << "dev cluster " << config.cluster_name << " is up: " << config.nodes.size()
             << " nodes, coordinator " << (*status)["coordinator"].get<std::string>() << "\n"
             << "  source " << dir

@@ -51,13 +51,24 @@ bool Coordinator::step(const MembershipView& view, const ClusterState& state,
     if (now < next_claim_mono_ms_) return true;
     auto claimed = store_.claim_coordinator(self_, state.coordinator);
     if (!claimed) {
-      // Lost the race (another node claimed) or etcd is unavailable: look
-      // again after the cache has had a moment to catch up.
-      next_claim_mono_ms_ = now + 20;
-      if (claimed.error().code != Errc::kConflict)
-        spdlog::warn("coordinator: cannot claim the epoch: {}", claimed.error().message);
+      // Lost the race (another node claimed): look again once the cache has
+      // caught up. A claim that timed out (etcd electing a leader) is retried
+      // at once: that is the failover path. etcd unavailable: back off up
+      // to a second and say so once per failure streak.
+      const Errc code = claimed.error().code;
+      if (code == Errc::kUnavailable) {
+        claim_backoff_ms_ = std::min<int64_t>(claim_backoff_ms_ ? claim_backoff_ms_ * 2 : 50, 1000);
+      } else {
+        claim_backoff_ms_ = code == Errc::kConflict ? 20 : 0;
+      }
+      next_claim_mono_ms_ = clock_.mono_ms() + claim_backoff_ms_;
+      if (code != Errc::kConflict && claim_failures_++ % 20 == 0)
+        spdlog::warn("coordinator: cannot claim the epoch ({} failures so far): {}",
+                     claim_failures_, claimed.error().message);
       return true;
     }
+    claim_backoff_ms_ = 0;
+    claim_failures_ = 0;
     mine_ = *claimed;
     spdlog::info("coordinator: took epoch {} (previous holder: {})", mine_->epoch,
                  state.coordinator ? state.coordinator->node : "none");

@@ -50,6 +50,8 @@ class Coordinator {
   std::vector<NodeRecord> founding_nodes_;
   std::optional<CoordinatorRecord> mine_;
   int64_t next_claim_mono_ms_ = 0;
+  int64_t claim_backoff_ms_ = 0;
+  int64_t claim_failures_ = 0;
 
   mutable std::mutex mu_;  // guards stats_
   CoordinatorStats stats_;

@@ -21,8 +21,16 @@ EpochAction decide_epoch_action(const EpochInputs& in) {
   if (holder == nullptr) return EpochAction::kClaim;  // holder was removed from the cluster
   // A peer we have not heard from may simply not have answered yet right
   // after our start; only a settled view may declare it gone.
-  if (!holder->online && in.membership_settled) return EpochAction::kClaim;
-  return EpochAction::kNone;
+  if (holder->online || !in.membership_settled) return EpochAction::kNone;
+  // Our link to the holder may be what failed, not the holder: claim only
+  // when a majority of the members (us and the peers we reach, by what
+  // their last answers said) cannot reach it. Otherwise a single cut link
+  // would make two nodes take the epoch from each other forever.
+  int cannot_reach = 1;  // ourselves
+  for (const auto& m : in.view.members) {
+    if (!m.self && m.online && m.name != rec.node && !m.peer_sees_watched) ++cannot_reach;
+  }
+  return cannot_reach >= in.view.majority ? EpochAction::kClaim : EpochAction::kNone;
 }
 
 }  // namespace bulwark

@@ -232,8 +232,9 @@ Status parse_nodes(const std::string& path, const YAML::Node& node, Config& c) {
     if (auto st = s.get_string("name", nc.name); !st) return st;
     if (auto st = s.get_string("address", nc.address); !st) return st;
     if (!valid_node_name(nc.name))
-      return config_error(path, n["name"],
-                          "node name '" + nc.name + "' must be 1-63 characters of a-z 0-9 - _ .");
+      return config_error(
+          path, n["name"],
+          "node name '" + nc.name + "' must be 1-63 characters of a-z 0-9 - _ . (and not 'ca')");
     if (!names.insert(nc.name).second)
       return config_error(path, n["name"], "duplicate node name '" + nc.name + "'");
     if (!valid_ip_address(nc.address))
@@ -277,6 +278,8 @@ const NodeConfig* Config::find_node(const std::string& name) const {
 
 bool valid_node_name(const std::string& name) {
   if (name.empty() || name.size() > 63) return false;
+  // NAME.crt and NAME.key live beside the CA's ca.crt and ca.key.
+  if (name == "ca") return false;
   if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= '0' && name[0] <= '9'))) return false;
   return std::all_of(name.begin(), name.end(), [](char ch) {
     return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||

@@ -250,6 +250,7 @@ int Daemon::run() {
   bool seen_in_store = false;
   std::string last_inputs;
   int64_t next_step_ms = 0;
+  std::string watched;
   const int64_t settle_ms = config_.lease_ms + config_.heartbeat_ms;
   while (true) {
     timespec tick{0, kControlTickMs * 1000000L};
@@ -271,7 +272,7 @@ int Daemon::run() {
         membership_->set_members(members);
         etcd_->set_endpoints(etcd_endpoints(&state));
       }
-      if (state.nodes.count(self_.name)) {
+      if (state.node_keys.count(self_.name)) {
         seen_in_store = true;
       } else if (seen_in_store) {
         spdlog::warn("this node ({}) was removed from the cluster; stopping", self_.name);
@@ -280,13 +281,20 @@ int Daemon::run() {
       }
     }
     const bool settled = clock_.mono_ms() - started_mono_ms_ >= settle_ms;
+    // Peers tell each other whether they reach the coordinator.
+    const std::string holder = state.coordinator ? state.coordinator->node : "";
+    if (holder != watched) {
+      membership_->set_watched(holder);
+      watched = holder;
+    }
     const MembershipView view = membership_->view();
     // The coordinator's inputs are who is online, the lease and the state;
     // step when one of them changed, and at least every 100 ms (claims that
     // failed are retried on that beat too).
     std::string inputs =
         std::to_string(state.revision) + (view.holds_lease ? "L" : "-") + (settled ? "S" : "-");
-    for (const auto& m : view.members) inputs += m.name + (m.online ? "+" : "-");
+    for (const auto& m : view.members)
+      inputs += m.name + (m.online ? "+" : "-") + (m.peer_sees_watched ? "w" : "");
     const int64_t now = clock_.mono_ms();
     if (inputs != last_inputs || now >= next_step_ms) {
       const bool again = coordinator_->step(view, state, settled);
@@ -331,11 +339,15 @@ Status Daemon::retry_member_change(const std::function<Status()>& change) {
     // was) not fully connected, or while it elects a leader; that passes on
     // its own. Anything else is final.
     const std::string& m = st.error().message;
+    // A change whose outcome is unknown (sent while etcd elected a leader)
+    // is retried too: each attempt lists the members first, so it does not
+    // apply twice.
     const bool transient =
-        st.error().code == Errc::kUnavailable &&
-        (m.find("unhealthy cluster") != std::string::npos ||
-         m.find("leader changed") != std::string::npos ||
-         m.find("no leader") != std::string::npos || m.find("unreachable") != std::string::npos);
+        st.error().code == Errc::kTimeout || (st.error().code == Errc::kUnavailable &&
+                                              (m.find("unhealthy cluster") != std::string::npos ||
+                                               m.find("leader changed") != std::string::npos ||
+                                               m.find("no leader") != std::string::npos ||
+                                               m.find("etcd unavailable") != std::string::npos));
     if (!transient) return st;
     sleep_ms(300);
   }
@@ -354,6 +366,24 @@ Result<int64_t> Daemon::add_node(const NodeAddRequest& req) {
   }
   if (auto st = require_quorum(); !st) return st.error();
   std::lock_guard lock(write_mu_);
+  // The lock may have been held for a while: the lease is checked again
+  // before anything is written.
+  if (auto st = require_quorum(); !st) return st.error();
+  {
+    // A new node counts in every majority at once, and is offline until it
+    // starts: refuse an add that would cost the cluster its lease (as adding
+    // while another node is down would), rather than lock the cluster out.
+    const MembershipView v = membership_->view();
+    const int after =
+        static_cast<int>(v.members.size()) + (store_->state().nodes.count(req.name) ? 0 : 1);
+    const int reachable = static_cast<int>(v.reachable.size()) + 1;
+    if (reachable < after / 2 + 1)
+      return make_error(Errc::kInvalid,
+                        "adding " + req.name + " would make the majority " +
+                            std::to_string(after / 2 + 1) + " of " + std::to_string(after) +
+                            " nodes while only " + std::to_string(reachable) +
+                            " are reachable; remove failed nodes first (bulwark node remove NAME)");
+  }
   NodeRecord rec;
   rec.name = req.name;
   rec.address = req.address;
@@ -377,6 +407,7 @@ Result<int64_t> Daemon::add_node(const NodeAddRequest& req) {
                                              existing->second.address);
     revision = state.revision;
   } else {
+    if (auto st = require_quorum(); !st) return st.error();
     auto created = store_->create_node(rec);
     if (!created) return created.error();
     revision = *created;
@@ -397,7 +428,12 @@ Result<int64_t> Daemon::add_node(const NodeAddRequest& req) {
     });
     if (!st) {
       // Undo the node record so that nothing is half-applied.
-      if (existing == state.nodes.end()) (void)store_->delete_node(req.name);
+      if (existing == state.nodes.end()) {
+        if (auto undo = store_->delete_node(req.name); !undo)
+          return make_error(st.error().code,
+                            st.error().message + "; the node record could not be removed again (" +
+                                undo.error().message + "): run bulwark node remove " + req.name);
+      }
       return st.error();
     }
   }
@@ -408,6 +444,7 @@ Result<int64_t> Daemon::add_node(const NodeAddRequest& req) {
 Result<int64_t> Daemon::remove_node(const std::string& name) {
   if (auto st = require_quorum(); !st) return st.error();
   std::lock_guard lock(write_mu_);
+  if (auto st = require_quorum(); !st) return st.error();
   const ClusterState state = store_->state();
   const auto it = state.nodes.find(name);
   if (it == state.nodes.end()) return make_error(Errc::kNotFound, "no node named '" + name + "'");
@@ -428,6 +465,8 @@ Result<int64_t> Daemon::remove_node(const std::string& name) {
     });
     if (!st) return st.error();
   }
+  // The etcd change may have taken a while: check the lease again.
+  if (auto st = require_quorum(); !st) return st.error();
   auto r = store_->delete_node(name);
   if (!r) return r.error();
   spdlog::info("api: node {} removed", name);
@@ -445,6 +484,8 @@ Result<int64_t> Daemon::set_node_attributes(const std::string& name,
   }
   if (auto st = require_quorum(); !st) return st.error();
   return committed(store_->update_node(name, [&](NodeRecord& n) -> Status {
+    // Runs right before each attempt's transaction: no lease, no write.
+    if (auto st = require_quorum(); !st) return st;
     for (const auto& [k, v] : set) n.attributes[k] = v;
     for (const auto& k : unset) n.attributes.erase(k);
     return Ok{};

@@ -28,7 +28,7 @@ enum class HeartbeatType : uint8_t { kPing = 1, kPong = 2 };
 
 struct Heartbeat {
   HeartbeatType type = HeartbeatType::kPing;
-  uint16_t flags = 0;  // bit 0: sender holds the quorum lease
+  uint16_t flags = 0;  // kFlagHoldsLease, kFlagSeesWatched
   uint64_t incarnation = 0;
   uint64_t seq = 0;
   uint64_t echo_incarnation = 0;
@@ -39,6 +39,10 @@ struct Heartbeat {
 };
 
 constexpr uint16_t kFlagHoldsLease = 1;
+// The sender has a fresh round trip with the node it was told to watch (the
+// coordinator): lets peers tell "the coordinator is gone" from "my link to
+// it is gone".
+constexpr uint16_t kFlagSeesWatched = 2;
 constexpr std::size_t kHeartbeatMaxBytes = 1024;
 
 std::vector<uint8_t> encode_heartbeat(const Heartbeat& hb, HmacSha256& mac);

@@ -50,7 +50,7 @@ std::vector<Datagram> Membership::tick() {
   if (now < next_tick_ms_) return out;
   next_tick_ms_ = now + heartbeat_ms_;
   prune_pending(now);
-  const uint16_t flags = lease_.holds(now) ? kFlagHoldsLease : 0;
+  const uint16_t flags = my_flags(now);
   for (const auto& [name, peer] : peers_) {
     Heartbeat hb;
     hb.type = HeartbeatType::kPing;
@@ -60,7 +60,10 @@ std::vector<Datagram> Membership::tick() {
     hb.cluster = cluster_;
     hb.sender = self_;
     hb.receiver = name;
-    if (pending_.size() < kPendingMax) pending_[hb.seq] = PendingPing{name, now};
+    // Full table: forget the oldest ping (lowest seq), never the newest, so
+    // that live peers' answers keep counting whatever dead peers leave.
+    if (pending_.size() >= kPendingMax) pending_.erase(pending_.begin());
+    pending_[hb.seq] = PendingPing{name, now};
     out.push_back(Datagram{peer.endpoint.address, peer.endpoint.port, encode_heartbeat(hb, mac_)});
   }
   return out;
@@ -81,7 +84,7 @@ std::optional<Datagram> Membership::receive(std::span<const uint8_t> bytes) {
   if (hb->type == HeartbeatType::kPing) {
     Heartbeat pong;
     pong.type = HeartbeatType::kPong;
-    pong.flags = lease_.holds(now) ? kFlagHoldsLease : 0;
+    pong.flags = my_flags(now);
     pong.incarnation = incarnation_;
     pong.seq = next_seq_++;
     pong.echo_incarnation = hb->incarnation;
@@ -106,7 +109,18 @@ std::optional<Datagram> Membership::receive(std::span<const uint8_t> bytes) {
   lease_.on_round_trip(hb->sender, sent);
   peer->second.rtt_ms = now - sent;
   peer->second.holds_lease = (hb->flags & kFlagHoldsLease) != 0;
+  peer->second.sees_watched = (hb->flags & kFlagSeesWatched) != 0;
   return std::nullopt;
+}
+
+uint16_t Membership::my_flags(int64_t now) const {
+  uint16_t flags = lease_.holds(now) ? kFlagHoldsLease : 0;
+  if (!watched_.empty()) {
+    const int64_t last = lease_.last_round_trip_ms(watched_);
+    if (watched_ == self_ || (last >= 0 && last + lease_.lease_ms() > now))
+      flags |= kFlagSeesWatched;
+  }
+  return flags;
 }
 
 void Membership::prune_pending(int64_t now_ms) {
@@ -143,6 +157,7 @@ MembershipView Membership::view() const {
       if (auto it = peers_.find(name); it != peers_.end()) {
         m.rtt_ms = it->second.rtt_ms;
         m.peer_holds_lease = it->second.holds_lease;
+        m.peer_sees_watched = it->second.sees_watched;
       }
     }
     v.members.push_back(m);

@@ -43,6 +43,7 @@ struct MemberStatus {
   int64_t last_contact_ago_ms = -1;  // since the newest answered ping left; -1: never
   int64_t rtt_ms = -1;               // of the newest round trip; -1: none
   bool peer_holds_lease = false;     // as the peer said in its last pong
+  bool peer_sees_watched = false;    // the peer reaches the watched node (its last pong)
 };
 
 struct MembershipView {
@@ -64,6 +65,9 @@ class Membership {
 
   // All configured members, self included (self's address is not used).
   void set_members(const std::vector<PeerEndpoint>& members);
+  // The node whose reachability this node reports to its peers (the
+  // coordinator); empty for none.
+  void set_watched(const std::string& name) { watched_ = name; }
   std::vector<Datagram> tick();
   std::optional<Datagram> receive(std::span<const uint8_t> bytes);
   MembershipView view() const;
@@ -79,7 +83,9 @@ class Membership {
     PeerEndpoint endpoint;
     int64_t rtt_ms = -1;
     bool holds_lease = false;
+    bool sees_watched = false;
   };
+  uint16_t my_flags(int64_t now) const;
 
   void prune_pending(int64_t now_ms);
 
@@ -95,6 +101,7 @@ class Membership {
   std::map<std::string, PeerState> peers_;   // excludes self
   std::map<uint64_t, PendingPing> pending_;  // our unanswered pings by seq
   uint64_t rejected_ = 0;
+  std::string watched_;
 };
 
 }  // namespace bulwark

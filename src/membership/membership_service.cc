@@ -25,6 +25,11 @@ void MembershipService::set_members(const std::vector<PeerEndpoint>& members) {
   membership_->set_members(members);
 }
 
+void MembershipService::set_watched(const std::string& name) {
+  std::lock_guard lock(mu_);
+  membership_->set_watched(name);
+}
+
 MembershipView MembershipService::view() const {
   std::lock_guard lock(mu_);
   return membership_->view();

@@ -21,6 +21,7 @@ class MembershipService {
   void start();
   void stop();
   void set_members(const std::vector<PeerEndpoint>& members);
+  void set_watched(const std::string& name);
   MembershipView view() const;
 
  private:

@@ -54,6 +54,17 @@ Status EmbeddedEtcd::prepare(EtcdClient& probe) {
     bool listed = false;
     for (const auto& m : *members) {
       const bool me = std::find(m.peer_urls.begin(), m.peer_urls.end(), mine) != m.peer_urls.end();
+      // A member publishes its client URLs when it first starts: one that
+      // has them has run before, and its data is gone. Rejoining under its
+      // old identity with an empty log could lose committed writes. (A
+      // founding member starting after the others have bootstrapped has a
+      // name but no client URLs yet, and joins.)
+      if (me && !m.client_urls.empty())
+        return make_error(Errc::kInvalid,
+                          "node '" + self_.name + "' is an etcd member that has run before, but " +
+                              data_dir() + " is empty; replace it: bulwark node remove " +
+                              self_.name + ", then bulwark node add " + self_.name + " --address " +
+                              self_.address);
       listed = listed || me;
       const std::string name = me ? self_.name : m.name;
       if (name.empty()) continue;  // another member that has not started yet
@@ -83,30 +94,23 @@ std::vector<std::string> EmbeddedEtcd::command_line() const {
   const auto ms = [](int v) { return std::to_string(v); };
   const std::string client = client_url(self_.address, self_.ports.etcd_client);
   const std::string peer = peer_url(self_.address, self_.ports.etcd_peer);
-  return {config_.store.etcd_binary,
-          "--name=" + self_.name,
-          "--data-dir=" + data_dir(),
-          "--listen-client-urls=" + client,
-          "--advertise-client-urls=" + client,
-          "--listen-peer-urls=" + peer,
-          "--initial-advertise-peer-urls=" + peer,
+  return {config_.store.etcd_binary, "--name=" + self_.name, "--data-dir=" + data_dir(),
+          "--listen-client-urls=" + client, "--advertise-client-urls=" + client,
+          "--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer,
           "--initial-cluster=" + initial_cluster_,
           std::string("--initial-cluster-state=") + (join_existing_ ? "existing" : "new"),
           "--initial-cluster-token=bulwark-" + config_.cluster_name,
           "--heartbeat-interval=" + ms(config_.store.etcd_heartbeat_ms),
-          "--election-timeout=" + ms(config_.store.etcd_election_ms),
-          "--pre-vote=true",
+          "--election-timeout=" + ms(config_.store.etcd_election_ms), "--pre-vote=true",
           "--cert-file=" + config_.cert_file(self_.name),
-          "--key-file=" + config_.key_file(self_.name),
-          "--trusted-ca-file=" + config_.ca_file(),
-          "--client-cert-auth=true",
-          "--peer-cert-file=" + config_.cert_file(self_.name),
+          "--key-file=" + config_.key_file(self_.name), "--trusted-ca-file=" + config_.ca_file(),
+          "--client-cert-auth=true", "--peer-cert-file=" + config_.cert_file(self_.name),
           "--peer-key-file=" + config_.key_file(self_.name),
-          "--peer-trusted-ca-file=" + config_.ca_file(),
-          "--peer-client-cert-auth=true",
-          "--auto-compaction-mode=revision",
-          "--auto-compaction-retention=10000",
-          "--logger=zap",
+          "--peer-trusted-ca-file=" + config_.ca_file(), "--peer-client-cert-auth=true",
+          "--auto-compaction-mode=revision", "--auto-compaction-retention=10000",
+          // Keeps idle watch streams alive and lets caches prove they are
+          // current without a write.
+          "--experimental-watch-progress-notify-interval=5s", "--logger=zap",
           "--log-outputs=stderr"};
 }
 
@@ -131,12 +135,14 @@ void EmbeddedEtcd::supervise() {
   if (pid_ > 0) {
     const auto status = try_reap(pid_);
     if (!status) return;
-    const bool long_lived = now - started_mono_ms_ > 30000;
-    backoff_ms_ = long_lived ? 100 : std::min<int64_t>(backoff_ms_ * 2, 5000);
+    // 100 ms after a member that ran for a while; doubling up to 5 s while
+    // it keeps dying young.
+    if (now - started_mono_ms_ > 30000) backoff_ms_ = 100;
     spdlog::warn("etcd: member exited ({}); restarting in {} ms (log: {}/etcd.log)",
                  describe_wait_status(*status), backoff_ms_, config_.node_data_dir(self_.name));
     pid_ = -1;
     next_start_mono_ms_ = now + backoff_ms_;
+    backoff_ms_ = std::min<int64_t>(backoff_ms_ * 2, 5000);
     return;
   }
   if (now < next_start_mono_ms_) return;

@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,7 @@ class EmbeddedEtcd {
   // Stops supervising for good (this node was removed from the cluster).
   void abandon();
 
+  // Safe from any thread (the API reports them).
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
   int restarts() const { return restarts_; }
@@ -51,8 +53,8 @@ class EmbeddedEtcd {
   NodeConfig self_;
   bool join_existing_ = false;
   std::string initial_cluster_;
-  pid_t pid_ = -1;
-  int restarts_ = 0;
+  std::atomic<pid_t> pid_{-1};
+  std::atomic<int> restarts_{0};
   int64_t started_mono_ms_ = 0;
   int64_t next_start_mono_ms_ = 0;
   int64_t backoff_ms_ = 100;

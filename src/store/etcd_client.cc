@@ -101,6 +101,19 @@ std::string etcd_message(const std::string& body) {
   return body.substr(0, 200);
 }
 
+// etcd errors that say the request was refused before it was applied.
+bool refused_unapplied(const std::string& body) {
+  const std::string m = etcd_message(body);
+  return m.find("no leader") != std::string::npos || m.find("not capable") != std::string::npos ||
+         m.find("server stopped") != std::string::npos;
+}
+
+// etcd errors after which a write may or may not have been applied.
+bool outcome_unknown(const std::string& body) {
+  const std::string m = etcd_message(body);
+  return m.find("timed out") != std::string::npos || m.find("leader changed") != std::string::npos;
+}
+
 bool request_never_left(httplib::Error e) {
   return e == httplib::Error::Connection || e == httplib::Error::SSLConnection ||
          e == httplib::Error::ConnectionTimeout || e == httplib::Error::SSLLoadingCerts ||
@@ -128,11 +141,19 @@ namespace {
 constexpr std::size_t kIdleConnectionsMax = 4;
 // An endpoint that failed this recently is tried after the others.
 constexpr int64_t kFailurePenaltyMs = 1000;
+// A watch stream silent this long is re-established (embedded members send
+// progress notifications every 5 s).
+constexpr time_t kWatchIdleSec = 30;
 }  // namespace
 
 EtcdClient::EtcdClient(EtcdClientOptions options) : options_(std::move(options)) {}
 
 EtcdClient::~EtcdClient() = default;
+
+std::vector<std::string> EtcdClient::endpoints() {
+  std::lock_guard lock(mu_);
+  return options_.endpoints;
+}
 
 void EtcdClient::set_endpoints(std::vector<std::string> endpoints) {
   std::lock_guard lock(mu_);
@@ -222,6 +243,13 @@ Result<EtcdClient::Reply> EtcdClient::post(const std::string& path, const std::s
     if (res) {
       Reply reply{res->status, res->body};
       release(ep, std::move(cli));
+      // A member without a leader refuses before applying anything: another
+      // member may well have one.
+      if (reply.status != 200 && refused_unapplied(reply.body)) {
+        failures += (failures.empty() ? "" : "; ") + ep + ": " + etcd_message(reply.body);
+        mark_failed(ep, false);
+        continue;
+      }
       return reply;
     }
     const auto err = res.error();
@@ -232,7 +260,7 @@ Result<EtcdClient::Reply> EtcdClient::post(const std::string& path, const std::s
                                             failures + "); its outcome is unknown");
     }
   }
-  return make_error(Errc::kUnavailable, "etcd unreachable: " + failures);
+  return make_error(Errc::kUnavailable, "etcd unavailable: " + failures);
 }
 
 Result<RangeResult> EtcdClient::get(const std::string& key, bool prefix, int timeout_ms) {
@@ -259,6 +287,9 @@ Result<TxnResult> EtcdClient::txn(const std::vector<Compare>& compares,
   for (const auto& op : failure) req["failure"].push_back(op_json(op));
   auto reply = post("/v3/kv/txn", req.dump(), /*retry_elsewhere=*/false, timeout_ms);
   if (!reply) return reply.error();
+  if (reply->status != 200 && outcome_unknown(reply->body))
+    return make_error(Errc::kTimeout, "etcd transaction: " + etcd_message(reply->body) +
+                                          "; its outcome is unknown");
   if (reply->status != 200)
     return make_error(Errc::kUnavailable, "etcd transaction refused: " + etcd_message(reply->body));
   const json j = json::parse(reply->body, nullptr, false);
@@ -357,10 +388,11 @@ Status EtcdClient::watch(
   const std::vector<std::string> order = attempt_order();
   if (order.empty()) return make_error(Errc::kUnavailable, "no etcd endpoints");
   const std::string endpoint = order.front();
-  // An idle watch sees no bytes for long stretches: the read deadline is
-  // long, and the caller simply re-watches from its revision after it.
+  // The watch asks for progress notifications (every few seconds from the
+  // embedded members); a stream silent for longer than the read deadline
+  // ends, and the caller re-watches from its revision at once.
   auto cli = connect(endpoint, options_.request_timeout_ms);
-  cli->set_read_timeout(10, 0);
+  cli->set_read_timeout(kWatchIdleSec, 0);
   {
     std::lock_guard lock(watch_mu_);
     watch_client_ = cli.get();
@@ -377,10 +409,12 @@ Status EtcdClient::watch(
   const json create = {{"create_request",
                         {{"key", b64(prefix)},
                          {"range_end", b64(prefix_end(prefix))},
-                         {"start_revision", std::to_string(start_revision)}}}};
+                         {"start_revision", std::to_string(start_revision)},
+                         {"progress_notify", true}}}};
   std::string buffer;
   Status outcome = Ok{};
   bool done = false;
+  bool created = false;
   httplib::Request req;
   req.method = "POST";
   req.path = "/v3/watch";
@@ -413,6 +447,12 @@ Status EtcdClient::watch(
         return false;
       }
       const int64_t rev = i64(r.value("header", json::object()), "revision");
+      if (r.value("created", false)) {
+        // The creation header carries the current revision, not a promise
+        // that older events were sent: they follow.
+        created = true;
+        continue;
+      }
       std::vector<WatchEvent> events;
       for (const auto& e : r.value("events", json::array())) {
         WatchEvent ev;
@@ -420,15 +460,24 @@ Status EtcdClient::watch(
         ev.kv = parse_kv(e.value("kv", json::object()));
         events.push_back(std::move(ev));
       }
-      if (!events.empty()) on_events(events, rev);
+      // Events, or a progress notification (no events): either way every
+      // change up to `rev` has been delivered.
+      on_events(events, rev);
     }
     return !stop.load();
   };
   httplib::Response res;
   httplib::Error err = httplib::Error::Success;
   cli->send(req, res, err);
-  if (done) return outcome;
+  if (done) {
+    // A member that cancels watches (no leader) is no good to watch from
+    // for now: the next attempt prefers another one.
+    if (outcome.error().code == Errc::kUnavailable) mark_failed(endpoint, false);
+    return outcome;
+  }
   if (stop) return Ok{};
+  // An established stream that merely went quiet is a normal end.
+  if (created && err == httplib::Error::Read) return Ok{};
   if (request_never_left(err)) mark_failed(endpoint, true);
   return make_error(Errc::kUnavailable,
                     "watch stream on " + endpoint + " ended: " + httplib::to_string(err));

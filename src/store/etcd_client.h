@@ -132,7 +132,7 @@ class EtcdClient {
   // Interrupts a watch blocked in another thread.
   void cancel_watch();
 
-  const std::vector<std::string>& endpoints() const { return options_.endpoints; }
+  std::vector<std::string> endpoints();
   void set_endpoints(std::vector<std::string> endpoints);
 
  private:

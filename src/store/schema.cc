@@ -121,6 +121,7 @@ ClusterState Schema::build_state(const std::map<std::string, KeyValue>& kvs,
         s.errors.push_back(key + ": malformed schema record");
       }
     } else if (key.rfind(nodes_prefix(), 0) == 0) {
+      s.node_keys.insert(key.substr(nodes_prefix().size()));
       auto n = decode_node(kv.value);
       if (!n || n->name != key.substr(nodes_prefix().size())) {
         s.errors.push_back(key + ": " + (n ? "name does not match its key" : n.error().message));

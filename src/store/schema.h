@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,9 @@ struct ClusterState {
   int schema_version = 0;    // 0: the cluster was never initialised
   std::string cluster_name;  // as recorded in the schema key
   std::map<std::string, NodeRecord> nodes;
+  // Every node whose key exists, decodable or not: a record this version
+  // cannot read (a newer mode, a hand edit) is not a removed node.
+  std::set<std::string> node_keys;
   std::optional<CoordinatorRecord> coordinator;
   std::optional<LivenessRecord> liveness;
   int64_t revision = 0;             // newest store revision the cache has applied

@@ -112,6 +112,7 @@ Status Store::reload() {
 
 void Store::apply(const std::vector<WatchEvent>& events, int64_t revision) {
   std::lock_guard lock(mu_);
+  if (events.empty() && revision <= revision_) return;  // progress notification, nothing new
   for (const auto& e : events) {
     if (e.deleted) {
       kvs_.erase(e.kv.key);

@@ -53,6 +53,10 @@ Result<pid_t> spawn_process(const SpawnOptions& o) {
       ::dup2(log_fd, 1);
       ::dup2(log_fd, 2);
     }
+    // Libraries open sockets without O_CLOEXEC (Debian's cpp-httplib does):
+    // the child must not inherit the API's listening socket or our etcd
+    // connections, or they outlive us in it.
+    ::close_range(3, ~0U, 0);
     ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }

@@ -130,10 +130,18 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
 @pytest.fixture
-def cluster_factory():
+def cluster_factory(request):
     """Makes DevClusters; tears every one down at the end and fails if any
-    process of theirs survives."""
+    process of theirs survives. When the test failed, the tail of every
+    node's log goes into the report."""
     made = []
     roots = []
 
@@ -147,7 +155,12 @@ def cluster_factory():
     yield make
     leftovers = []
     sanitizer_reports = []
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
     for c in made:
+        if failed and c.dir.exists():
+            for log in sorted((c.dir / "data").glob("*/bulwarkd.log")):
+                lines = log.read_text(errors="replace").splitlines()[-25:]
+                print(f"--- {log} (last {len(lines)} lines)\n" + "\n".join(lines))
         for log in (c.dir / "data").glob("*/bulwarkd.log") if c.dir.exists() else []:
             text = log.read_text(errors="replace")
             if "AddressSanitizer" in text or "runtime error:" in text or "LeakSanitizer" in text:

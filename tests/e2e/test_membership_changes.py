@@ -78,3 +78,37 @@ def test_etcd_member_is_restarted_when_it_dies(cluster):
     wait_until(lambda: cluster.status("n2")["etcd"]["healthy"], what="etcd healthy again")
     time.sleep(0.1)
     cluster.cli("node", "attr", "n2", "survived=etcd-crash", endpoint=cluster.endpoint("n2"))
+
+
+def test_node_add_that_would_cost_the_lease_is_refused(cluster):
+    """With n3 down, a fourth node would need 3 of 4 reachable: only 2 are."""
+    wait_until(lambda: coordinator_of(cluster, ["n1", "n2", "n3"]), what="a coordinator")
+    cluster.kill("n3")
+    wait_until(lambda: not [n for n in cluster.status("n1")["nodes"] if n["name"] == "n3"][0]["online"],
+               what="n3 offline")
+    proc = cluster.cli("node", "add", "n4", "--address", "127.0.0.99", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "would make the majority 3 of 4" in proc.stderr
+    s = cluster.status("n1")
+    assert s["quorate"] and [n["name"] for n in s["nodes"]] == ["n1", "n2", "n3"]
+
+
+def test_node_that_lost_its_data_must_be_replaced(cluster):
+    """A member that ran before must not rejoin with an empty log."""
+    import shutil
+    wait_until(lambda: coordinator_of(cluster, ["n1", "n2", "n3"]), what="a coordinator")
+    cluster.kill("n3")
+    shutil.rmtree(cluster.dir / "data" / "n3" / "etcd")
+    cluster.start("n3")
+    log = cluster.dir / "data" / "n3" / "bulwarkd.log"
+    wait_until(lambda: "is an etcd member that has run before" in log.read_text(),
+               what="n3 to refuse to start")
+    wait_until(lambda: not cluster.node("n3")["running"], what="n3 to exit")
+    # The documented way back: replace it.
+    cluster.cli("node", "remove", "n3", endpoint=cluster.endpoint("n1"))
+    cluster.cli("node", "add", "n3", "--address", cluster.node("n3")["address"],
+                endpoint=cluster.endpoint("n1"))
+    shutil.rmtree(cluster.dir / "data" / "n3" / "etcd", ignore_errors=True)
+    cluster.start("n3")
+    wait_until(lambda: all(n["online"] for n in cluster.status("n1")["nodes"]), what="n3 back")
+    wait_until(lambda: cluster.status("n3")["etcd"]["healthy"], what="n3's new member healthy")

@@ -208,3 +208,40 @@ TEST(EpochPolicySweepTest, OnlyTheLeaseHolderWithItsTokenActs) {
 
 }  // namespace
 }  // namespace bulwark
+
+namespace bulwark {
+namespace {
+
+// n1's link to the holder n3 is cut, but n2 still reaches n3: n3 is fine and
+// keeps the epoch. Claiming here would make n1 and n3 take it from each
+// other for as long as the link is down.
+TEST(EpochPolicyTest, ACutLinkToAHolderOthersReachIsNoReasonToClaim) {
+  EpochInputs in = base_inputs();
+  in.record = record_of("n3", 99);
+  in.my_token = 0;
+  in.view.members[1].peer_sees_watched = true;  // n2 reaches n3
+  EXPECT_EQ(decide_epoch_action(in), EpochAction::kNone);
+  in.view.members[1].peer_sees_watched = false;  // nobody reaches n3: it is gone
+  EXPECT_EQ(decide_epoch_action(in), EpochAction::kClaim);
+}
+
+// Five nodes: the holder n5 is reached only by n4, which cannot form a
+// majority with it. n1, n2, n3 cannot reach it: three of five, a majority,
+// so they replace it (else no node would coordinate while this lasts).
+TEST(EpochPolicyTest, AMajorityThatCannotReachTheHolderClaims) {
+  EpochInputs in = base_inputs();
+  in.record = record_of("n5", 99);
+  in.my_token = 0;
+  in.view.majority = 3;
+  in.view.members = {
+      MemberStatus{"n1", true, true, 0, -1, true}, MemberStatus{"n2", false, true, 10, 1, true},
+      MemberStatus{"n3", false, true, 10, 1, true}, MemberStatus{"n4", false, true, 10, 1, true},
+      MemberStatus{"n5", false, false, 900, 1, false}};
+  in.view.members[3].peer_sees_watched = true;  // n4 reaches n5
+  EXPECT_EQ(decide_epoch_action(in), EpochAction::kClaim);
+  in.view.members[2].peer_sees_watched = true;  // n3 too: only n1, n2 cannot
+  EXPECT_EQ(decide_epoch_action(in), EpochAction::kNone);
+}
+
+}  // namespace
+}  // namespace bulwark

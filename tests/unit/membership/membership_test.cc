@@ -464,3 +464,30 @@ TEST_F(MembershipPairTest, RemovedMemberIsNoLongerPingedNorAnswered) {
 
 }  // namespace
 }  // namespace bulwark
+
+namespace bulwark {
+namespace {
+
+// Every node watches the coordinator c. When only the a-c link is cut, b
+// still reports reaching c, so a can tell that c is alive; when c goes
+// silent, b stops reporting it within a lease.
+TEST(MembershipTest, PeersReportWhetherTheyReachTheWatchedNode) {
+  Network net({"a", "b", "c"});
+  for (const char* n : {"a", "b", "c"}) net.node(n).set_watched("c");
+  net.tick_all();
+  net.run_until(1000);
+  EXPECT_TRUE(net.view("a").find("b")->peer_sees_watched);
+  EXPECT_TRUE(net.view("a").find("c")->peer_sees_watched) << "c reports itself";
+  net.cut("a", "c");
+  net.run_until(1400);
+  const MembershipView cut = net.view("a");
+  EXPECT_FALSE(online_in(cut, "c"));
+  EXPECT_TRUE(cut.find("b")->peer_sees_watched) << "b still reaches c";
+  net.heal();
+  net.set_silent("c", true);
+  net.run_until(2000);
+  EXPECT_FALSE(net.view("a").find("b")->peer_sees_watched) << "nobody reaches a silent c";
+}
+
+}  // namespace
+}  // namespace bulwark
