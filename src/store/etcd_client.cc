@@ -143,7 +143,7 @@ constexpr std::size_t kIdleConnectionsMax = 4;
 constexpr int64_t kFailurePenaltyMs = 1000;
 // A watch stream silent this long is re-established (embedded members send
 // progress notifications every 5 s).
-constexpr time_t kWatchIdleSec = 30;
+constexpr time_t kWatchIdleSec = 12;
 }  // namespace
 
 EtcdClient::EtcdClient(EtcdClientOptions options) : options_(std::move(options)) {}
@@ -376,9 +376,14 @@ Result<EtcdStatus> EtcdClient::status(const std::string& endpoint) {
   return s;
 }
 
-void EtcdClient::cancel_watch() {
-  std::lock_guard lock(watch_mu_);
-  if (watch_client_) watch_client_->stop();
+void EtcdClient::cancel_watch(bool stale) {
+  std::string endpoint;
+  {
+    std::lock_guard lock(watch_mu_);
+    if (watch_client_) watch_client_->stop();
+    endpoint = watch_endpoint_;
+  }
+  if (stale && !endpoint.empty()) mark_failed(endpoint, false);
 }
 
 Status EtcdClient::watch(
@@ -396,6 +401,7 @@ Status EtcdClient::watch(
   {
     std::lock_guard lock(watch_mu_);
     watch_client_ = cli.get();
+    watch_endpoint_ = endpoint;
   }
   struct Unregister {
     EtcdClient* self;

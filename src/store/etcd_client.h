@@ -129,8 +129,9 @@ class EtcdClient {
   Status watch(const std::string& prefix, int64_t start_revision,
                const std::function<void(const std::vector<WatchEvent>&, int64_t)>& on_events,
                const std::atomic<bool>& stop);
-  // Interrupts a watch blocked in another thread.
-  void cancel_watch();
+  // Interrupts a watch blocked in another thread. `stale`: the watch's
+  // member stopped delivering (paused, cut off); prefer others for a while.
+  void cancel_watch(bool stale = false);
 
   std::vector<std::string> endpoints();
   void set_endpoints(std::vector<std::string> endpoints);
@@ -155,6 +156,7 @@ class EtcdClient {
   std::map<std::string, int64_t> failed_at_ms_;
   std::mutex watch_mu_;
   httplib::Client* watch_client_ = nullptr;
+  std::string watch_endpoint_;
 };
 
 // The first key after every key that starts with `prefix` (etcd's range_end).

@@ -92,6 +92,13 @@ Result<int64_t> Store::confirm_fresh() {
   if (wait_for_revision(r->revision, 1000)) {
     std::lock_guard lock(mu_);
     confirmed_mono_ms_ = std::max(confirmed_mono_ms_, asked);
+  } else {
+    // etcd has a revision the watch did not deliver within a second: the
+    // member it streams from stopped (paused, cut off, behind). Re-establish
+    // it on another member rather than serve a stale view.
+    spdlog::warn("store: cache at revision {} while etcd is at {}; re-establishing the watch",
+                 cache_info().revision, r->revision);
+    etcd_.cancel_watch(/*stale=*/true);
   }
   return r->revision;
 }
