@@ -11,7 +11,7 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr std::size_t kBodyBytesMax = 64 * 1024;
+constexpr std::size_t kBodyBytesMax = std::size_t{64} * 1024;
 constexpr int kApiThreads = 4;
 
 void send_error(httplib::Response& res, int status, Errc code, const std::string& message) {
@@ -153,7 +153,7 @@ void ApiServer::install_routes() {
     send_error(res, res.status, res.status == 404 ? Errc::kNotFound : Errc::kInvalid, msg);
   });
   s.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+      [](const httplib::Request&, httplib::Response& res, const std::exception_ptr& ep) {
         std::string what = "internal error";
         try {
           std::rethrow_exception(ep);

@@ -197,7 +197,7 @@ std::unique_ptr<httplib::Client> EtcdClient::acquire(const std::string& endpoint
   // for short requests: a member busy with an election is slow to shake
   // hands, and giving up mid-handshake only makes the next attempt pay again.
   const time_t sec = timeout_ms / 1000;
-  const time_t usec = (timeout_ms % 1000) * 1000;
+  const time_t usec = static_cast<time_t>(timeout_ms % 1000) * 1000;
   cli->set_read_timeout(sec, usec);
   cli->set_write_timeout(sec, usec);
   return cli;
@@ -215,9 +215,9 @@ std::unique_ptr<httplib::Client> EtcdClient::connect(const std::string& endpoint
   cli->set_ca_cert_path(options_.ca_file);
   cli->enable_server_certificate_verification(true);
   const int connect_ms = std::max(timeout_ms, options_.request_timeout_ms);
-  cli->set_connection_timeout(connect_ms / 1000, (connect_ms % 1000) * 1000);
+  cli->set_connection_timeout(connect_ms / 1000, static_cast<time_t>(connect_ms % 1000) * 1000);
   const time_t sec = timeout_ms / 1000;
-  const time_t usec = (timeout_ms % 1000) * 1000;
+  const time_t usec = static_cast<time_t>(timeout_ms % 1000) * 1000;
   cli->set_read_timeout(sec, usec);
   cli->set_write_timeout(sec, usec);
   cli->set_keep_alive(true);
@@ -392,7 +392,7 @@ Status EtcdClient::watch(
     const std::atomic<bool>& stop) {
   const std::vector<std::string> order = attempt_order();
   if (order.empty()) return make_error(Errc::kUnavailable, "no etcd endpoints");
-  const std::string endpoint = order.front();
+  const std::string& endpoint = order.front();
   // The watch asks for progress notifications (every few seconds from the
   // embedded members); a stream silent for longer than the read deadline
   // ends, and the caller re-watches from its revision at once.

@@ -201,7 +201,8 @@ Result<CoordinatorRecord> Store::claim_coordinator(const std::string& self,
 }
 
 Result<int64_t> Store::coordinator_write(const CoordinatorRecord& mine,
-                                         std::vector<Compare> compares, std::vector<TxnOp> ops) {
+                                         std::vector<Compare> compares,
+                                         const std::vector<TxnOp>& ops) {
   compares.insert(compares.begin(),
                   Compare::mod_revision(schema_.coordinator_key(), mine.mod_revision));
   auto r = etcd_.txn(compares, ops, {}, coordinator_timeout_ms_);

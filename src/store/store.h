@@ -59,7 +59,7 @@ class Store {
   // Applies `ops` only if `mine` still is the coordinator record; otherwise
   // fails with kEpochSuperseded and changes nothing.
   Result<int64_t> coordinator_write(const CoordinatorRecord& mine, std::vector<Compare> compares,
-                                    std::vector<TxnOp> ops);
+                                    const std::vector<TxnOp>& ops);
   // Writes the schema record and the founding nodes if the cluster was never
   // initialised (as coordinator).
   Result<int64_t> initialize(const CoordinatorRecord& mine, const std::vector<NodeRecord>& nodes);
