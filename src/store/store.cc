@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <random>
 
 #include "sys/system_clock.h"
 
@@ -277,6 +278,10 @@ Result<int64_t> Store::update_node_once(const std::string& name,
                        {TxnOp::put(key, Schema::encode_node(*node))}, {}, write_timeout_ms());
     if (!r) return r.error();
     if (r->succeeded) return r->revision;
+    // Another writer won the compare. Two writers retrying in lockstep can
+    // keep beating each other: a short random pause breaks the tie.
+    thread_local std::minstd_rand jitter(std::random_device{}());
+    sleep_ms(1 + static_cast<int64_t>(jitter() % (5 * (attempt + 1))));
   }
   return make_error(Errc::kConflict, "node '" + name + "' kept changing; gave up after " +
                                          std::to_string(kWriteAttemptsMax) + " attempts");
