@@ -28,6 +28,20 @@ void send_result(httplib::Response& res, const Result<int64_t>& r) {
   res.set_content(json{{"ok", true}, {"revision", *r}}.dump() + "\n", "application/json");
 }
 
+// Reads body[field], an optional object of string values (node attributes).
+// On a wrong shape, the message for a 400.
+Result<std::map<std::string, std::string>> string_map(const json& body, const char* field) {
+  std::map<std::string, std::string> out;
+  if (!body.contains(field)) return out;
+  if (!body[field].is_object())
+    return make_error(Errc::kInvalid, std::string(field) + " must be an object of strings");
+  for (const auto& [k, v] : body[field].items()) {
+    if (!v.is_string()) return make_error(Errc::kInvalid, "attribute '" + k + "' must be a string");
+    out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
 bool loopback(const std::string& addr) {
   return addr.rfind("127.", 0) == 0 || addr == "::1" || addr.rfind("::ffff:127.", 0) == 0;
 }
@@ -100,15 +114,9 @@ void ApiServer::install_routes() {
       return send_error(res, 400, Errc::kInvalid, "name and address (strings) are required");
     add.name = body["name"];
     add.address = body["address"];
-    if (body.contains("attributes")) {
-      if (!body["attributes"].is_object())
-        return send_error(res, 400, Errc::kInvalid, "attributes must be an object of strings");
-      for (const auto& [k, v] : body["attributes"].items()) {
-        if (!v.is_string())
-          return send_error(res, 400, Errc::kInvalid, "attribute '" + k + "' must be a string");
-        add.attributes[k] = v.get<std::string>();
-      }
-    }
+    auto attributes = string_map(body, "attributes");
+    if (!attributes) return send_error(res, 400, Errc::kInvalid, attributes.error().message);
+    add.attributes = *attributes;
     send_result(res, backend_.add_node(add));
   });
 
@@ -116,35 +124,27 @@ void ApiServer::install_routes() {
     send_result(res, backend_.remove_node(req.matches[1]));
   });
 
-  s.Patch(R"(/v1/nodes/([^/]+)/attributes)", [this](const httplib::Request& req,
-                                                    httplib::Response& res) {
-    const json body = json::parse(req.body, nullptr, false);
-    if (!body.is_object())
-      return send_error(res, 400, Errc::kInvalid, "body must be a JSON object");
-    std::map<std::string, std::string> set;
-    std::vector<std::string> unset;
-    if (body.contains("set")) {
-      if (!body["set"].is_object())
-        return send_error(res, 400, Errc::kInvalid, "set must be an object of strings");
-      for (const auto& [k, v] : body["set"].items()) {
-        if (!v.is_string())
-          return send_error(res, 400, Errc::kInvalid, "attribute '" + k + "' must be a string");
-        set[k] = v.get<std::string>();
-      }
-    }
-    if (body.contains("unset")) {
-      if (!body["unset"].is_array())
-        return send_error(res, 400, Errc::kInvalid, "unset must be a list of keys");
-      for (const auto& k : body["unset"]) {
-        if (!k.is_string())
-          return send_error(res, 400, Errc::kInvalid, "unset keys must be strings");
-        unset.push_back(k.get<std::string>());
-      }
-    }
-    if (set.empty() && unset.empty())
-      return send_error(res, 400, Errc::kInvalid, "nothing to change");
-    send_result(res, backend_.set_node_attributes(req.matches[1], set, unset));
-  });
+  s.Patch(R"(/v1/nodes/([^/]+)/attributes)",
+          [this](const httplib::Request& req, httplib::Response& res) {
+            const json body = json::parse(req.body, nullptr, false);
+            if (!body.is_object())
+              return send_error(res, 400, Errc::kInvalid, "body must be a JSON object");
+            auto set = string_map(body, "set");
+            if (!set) return send_error(res, 400, Errc::kInvalid, set.error().message);
+            std::vector<std::string> unset;
+            if (body.contains("unset")) {
+              if (!body["unset"].is_array())
+                return send_error(res, 400, Errc::kInvalid, "unset must be a list of keys");
+              for (const auto& k : body["unset"]) {
+                if (!k.is_string())
+                  return send_error(res, 400, Errc::kInvalid, "unset keys must be strings");
+                unset.push_back(k.get<std::string>());
+              }
+            }
+            if (set->empty() && unset.empty())
+              return send_error(res, 400, Errc::kInvalid, "nothing to change");
+            send_result(res, backend_.set_node_attributes(req.matches[1], *set, unset));
+          });
 
   s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;

@@ -58,7 +58,11 @@ class Daemon final : public ApiBackend {
  private:
   Status require_quorum();
   Result<int64_t> committed(Result<int64_t> r);
-  std::vector<std::string> etcd_endpoints(const ClusterState* state) const;
+  // The nodes from bulwark.yaml, and the cluster's nodes: from the store once
+  // it was initialised, before that the founding nodes.
+  std::vector<NodeRecord> founding_nodes() const;
+  std::vector<NodeRecord> cluster_nodes(const ClusterState& state) const;
+  std::vector<std::string> etcd_endpoints(const ClusterState& state) const;
   std::vector<PeerEndpoint> members_from(const ClusterState& state) const;
   void health_loop();
   Status retry_member_change(const std::function<Status()>& change);
@@ -84,30 +88,40 @@ class Daemon final : public ApiBackend {
   std::mutex write_mu_;  // one membership change at a time through this node
 };
 
-std::vector<std::string> Daemon::etcd_endpoints(const ClusterState* state) const {
+std::vector<NodeRecord> Daemon::founding_nodes() const {
+  std::vector<NodeRecord> out;
+  for (const auto& n : config_.nodes) {
+    NodeRecord r;
+    r.name = n.name;
+    r.address = n.address;
+    r.attributes = n.attributes;
+    r.ports = n.ports;
+    out.push_back(r);
+  }
+  return out;
+}
+
+std::vector<NodeRecord> Daemon::cluster_nodes(const ClusterState& state) const {
+  if (state.schema_version == 0) return founding_nodes();
+  std::vector<NodeRecord> out;
+  for (const auto& [name, n] : state.nodes) out.push_back(n);
+  return out;
+}
+
+std::vector<std::string> Daemon::etcd_endpoints(const ClusterState& state) const {
   if (config_.store.mode == StoreMode::kExternal) return config_.store.endpoints;
   // Our own member first: it is the closest, and when it is cut off the
   // others take over.
   std::vector<std::string> out = {client_url(self_.address, self_.ports.etcd_client)};
-  if (state && state->schema_version > 0) {
-    for (const auto& [name, n] : state->nodes) {
-      if (name != self_.name) out.push_back(client_url(n.address, n.ports.etcd_client));
-    }
-  } else {
-    for (const auto& n : config_.nodes) {
-      if (n.name != self_.name) out.push_back(client_url(n.address, n.ports.etcd_client));
-    }
+  for (const auto& n : cluster_nodes(state)) {
+    if (n.name != self_.name) out.push_back(client_url(n.address, n.ports.etcd_client));
   }
   return out;
 }
 
 std::vector<PeerEndpoint> Daemon::members_from(const ClusterState& state) const {
   std::vector<PeerEndpoint> out;
-  if (state.schema_version > 0) {
-    for (const auto& [name, n] : state.nodes) out.push_back({name, n.address, n.ports.heartbeat});
-  } else {
-    for (const auto& n : config_.nodes) out.push_back({n.name, n.address, n.ports.heartbeat});
-  }
+  for (const auto& n : cluster_nodes(state)) out.push_back({n.name, n.address, n.ports.heartbeat});
   return out;
 }
 
@@ -167,7 +181,7 @@ int Daemon::run() {
   ::signal(SIGPIPE, SIG_IGN);
 
   EtcdClientOptions eo;
-  eo.endpoints = etcd_endpoints(nullptr);
+  eo.endpoints = etcd_endpoints(ClusterState{});
   eo.request_timeout_ms = config_.store.request_timeout_ms;
   eo.clock = &clock_;
   eo.ca_file = config_.store.ca_file.empty() ? config_.ca_file() : config_.store.ca_file;
@@ -216,16 +230,7 @@ int Daemon::run() {
                                    config_.cluster_name, coordinator_timeout_ms);
   store_->start();
 
-  std::vector<NodeRecord> founding;
-  for (const auto& n : config_.nodes) {
-    NodeRecord r;
-    r.name = n.name;
-    r.address = n.address;
-    r.attributes = n.attributes;
-    r.ports = n.ports;
-    founding.push_back(r);
-  }
-  coordinator_ = std::make_unique<Coordinator>(clock_, *store_, self_.name, founding);
+  coordinator_ = std::make_unique<Coordinator>(clock_, *store_, self_.name, founding_nodes());
 
   ApiServerOptions ao;
   ao.address = self_.address;
@@ -270,7 +275,7 @@ int Daemon::run() {
       if (!std::equal(next.begin(), next.end(), members.begin(), members.end(), same)) {
         members = next;
         membership_->set_members(members);
-        etcd_->set_endpoints(etcd_endpoints(&state));
+        etcd_->set_endpoints(etcd_endpoints(state));
       }
       if (state.node_keys.count(self_.name)) {
         seen_in_store = true;
@@ -548,24 +553,17 @@ json Daemon::status() {
                {"refused_writes", cs.refused_writes}};
   j["heartbeat"] = {{"rejected_datagrams", view.rejected_datagrams}};
   json nodes = json::array();
-  auto add = [&](const std::string& name, const std::string& address, const std::string& mode,
-                 const std::map<std::string, std::string>& attrs) {
-    const MemberStatus* m = view.find(name);
-    nodes.push_back({{"name", name},
-                     {"address", address},
+  for (const auto& n : cluster_nodes(state)) {
+    const MemberStatus* m = view.find(n.name);
+    nodes.push_back({{"name", n.name},
+                     {"address", n.address},
                      {"online", m != nullptr && m->online},
-                     {"mode", mode},
-                     {"attributes", attrs},
-                     {"self", name == self_.name},
-                     {"coordinator", state.coordinator && state.coordinator->node == name},
+                     {"mode", node_mode_name(n.mode)},
+                     {"attributes", n.attributes},
+                     {"self", n.name == self_.name},
+                     {"coordinator", state.coordinator && state.coordinator->node == n.name},
                      {"last_contact_ms", m ? json(m->last_contact_ago_ms) : json(nullptr)},
                      {"rtt_ms", m && m->rtt_ms >= 0 ? json(m->rtt_ms) : json(nullptr)}});
-  };
-  if (state.schema_version > 0) {
-    for (const auto& [name, n] : state.nodes)
-      add(name, n.address, node_mode_name(n.mode), n.attributes);
-  } else {
-    for (const auto& n : config_.nodes) add(n.name, n.address, "online", n.attributes);
   }
   j["nodes"] = nodes;
   return j;

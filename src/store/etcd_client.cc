@@ -101,6 +101,14 @@ std::string etcd_message(const std::string& body) {
   return body.substr(0, 200);
 }
 
+// Read and write deadline of one request on `cli`.
+void set_io_timeout(httplib::Client& cli, int timeout_ms) {
+  const time_t sec = timeout_ms / 1000;
+  const time_t usec = static_cast<time_t>(timeout_ms % 1000) * 1000;
+  cli.set_read_timeout(sec, usec);
+  cli.set_write_timeout(sec, usec);
+}
+
 // etcd errors that say the request was refused before it was applied.
 bool refused_unapplied(const std::string& body) {
   const std::string m = etcd_message(body);
@@ -193,13 +201,8 @@ std::unique_ptr<httplib::Client> EtcdClient::acquire(const std::string& endpoint
     }
   }
   if (!cli) cli = connect(endpoint, timeout_ms);
-  // Connecting (TCP and TLS handshake) gets the full request timeout, even
-  // for short requests: a member busy with an election is slow to shake
-  // hands, and giving up mid-handshake only makes the next attempt pay again.
-  const time_t sec = timeout_ms / 1000;
-  const time_t usec = static_cast<time_t>(timeout_ms % 1000) * 1000;
-  cli->set_read_timeout(sec, usec);
-  cli->set_write_timeout(sec, usec);
+  // A pooled connection keeps whatever deadline its last request had.
+  set_io_timeout(*cli, timeout_ms);
   return cli;
 }
 
@@ -214,12 +217,12 @@ std::unique_ptr<httplib::Client> EtcdClient::connect(const std::string& endpoint
   auto cli = std::make_unique<httplib::Client>(endpoint, options_.cert_file, options_.key_file);
   cli->set_ca_cert_path(options_.ca_file);
   cli->enable_server_certificate_verification(true);
+  // Connecting (TCP and TLS handshake) gets the full request timeout, even
+  // for short requests: a member busy with an election is slow to shake
+  // hands, and giving up mid-handshake only makes the next attempt pay again.
   const int connect_ms = std::max(timeout_ms, options_.request_timeout_ms);
   cli->set_connection_timeout(connect_ms / 1000, static_cast<time_t>(connect_ms % 1000) * 1000);
-  const time_t sec = timeout_ms / 1000;
-  const time_t usec = static_cast<time_t>(timeout_ms % 1000) * 1000;
-  cli->set_read_timeout(sec, usec);
-  cli->set_write_timeout(sec, usec);
+  set_io_timeout(*cli, timeout_ms);
   cli->set_keep_alive(true);
   cli->set_tcp_nodelay(true);
   return cli;
