@@ -1,5 +1,7 @@
 #include "core/config.h"
 
+#include "core/yaml_section.h"
+
 #include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
@@ -46,85 +48,17 @@ const std::vector<ConfigKeyword> kKeywords = {
     {"nodes[]", "ports", "map", "(the ports section)", "per-node port overrides"},
 };
 
-std::string where(const std::string& path, const YAML::Node& node) {
-  const YAML::Mark mark = node.Mark();
-  if (mark.is_null()) return path;
-  std::ostringstream out;
-  out << path << ":" << mark.line + 1 << ":" << mark.column + 1;
-  return out.str();
-}
-
 Error config_error(const std::string& path, const YAML::Node& node, const std::string& what) {
-  return make_error(Errc::kInvalid, where(path, node) + ": " + what);
+  return yaml_error(path, node, what);
 }
 
-// Mapping keys must be plain strings: YAML also allows complex keys
-// ("? [a, b]: x"), which yaml-cpp cannot convert and which mean nothing here.
-Result<std::string> key_of(const std::string& path, const YAML::Node& key) {
-  if (!key.IsScalar()) return config_error(path, key, "keys must be plain strings");
-  return key.Scalar();
+// A mapping of bulwark.yaml: "nodes[2]" takes the keys of nodes[]; its port
+// overrides, "nodes[2].ports", take those of the ports section.
+YamlSection section_of(const std::string& path, const YAML::Node& node, const std::string& name) {
+  std::string section = name;
+  if (name.rfind("nodes[", 0) == 0) section = name.ends_with(".ports") ? "ports" : "nodes[]";
+  return YamlSection(path, node, name, kKeywords, section);
 }
-
-// Reads one mapping, refusing keys that are not in its section of the table.
-class Section {
- public:
-  Section(const std::string& path, const YAML::Node& node, std::string name)
-      : path_(path), node_(node), name_(std::move(name)) {}
-
-  Status check_keys() const {
-    if (!node_.IsMap()) return config_error(path_, node_, name_ + " must be a mapping");
-    std::set<std::string> allowed;
-    // "nodes[2]" takes the keys of nodes[]; its port overrides, "nodes[2].ports",
-    // take those of the ports section.
-    std::string section = name_;
-    if (name_.rfind("nodes[", 0) == 0) section = name_.ends_with(".ports") ? "ports" : "nodes[]";
-    for (const auto& k : kKeywords) {
-      if (section == k.section) allowed.insert(k.key);
-    }
-    for (const auto& item : node_) {
-      auto parsed = key_of(path_, item.first);
-      if (!parsed) return parsed.error();
-      const std::string& key = *parsed;
-      if (!allowed.count(key)) {
-        std::string expected;
-        for (const auto& a : allowed) expected += (expected.empty() ? "" : ", ") + a;
-        return config_error(
-            path_, item.first,
-            "unknown key '" + key + "' in " + name_ + " (expected one of: " + expected + ")");
-      }
-    }
-    return Ok{};
-  }
-
-  Status get_string(const char* key, std::string& out) const {
-    const YAML::Node v = node_[key];
-    if (!v) return Ok{};
-    if (!v.IsScalar()) return config_error(path_, v, std::string(key) + " must be a string");
-    out = v.Scalar();
-    return Ok{};
-  }
-
-  Status get_int(const char* key, int& out, int min, int max) const {
-    const YAML::Node v = node_[key];
-    if (!v) return Ok{};
-    long long parsed = 0;
-    if (!v.IsScalar() || !YAML::convert<long long>::decode(v, parsed))
-      return config_error(path_, v, std::string(key) + " must be an integer");
-    if (parsed < min || parsed > max)
-      return config_error(path_, v,
-                          std::string(key) + " must be between " + std::to_string(min) + " and " +
-                              std::to_string(max));
-    out = static_cast<int>(parsed);
-    return Ok{};
-  }
-
-  const YAML::Node& node() const { return node_; }
-
- private:
-  const std::string& path_;
-  YAML::Node node_;
-  std::string name_;
-};
 
 std::string absolute_from(const std::string& base_dir, const std::string& p) {
   if (p.empty()) return p;
@@ -135,7 +69,7 @@ std::string absolute_from(const std::string& base_dir, const std::string& p) {
 
 Status parse_ports(const std::string& path, const YAML::Node& node, const std::string& name,
                    Ports& ports) {
-  Section s(path, node, name);
+  YamlSection s = section_of(path, node, name);
   if (auto st = s.check_keys(); !st) return st;
   for (auto [key, field] :
        {std::pair{"api", &ports.api}, std::pair{"heartbeat", &ports.heartbeat},
@@ -148,7 +82,7 @@ Status parse_ports(const std::string& path, const YAML::Node& node, const std::s
 }
 
 Status parse_cluster(const std::string& path, const YAML::Node& node, Config& c) {
-  Section s(path, node, "cluster");
+  YamlSection s = section_of(path, node, "cluster");
   if (auto st = s.check_keys(); !st) return st;
   if (!node["name"]) return config_error(path, node, "cluster.name is required");
   for (auto [key, field] :
@@ -172,7 +106,7 @@ Status parse_cluster(const std::string& path, const YAML::Node& node, Config& c)
 }
 
 Status parse_store(const std::string& path, const YAML::Node& node, Config& c) {
-  Section s(path, node, "store");
+  YamlSection s = section_of(path, node, "store");
   if (auto st = s.check_keys(); !st) return st;
   StoreConfig& st_cfg = c.store;
   std::string mode = "embedded";
@@ -223,7 +157,7 @@ Status parse_nodes(const std::string& path, const YAML::Node& node, Config& c) {
   for (std::size_t i = 0; i < node.size(); ++i) {
     const YAML::Node n = node[i];
     const std::string label = "nodes[" + std::to_string(i) + "]";
-    Section s(path, n, label);
+    YamlSection s = section_of(path, n, label);
     if (auto st = s.check_keys(); !st) return st;
     NodeConfig nc;
     nc.ports = c.default_ports;
@@ -243,7 +177,7 @@ Status parse_nodes(const std::string& path, const YAML::Node& node, Config& c) {
     if (const YAML::Node attrs = n["attributes"]) {
       if (!attrs.IsMap()) return config_error(path, attrs, "attributes must be a mapping");
       for (const auto& kv : attrs) {
-        auto parsed = key_of(path, kv.first);
+        auto parsed = yaml_key(path, kv.first);
         if (!parsed) return parsed.error();
         const std::string& key = *parsed;
         if (!valid_attribute_key(key))
@@ -308,13 +242,9 @@ Result<Config> parse_root(const YAML::Node& root, const std::string& path);
 }  // namespace
 
 Result<Config> parse_config(const std::string& text, const std::string& path) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    return make_error(Errc::kInvalid, path + ":" + std::to_string(e.mark.line + 1) + ":" +
-                                          std::to_string(e.mark.column + 1) + ": " + e.msg);
-  }
+  auto loaded = yaml_load(text, path);
+  if (!loaded) return loaded.error();
+  const YAML::Node root = *loaded;
   // Everything below reports errors as values; the catch is a last line of
   // defence so that no input can end the process with an exception.
   try {
@@ -335,7 +265,7 @@ Result<Config> parse_root(const YAML::Node& root, const std::string& path) {
   const std::string base_dir = fs::path(c.path).parent_path().string();
   static const std::set<std::string> kSections = {"cluster", "store", "ports", "nodes"};
   for (const auto& item : root) {
-    auto parsed = key_of(path, item.first);
+    auto parsed = yaml_key(path, item.first);
     if (!parsed) return parsed.error();
     const std::string& key = *parsed;
     if (!kSections.count(key))

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/yaml_section.h"
 
 namespace bulwark {
 
@@ -73,13 +74,6 @@ bool valid_attribute_key(const std::string& key);
 
 // Every keyword the config accepts, for the configuration reference and the
 // test that keeps docs/configuration.md complete.
-struct ConfigKeyword {
-  const char* section;  // "cluster", "store", "ports", "nodes[]"
-  const char* key;
-  const char* type;
-  const char* default_value;
-  const char* description;
-};
 const std::vector<ConfigKeyword>& config_keywords();
 
 // Renders a Config back to YAML (used by `bulwark init` and `bulwark dev`).
