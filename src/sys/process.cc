@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,6 +64,8 @@ Result<pid_t> spawn_process(const SpawnOptions& o) {
   if (log_fd >= 0) ::close(log_fd);
   return pid;
 }
+
+int open_pidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
 std::optional<int> try_reap(pid_t pid) {
   int status = 0;

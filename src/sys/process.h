@@ -30,6 +30,10 @@ std::string describe_wait_status(int status);
 // True if a process with this pid exists and is not a zombie.
 bool process_alive(pid_t pid);
 
+// A descriptor that becomes readable when `pid` exits (pidfd_open), so an
+// event loop can reap children without polling; -1 on error.
+int open_pidfd(pid_t pid);
+
 // The current environment, minus variables whose name starts with one of
 // `drop_prefixes`.
 std::vector<std::string> current_environment(const std::vector<std::string>& drop_prefixes);

@@ -1,0 +1,71 @@
+// Active health checks, on a thread of their own: TCP connect, an HTTP
+// request with an expected status, or an external command (exit 0 means
+// healthy). A server's first result decides its state at once; after that
+// it takes `fall` bad results in a row to mark it down and `rise` good ones
+// to bring it back. Servers of backends without a check that passive
+// checking marked down are given traffic again after a cool-down.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/backend.h"
+#include "sys/event_loop.h"
+
+namespace bulwark::proxy {
+
+class HealthChecker {
+ public:
+  HealthChecker() = default;
+  ~HealthChecker();
+
+  void start();
+  void stop();
+  // Any thread: the backends whose servers to check.
+  void set_backends(std::vector<std::shared_ptr<Backend>> backends);
+
+ private:
+  struct Probe {
+    std::shared_ptr<Backend> backend;
+    std::shared_ptr<Server> server;
+    CheckConfig check;
+    bool settled = false;  // a first result has been seen
+    bool last_up = true;   // the server's state after the last result
+    int good = 0;
+    int bad = 0;
+    int64_t next_ms = 0;
+    int64_t deadline_ms = 0;
+    int64_t down_since_ms = 0;  // unchecked servers: passive down since
+    bool in_flight = false;
+    bool connected = false;
+    int fd = -1;     // tcp/http socket, or the command's pidfd
+    pid_t pid = -1;  // command
+    std::string request;
+    std::string response;
+    bool seen = false;  // still listed by its backend (refresh bookkeeping)
+  };
+
+  void run();
+  void refresh();
+  void begin(Probe& p);
+  void on_event(Probe& p, uint32_t events);
+  void finish(Probe& p, bool healthy, const std::string& why);
+  void cleanup(Probe& p);
+
+  EventLoop loop_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<std::shared_ptr<Backend>> backends_;  // guarded by mu_
+  std::unordered_map<const Server*, std::unique_ptr<Probe>> probes_;
+  std::unordered_map<int, Probe*> by_fd_;
+  int64_t now_ms_ = 0;
+};
+
+}  // namespace bulwark::proxy

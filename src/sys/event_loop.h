@@ -1,0 +1,53 @@
+// An epoll event loop for one thread, with a wake-up eventfd through which
+// other threads post tasks to it. Descriptors are registered once,
+// edge-triggered, with the descriptor number as the event's data: the owner
+// keeps a table from descriptor to handler, so moving a connection between
+// owners (a session, an idle pool) never costs a system call.
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <functional>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "core/error.h"
+
+namespace bulwark {
+
+class EventLoop {
+ public:
+  EventLoop();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // Loop thread only.
+  Status add(int fd, uint32_t events);
+  Status modify(int fd, uint32_t events);
+  void remove(int fd);
+  // Waits up to timeout_ms (-1: forever) and returns the ready events; the
+  // wake-up descriptor's events are consumed here and run posted tasks.
+  std::span<const epoll_event> wait(int timeout_ms);
+
+  // Any thread: runs `task` on the loop thread soon.
+  void post(std::function<void()> task);
+  // Any thread: makes wait() return.
+  void wake();
+
+ private:
+  void run_posted();
+
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  std::vector<epoll_event> events_;
+  std::mutex mu_;
+  std::vector<std::function<void()>> posted_;
+};
+
+// Monotonic time for the data plane, in microseconds and milliseconds.
+int64_t mono_us();
+inline int64_t mono_ms_now() { return mono_us() / 1000; }
+
+}  // namespace bulwark
