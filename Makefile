@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 300
 JOBS       ?= $(shell nproc)
 PYTEST     := /usr/bin/python3 -m pytest
 
-.PHONY: setup build build-asan build-fuzz fuzz test unit e2e demo bench format lint clean
+.PHONY: setup build build-asan build-fuzz fuzz test unit e2e demo bench bench-core bench-proxy format lint clean
 
 setup:
 	@bash scripts/setup.sh
@@ -23,7 +23,7 @@ build-asan: setup
 
 build-fuzz: setup
 	@CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DBULWARK_FUZZ=ON >/dev/null
-	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_config fuzz_heartbeat fuzz_records
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_config fuzz_heartbeat fuzz_records fuzz_http
 
 fuzz: build-fuzz
 	@bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
@@ -43,8 +43,14 @@ e2e: build
 demo: build
 	@bash scripts/demo.sh $(BUILD)/bin
 
-bench: build
+bench: bench-core bench-proxy
+
+bench-core: build
 	@/usr/bin/python3 bench/core/cluster_bench.py --bin $(BUILD)/bin
+
+# bulwark-proxy against HAProxy, side by side (see bench/proxy/README.md).
+bench-proxy: build
+	@/usr/bin/python3 bench/proxy/proxy_bench.py --bin $(BUILD)/bin
 
 format:
 	@find src tests -name '*.cc' -o -name '*.h' | xargs clang-format -i

@@ -9,7 +9,7 @@ seconds=${2:-300}
 work=$(mktemp -d /tmp/bulwark-fuzz-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 failed=0
-for target in config heartbeat records; do
+for target in config heartbeat records http; do
   seeds=tests/fuzz/corpus/$target
   mkdir -p "$work/$target" "$work/crash-$target"
   [[ -d $seeds ]] && cp -r "$seeds/." "$work/$target/"

@@ -16,6 +16,8 @@ packages=(
   etcd-server etcd-client
   # multi-process tests and benchmarks
   python3 python3-pytest procps
+  # bench/proxy: the competitor, the load generator and a fast backend
+  haproxy wrk nginx
 )
 
 missing=()

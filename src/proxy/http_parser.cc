@@ -464,6 +464,44 @@ bool keep_alive_for(int version_minor, const FieldFacts& facts) {
   return version_minor == 1 || facts.connection_keep_alive;
 }
 
+bool is_host(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return has_class(c, kHostChar); });
+}
+
+// RFC 9112 3.2: exactly one valid Host in HTTP/1.1, at most one in 1.0. The
+// target must be origin-form, asterisk-form for OPTIONS, or http(s)
+// absolute-form. A server serves an absolute-form target by its authority
+// and ignores Host (3.2.2) while the proxy routes by Host, so the two must
+// agree, or a client could be routed by one name and served by another.
+ParseStatus check_host_and_target(const FieldFacts& facts, RequestHead& out, HttpError& error) {
+  if (facts.host_count > 1) return fail(error, 400, "more than one Host");
+  if (facts.host_count == 0 && out.version_minor == 1) return fail(error, 400, "missing Host");
+  if (!is_host(facts.host)) return fail(error, 400, "invalid Host");
+  out.host = facts.host;
+  const std::string_view target = out.target;
+  if (target[0] == '/') return ParseStatus::kComplete;
+  if (target == "*") {
+    if (out.method == "OPTIONS") return ParseStatus::kComplete;
+    return fail(error, 400, "asterisk target outside OPTIONS");
+  }
+  std::size_t scheme = 0;
+  if (target.size() > 7 && iequals(target.substr(0, 7), "http://")) {
+    scheme = 7;
+  } else if (target.size() > 8 && iequals(target.substr(0, 8), "https://")) {
+    scheme = 8;
+  } else {
+    return fail(error, 400, "invalid request target form");
+  }
+  const std::string_view rest = target.substr(scheme);
+  const std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  if (authority.empty() || !is_host(authority)) return fail(error, 400, "invalid target authority");
+  if (facts.host_count == 1 && !iequals_mixed(authority, facts.host)) {
+    return fail(error, 400, "Host differs from target authority");
+  }
+  out.host = authority;
+  return ParseStatus::kComplete;
+}
+
 template <class Head>
 void reset_head(Head& head) {
   std::vector<HttpHeader> headers = std::move(head.headers);
@@ -501,14 +539,9 @@ ParseStatus parse_request_head(std::string_view data, const HttpLimits& limits, 
       frame_request(facts, out, error) != ParseStatus::kComplete) {
     return ParseStatus::kError;
   }
-  // RFC 9112 3.2: exactly one valid Host in HTTP/1.1, at most one in 1.0.
-  if (facts.host_count > 1) return fail(error, 400, "more than one Host");
-  if (facts.host_count == 0 && out.version_minor == 1) return fail(error, 400, "missing Host");
-  if (!std::all_of(facts.host.begin(), facts.host.end(),
-                   [](char c) { return has_class(c, kHostChar); })) {
-    return fail(error, 400, "invalid Host");
+  if (check_host_and_target(facts, out, error) != ParseStatus::kComplete) {
+    return ParseStatus::kError;
   }
-  out.host = facts.host;
   out.head_bytes = scan.end;
   out.content_length = facts.content_length;
   out.keep_alive = keep_alive_for(out.version_minor, facts);

@@ -53,7 +53,7 @@ struct RequestHead {
   bool expect_continue = false;     // HTTP/1.1 with Expect: 100-continue
   bool idempotent = false;          // GET HEAD OPTIONS TRACE PUT DELETE (RFC 9110 9.2.2)
   bool is_head = false;             // method HEAD: the response has no body
-  std::string_view host;            // Host field value, empty when absent
+  std::string_view host;            // Host value, or the authority of an absolute-form target
 };
 
 struct ResponseHead {
@@ -90,6 +90,9 @@ class BodyFramer {
  public:
   BodyFramer() = default;  // kNone: done at once
 
+  // Starts framing a new body. `trailer_bytes_max` bounds the trailer section
+  // of a chunked body, counting from the byte after the last-chunk line up to
+  // and including the final CRLF (so it must be at least 2).
   void reset(BodyKind kind, uint64_t content_length, std::size_t trailer_bytes_max = 16384);
 
   // Consumes the body bytes at the front of [p, p+n) and returns how many
@@ -163,7 +166,7 @@ std::string_view status_reason(int status);
 
 // A complete small response the proxy itself sends (400 431 408 502 503 504
 // ...): Content-Type text/plain, Content-Length, a one-line body naming the
-// status, and `Connection: close`. `status` must be in 400..599.
+// status, and `Connection: close`. A status outside 400..599 gives a 500.
 std::string make_error_response(int status);
 
 }  // namespace bulwark::proxy

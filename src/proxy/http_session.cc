@@ -357,8 +357,9 @@ bool HttpSession::parse_response_head() {
   }
   if (head.interim) {
     // 100 Continue and friends go to the client as they come; the final
-    // response follows on the same connection.
-    append_response_head(head, true, version_minor_, resp_out_);
+    // response follows on the same connection. HTTP/1.0 clients know no
+    // 1xx (RFC 9110 15.2): they get only the final response.
+    if (version_minor_ > 0) append_response_head(head, true, version_minor_, resp_out_);
     sin_.consume(head.head_bytes);
     return true;
   }

@@ -185,3 +185,14 @@ def cluster_factory(request):
 @pytest.fixture
 def cluster(cluster_factory):
     return cluster_factory().up(3)
+
+
+@pytest.fixture
+def proxy_lab(request):
+    """A ProxyLab (tests/e2e/proxy_support.py): backends and bulwark-proxy
+    processes, all ended at teardown."""
+    from proxy_support import ProxyLab
+    lab = ProxyLab()
+    yield lab
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    lab.teardown(failed)
