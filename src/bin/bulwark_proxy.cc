@@ -101,7 +101,8 @@ int ctl(const std::string& socket, const std::vector<std::string>& words) {
     return bulwark::kCliFailed;
   }
   if (!answer->value("ok", false)) {
-    std::fprintf(stderr, "bulwark-proxy: %s\n", answer->value("error", std::string("failed")).c_str());
+    std::fprintf(stderr, "bulwark-proxy: %s\n",
+                 answer->value("error", std::string("failed")).c_str());
     return bulwark::kCliFailed;
   }
   if (cmd == "show") std::cout << (*answer)["stats"].dump(2) << "\n";
@@ -122,10 +123,11 @@ int main(int argc, char** argv) {
     std::string socket;
     std::vector<std::string> words;
     ctl_cmd->add_option("--socket", socket, "the proxy's control_socket")->required();
-    ctl_cmd->add_option("command", words,
-                        "show | reload | add-server BACKEND SERVER ADDRESS:PORT [WEIGHT] | "
-                        "remove-server BACKEND SERVER | drain BACKEND SERVER | "
-                        "ready BACKEND SERVER | set-weight BACKEND SERVER WEIGHT")
+    ctl_cmd
+        ->add_option("command", words,
+                     "show | reload | add-server BACKEND SERVER ADDRESS:PORT [WEIGHT] | "
+                     "remove-server BACKEND SERVER | drain BACKEND SERVER | "
+                     "ready BACKEND SERVER | set-weight BACKEND SERVER WEIGHT")
         ->required();
     try {
       app.parse(argc, argv);

@@ -1,7 +1,5 @@
 #include "core/config.h"
 
-#include "core/yaml_section.h"
-
 #include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
@@ -10,6 +8,8 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+
+#include "core/yaml_section.h"
 
 namespace bulwark {
 namespace {

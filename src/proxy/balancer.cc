@@ -43,9 +43,15 @@ Pick Balancer::pick(const std::vector<Candidate>& c, Balance balance, uint64_t c
     return Pick{tier_has_servers ? PickOutcome::kFull : PickOutcome::kNone, -1};
   int index = -1;
   switch (balance) {
-    case Balance::kRoundRobin: index = pick_roundrobin(c, eligible_); break;
-    case Balance::kLeastConn: index = pick_leastconn(c, eligible_); break;
-    case Balance::kFirst: index = eligible_.front(); break;
+    case Balance::kRoundRobin:
+      index = pick_roundrobin(c, eligible_);
+      break;
+    case Balance::kLeastConn:
+      index = pick_leastconn(c, eligible_);
+      break;
+    case Balance::kFirst:
+      index = eligible_.front();
+      break;
     case Balance::kSource: {
       // Weighted rendezvous hashing: each server scores the client; the
       // best score wins. Removing a server moves only its own clients.

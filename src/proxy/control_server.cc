@@ -30,12 +30,14 @@ Result<std::string> read_line(int fd, int timeout_ms) {
   char buf[4096];
   while (line.find('\n') == std::string::npos) {
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) <= 0) return make_error(Errc::kTimeout, "control socket: timed out");
+    if (::poll(&p, 1, timeout_ms) <= 0)
+      return make_error(Errc::kTimeout, "control socket: timed out");
     const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     line.append(buf, static_cast<std::size_t>(n));
-    if (line.size() > kRequestBytesMax) return make_error(Errc::kInvalid, "control request too long");
+    if (line.size() > kRequestBytesMax)
+      return make_error(Errc::kInvalid, "control request too long");
   }
   if (auto nl = line.find('\n'); nl != std::string::npos) line.resize(nl);
   return line;
@@ -68,7 +70,9 @@ Status ControlServer::start(const std::string& path, Handler handler) {
   if (probe >= 0) {
     const bool live = ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
     ::close(probe);
-    if (live) return make_error(Errc::kConflict, "control socket " + path + " is in use by another process");
+    if (live)
+      return make_error(Errc::kConflict,
+                        "control socket " + path + " is in use by another process");
   }
   ::unlink(path.c_str());
   const mode_t old = ::umask(0077);

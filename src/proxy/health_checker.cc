@@ -15,9 +15,9 @@
 namespace bulwark::proxy {
 namespace {
 
-constexpr int64_t kRefreshMs = 100;          // how soon a new server is first checked
-constexpr int64_t kPassiveRetryMs = 2000;    // unchecked servers: down this long, then tried
-constexpr std::size_t kResponseMax = 1024;   // enough for a status line
+constexpr int64_t kRefreshMs = 100;         // how soon a new server is first checked
+constexpr int64_t kPassiveRetryMs = 2000;   // unchecked servers: down this long, then tried
+constexpr std::size_t kResponseMax = 1024;  // enough for a status line
 
 bool status_ok(const CheckConfig& check, int status) {
   if (check.expect_status != 0) return status == check.expect_status;
@@ -206,7 +206,8 @@ void HealthChecker::on_event(Probe& p, uint32_t events) {
   char buf[512];
   const ssize_t n = ::recv(p.fd, buf, sizeof buf, 0);
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-  if (n > 0 && p.response.size() < kResponseMax) p.response.append(buf, static_cast<std::size_t>(n));
+  if (n > 0 && p.response.size() < kResponseMax)
+    p.response.append(buf, static_cast<std::size_t>(n));
   const int status = parse_status(p.response);
   if (status != 0) {
     finish(p, status_ok(c, status), "HTTP " + std::to_string(status));

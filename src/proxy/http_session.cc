@@ -12,8 +12,8 @@
 namespace bulwark::proxy {
 namespace {
 
-constexpr int64_t kLingerMs = 1000;   // reading what a client still sends before closing
-constexpr int kRoundsMax = 64;        // state-machine steps per event, a bound on one turn
+constexpr int64_t kLingerMs = 1000;  // reading what a client still sends before closing
+constexpr int kRoundsMax = 64;       // state-machine steps per event, a bound on one turn
 
 ssize_t send_iov(int fd, iovec* iov, int count) {
   msghdr msg{};
@@ -73,14 +73,19 @@ void HttpSession::run() {
   for (int round = 0; round < kRoundsMax && !closed_; ++round) {
     bool progress = false;
     switch (phase_) {
-      case Phase::kIdle: progress = step_idle(); break;
+      case Phase::kIdle:
+        progress = step_idle();
+        break;
       case Phase::kExchange:
         progress = send_request();
         if (!closed_ && phase_ == Phase::kExchange) progress |= pump_response();
         break;
-      case Phase::kClosing: flush_closing(); break;
+      case Phase::kClosing:
+        flush_closing();
+        break;
       case Phase::kQueued:
-      case Phase::kConnecting: break;
+      case Phase::kConnecting:
+        break;
     }
     if (!progress) break;
   }
@@ -124,12 +129,15 @@ bool HttpSession::step_idle() {
     HttpError error;
     const HttpLimits limits{static_cast<std::size_t>(frontend_->config.max_header_bytes), 128};
     switch (parse_request_head({cin_.head(), cin_.size()}, limits, head, error)) {
-      case ParseStatus::kComplete: begin_request(head); return !closed_;
+      case ParseStatus::kComplete:
+        begin_request(head);
+        return !closed_;
       case ParseStatus::kError:
         frontend_stats().add(kErrors);
         respond_error(error.status);
         return false;
-      case ParseStatus::kIncomplete: break;
+      case ParseStatus::kIncomplete:
+        break;
     }
   }
   if (worker_.stopping() && cin_.empty()) {
@@ -141,10 +149,15 @@ bool HttpSession::step_idle() {
     case Io::kData:
       if (head_start_ms_ == 0) head_start_ms_ = worker_.now_ms();
       return true;
-    case Io::kAgain: return false;
-    case Io::kFull: respond_error(431); return false;
+    case Io::kAgain:
+      return false;
+    case Io::kFull:
+      respond_error(431);
+      return false;
     case Io::kEof:
-    case Io::kError: close(); return false;
+    case Io::kError:
+      close();
+      return false;
   }
   return false;
 }
@@ -191,7 +204,9 @@ void HttpSession::dispatch() {
       backend->pick(client_hash(), {tried_.data(), static_cast<std::size_t>(tried_count_)});
   settings_ = std::move(choice.settings);
   switch (choice.outcome) {
-    case PickOutcome::kPicked: attach(std::move(choice.server)); return;
+    case PickOutcome::kPicked:
+      attach(std::move(choice.server));
+      return;
     case PickOutcome::kFull:
       if (backend->try_enqueue()) {
         phase_ = Phase::kQueued;
@@ -351,9 +366,13 @@ bool HttpSession::parse_response_head() {
   HttpError error;
   const HttpLimits limits{buffer_bytes_ - 1, 256};
   switch (proxy::parse_response_head({sin_.head(), sin_.size()}, limits, is_head_, head, error)) {
-    case ParseStatus::kIncomplete: return false;
-    case ParseStatus::kError: server_failed(Failure::kBadResponse); return true;
-    case ParseStatus::kComplete: break;
+    case ParseStatus::kIncomplete:
+      return false;
+    case ParseStatus::kError:
+      server_failed(Failure::kBadResponse);
+      return true;
+    case ParseStatus::kComplete:
+      break;
   }
   if (head.interim) {
     // 100 Continue and friends go to the client as they come; the final
@@ -433,7 +452,8 @@ bool HttpSession::pump_response() {
 }
 
 void HttpSession::finish_exchange() {
-  const auto latency_us = static_cast<uint64_t>(std::max<int64_t>(0, mono_us() - request_start_us_));
+  const auto latency_us =
+      static_cast<uint64_t>(std::max<int64_t>(0, mono_us() - request_start_us_));
   for (CounterSlice* s : {&backend_stats(), &server_stats()}) {
     s->add(kRequests);
     s->add(status_counter(response_status_));
@@ -546,17 +566,21 @@ void HttpSession::on_timeout() {
       backend_stats().add(kErrors);
       respond_error(503);
       break;
-    case Phase::kConnecting: server_failed(Failure::kConnectTimeout); break;
+    case Phase::kConnecting:
+      server_failed(Failure::kConnectTimeout);
+      break;
     case Phase::kExchange:
-      if (waiting_on_client()) {
-        close();
-      } else if (!response_head_done_) {
+      // A silent server before its response head gets a 504; a silent
+      // client, or a response cut off midway, can only be closed.
+      if (!waiting_on_client() && !response_head_done_) {
         server_failed(Failure::kServerTimeout);
       } else {
         close();
       }
       break;
-    case Phase::kClosing: close(); break;
+    case Phase::kClosing:
+      close();
+      break;
   }
   run();
 }
@@ -581,12 +605,15 @@ void HttpSession::refresh_deadline() {
       if (!cin_.empty() && head_start_ms_ != 0) {
         deadline = head_start_ms_ + f.http_request_timeout_ms;
       } else {
-        deadline = idle_since_ms_ + (first_request_ ? f.http_request_timeout_ms : f.keepalive_timeout_ms);
+        deadline =
+            idle_since_ms_ + (first_request_ ? f.http_request_timeout_ms : f.keepalive_timeout_ms);
       }
       break;
     case Phase::kQueued:
     case Phase::kConnecting:
-    case Phase::kClosing: deadline = phase_deadline_ms_; break;
+    case Phase::kClosing:
+      deadline = phase_deadline_ms_;
+      break;
     case Phase::kExchange:
       deadline = last_activity_ms_ +
                  (waiting_on_client() ? f.client_timeout_ms : settings_->server_timeout_ms);

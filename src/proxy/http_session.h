@@ -56,8 +56,8 @@ class HttpSession final : public Session {
   CounterSlice& server_stats() { return server_->counters().slice(worker_.index()); }
 
   const std::size_t buffer_bytes_;
-  Buffer cin_;  // from the client: request heads and bodies
-  Buffer sin_;  // from the server: response heads and bodies
+  Buffer cin_;            // from the client: request heads and bodies
+  Buffer sin_;            // from the server: response heads and bodies
   std::string req_head_;  // the rewritten request head for the server
   std::string resp_out_;  // rewritten response heads (or an error) for the client
   std::size_t req_head_sent_ = 0;

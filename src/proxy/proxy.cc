@@ -31,10 +31,9 @@ Proxy::~Proxy() { stop(); }
 Result<std::unique_ptr<Proxy>> Proxy::start(const ProxyConfig& config) {
   std::unique_ptr<Proxy> p(new Proxy());
   int workers = config.global.workers;
-  if (workers == 0) workers = std::max(1U, std::thread::hardware_concurrency());
+  if (workers == 0) workers = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   raise_fd_limit(static_cast<long>(config.global.maxconn) * 2 + 1024);
-  for (int i = 0; i < workers; ++i)
-    p->workers_.push_back(std::make_unique<Worker>(i, p->shared_));
+  for (int i = 0; i < workers; ++i) p->workers_.push_back(std::make_unique<Worker>(i, p->shared_));
   for (auto& w : p->workers_) w->start();
   if (auto st = p->apply(config); !st) return st.error();
   p->checker_.start();
@@ -43,8 +42,9 @@ Result<std::unique_ptr<Proxy>> Proxy::start(const ProxyConfig& config) {
   }
   if (!config.global.control_socket.empty()) {
     Proxy* self = p.get();
-    if (auto st = p->control_.start(config.global.control_socket,
-                                    [self](const nlohmann::json& r) { return self->handle_control(r); });
+    if (auto st =
+            p->control_.start(config.global.control_socket,
+                              [self](const nlohmann::json& r) { return self->handle_control(r); });
         !st)
       return st.error();
   }
@@ -103,8 +103,8 @@ Status Proxy::apply(const ProxyConfig& config) {
     }
     if (!counters) counters = std::make_shared<Counters>(workers);
     if (!current) current = std::make_shared<std::atomic<int>>(0);
-    frontends.push_back(std::make_shared<Frontend>(f, backends.at(f.backend),
-                                                   listen_fds_.at(listen_key(f)), counters, current));
+    frontends.push_back(std::make_shared<Frontend>(
+        f, backends.at(f.backend), listen_fds_.at(listen_key(f)), counters, current));
   }
   // 4. Hand them to the workers and wait until each has switched.
   std::vector<std::future<void>> switched;
@@ -201,18 +201,23 @@ nlohmann::json Proxy::handle_control(const nlohmann::json& r) {
   if (cmd == "add-server") {
     ServerConfig sc;
     sc.name = server;
-    if (!r.contains("address") || !r["address"].is_string()) return fail("add-server needs address");
+    if (!r.contains("address") || !r["address"].is_string())
+      return fail("add-server needs address");
     auto address = parse_socket_address(r["address"].get<std::string>());
     if (!address) return fail(address.error().message);
     sc.address = *address;
-    if (r.contains("weight") && !r["weight"].is_number_integer()) return fail("weight must be an integer");
-    if (r.contains("maxconn") && !r["maxconn"].is_number_integer()) return fail("maxconn must be an integer");
-    if (r.contains("backup") && !r["backup"].is_boolean()) return fail("backup must be true or false");
+    if (r.contains("weight") && !r["weight"].is_number_integer())
+      return fail("weight must be an integer");
+    if (r.contains("maxconn") && !r["maxconn"].is_number_integer())
+      return fail("maxconn must be an integer");
+    if (r.contains("backup") && !r["backup"].is_boolean())
+      return fail("backup must be true or false");
     sc.weight = r.value("weight", 1);
     sc.maxconn = r.value("maxconn", 0);
     sc.backup = r.value("backup", false);
     auto st = b->add_server(sc);
-    if (st) spdlog::info("backend {}: server {} added at {}", b->name(), server, sc.address.to_string());
+    if (st)
+      spdlog::info("backend {}: server {} added at {}", b->name(), server, sc.address.to_string());
     return status_json(st);
   }
   if (cmd == "remove-server") {
@@ -222,14 +227,18 @@ nlohmann::json Proxy::handle_control(const nlohmann::json& r) {
   }
   if (cmd == "drain" || cmd == "ready") {
     auto st = b->set_draining(server, cmd == "drain");
-    if (st) spdlog::info("backend {}: server {} {}", b->name(), server, cmd == "drain" ? "draining" : "ready");
+    if (st)
+      spdlog::info("backend {}: server {} {}", b->name(), server,
+                   cmd == "drain" ? "draining" : "ready");
     return status_json(st);
   }
   if (cmd == "set-weight") {
-    if (!r.contains("weight") || !r["weight"].is_number_integer()) return fail("set-weight needs weight (integer)");
+    if (!r.contains("weight") || !r["weight"].is_number_integer())
+      return fail("set-weight needs weight (integer)");
     return status_json(b->set_weight(server, r["weight"].get<int>()));
   }
-  return fail("unknown cmd '" + cmd + "' (show, reload, add-server, remove-server, drain, ready, set-weight)");
+  return fail("unknown cmd '" + cmd +
+              "' (show, reload, add-server, remove-server, drain, ready, set-weight)");
 }
 
 void Proxy::stop() {

@@ -35,7 +35,8 @@ const std::vector<ConfigKeyword> kKeywords = {
     {"frontends[]", "max_header_bytes", "integer", "16384",
      "http: largest request head (431 beyond)"},
     {"frontends[]", "forwarded_for", "bool", "true", "http: append the client to X-Forwarded-For"},
-    {"frontends[]", "forwarded", "bool", "false", "http: append the client to Forwarded (RFC 7239)"},
+    {"frontends[]", "forwarded", "bool", "false",
+     "http: append the client to Forwarded (RFC 7239)"},
     {"frontends[]", "freebind", "bool", "false",
      "listen on an address this host does not hold yet (IP_FREEBIND)"},
     {"backends[]", "name", "string", "(required)", "backend name"},
@@ -69,8 +70,7 @@ const std::vector<ConfigKeyword> kKeywords = {
     {"backends[].servers[]", "name", "string", "(required)", "server name, unique in its backend"},
     {"backends[].servers[]", "address", "ADDRESS:PORT", "(required)", "IP literal and port"},
     {"backends[].servers[]", "weight", "integer", "1", "share of traffic (0-256)"},
-    {"backends[].servers[]", "backup", "bool", "false",
-     "only used when no other server is up"},
+    {"backends[].servers[]", "backup", "bool", "false", "only used when no other server is up"},
     {"backends[].servers[]", "maxconn", "integer", "0",
      "requests or connections at once; 0: no limit; more wait in the queue"},
 };
@@ -121,7 +121,9 @@ Status parse_check(const std::string& path, const YAML::Node& node, const std::s
   if (auto st = s.require("type"); !st) return st;
   std::string type = "tcp";
   if (auto st = s.get_choice("type", type, {"tcp", "http", "command"}); !st) return st;
-  c.type = type == "tcp" ? CheckType::kTcp : type == "http" ? CheckType::kHttp : CheckType::kCommand;
+  c.type = type == "tcp"    ? CheckType::kTcp
+           : type == "http" ? CheckType::kHttp
+                            : CheckType::kCommand;
   if (auto st = s.get_string("path", c.path); !st) return st;
   if (c.path.empty() || c.path[0] != '/' ||
       !std::all_of(c.path.begin(), c.path.end(), [](char ch) { return ch > 0x20 && ch < 0x7f; }))
@@ -131,8 +133,8 @@ Status parse_check(const std::string& path, const YAML::Node& node, const std::s
     return s.error(s["host"], "host must hold no spaces or control characters");
   if (auto st = s.get_int("expect_status", c.expect_status, 100, 599); !st) return st;
   if (auto st = s.get_string_list("command", c.command); !st) return st;
-  if (c.type == CheckType::kCommand && (c.command.empty() || c.command[0].empty() ||
-                                        c.command[0][0] != '/'))
+  if (c.type == CheckType::kCommand &&
+      (c.command.empty() || c.command[0].empty() || c.command[0][0] != '/'))
     return s.error(s.at_or_self("command"),
                    "a command check needs command: a list starting with an absolute path");
   if (c.type != CheckType::kCommand && !c.command.empty())
@@ -212,17 +214,16 @@ Status parse_frontend(const std::string& path, const YAML::Node& node, const std
   if (auto st = s.require("backend"); !st) return st;
   if (auto st = s.get_string("backend", f.backend); !st) return st;
   for (auto [key, field, min, max] :
-       {std::tuple{"maxconn", &f.maxconn, 1, 10000000},
-        std::tuple{"backlog", &f.backlog, 1, 65535},
+       {std::tuple{"maxconn", &f.maxconn, 1, 10000000}, std::tuple{"backlog", &f.backlog, 1, 65535},
         std::tuple{"client_timeout_ms", &f.client_timeout_ms, 1, 86400000},
         std::tuple{"http_request_timeout_ms", &f.http_request_timeout_ms, 1, 3600000},
         std::tuple{"keepalive_timeout_ms", &f.keepalive_timeout_ms, 1, 86400000},
         std::tuple{"max_header_bytes", &f.max_header_bytes, 1024, 1048576}}) {
     if (auto st = s.get_int(key, *field, min, max); !st) return st;
   }
-  for (auto [key, field] : {std::pair{"forwarded_for", &f.forwarded_for},
-                            std::pair{"forwarded", &f.forwarded},
-                            std::pair{"freebind", &f.freebind}}) {
+  for (auto [key, field] :
+       {std::pair{"forwarded_for", &f.forwarded_for}, std::pair{"forwarded", &f.forwarded},
+        std::pair{"freebind", &f.freebind}}) {
     if (auto st = s.get_bool(key, *field); !st) return st;
   }
   return Ok{};
@@ -236,8 +237,9 @@ Result<ProxyConfig> parse_root(const YAML::Node& root, const std::string& path) 
     auto key = yaml_key(path, item.first);
     if (!key) return key.error();
     if (*key != "global" && *key != "frontends" && *key != "backends")
-      return yaml_error(path, item.first,
-                        "unknown key '" + *key + "' (expected one of: backends, frontends, global)");
+      return yaml_error(
+          path, item.first,
+          "unknown key '" + *key + "' (expected one of: backends, frontends, global)");
   }
   if (const YAML::Node global = root["global"]) {
     if (auto st = parse_global(path, global, c.global); !st) return st.error();
@@ -275,7 +277,8 @@ Result<ProxyConfig> parse_root(const YAML::Node& root, const std::string& path) 
   }
   if (!c.global.stats_listen.empty() &&
       listens.count(parse_socket_address(c.global.stats_listen)->to_string()))
-    return yaml_error(path, root["global"]["stats"], "a frontend already listens on the stats address");
+    return yaml_error(path, root["global"]["stats"],
+                      "a frontend already listens on the stats address");
   return c;
 }
 
@@ -285,20 +288,28 @@ const char* mode_name(Mode mode) { return mode == Mode::kHttp ? "http" : "tcp"; 
 
 const char* balance_name(Balance balance) {
   switch (balance) {
-    case Balance::kRoundRobin: return "roundrobin";
-    case Balance::kLeastConn: return "leastconn";
-    case Balance::kSource: return "source";
-    case Balance::kFirst: return "first";
+    case Balance::kRoundRobin:
+      return "roundrobin";
+    case Balance::kLeastConn:
+      return "leastconn";
+    case Balance::kSource:
+      return "source";
+    case Balance::kFirst:
+      return "first";
   }
   return "?";
 }
 
 const char* check_type_name(CheckType type) {
   switch (type) {
-    case CheckType::kNone: return "none";
-    case CheckType::kTcp: return "tcp";
-    case CheckType::kHttp: return "http";
-    case CheckType::kCommand: return "command";
+    case CheckType::kNone:
+      return "none";
+    case CheckType::kTcp:
+      return "tcp";
+    case CheckType::kHttp:
+      return "http";
+    case CheckType::kCommand:
+      return "command";
   }
   return "?";
 }
@@ -318,11 +329,10 @@ const BackendConfig* ProxyConfig::find_backend(const std::string& name) const {
 }
 
 bool valid_proxy_name(const std::string& name) {
-  return !name.empty() && name.size() <= 63 &&
-         std::all_of(name.begin(), name.end(), [](char ch) {
-           return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  ch == '-' || ch == '_' || ch == '.';
-         });
+  return !name.empty() && name.size() <= 63 && std::all_of(name.begin(), name.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '-' || ch == '_' || ch == '.';
+  });
 }
 
 Status validate_server(const BackendConfig& backend, const ServerConfig& server) {
@@ -330,8 +340,8 @@ Status validate_server(const BackendConfig& backend, const ServerConfig& server)
     return make_error(Errc::kInvalid, "server name '" + server.name +
                                           "' must be 1-63 characters of a-z A-Z 0-9 - _ .");
   if (backend.find_server(server.name))
-    return make_error(Errc::kConflict, "backend '" + backend.name + "' already has a server '" +
-                                           server.name + "'");
+    return make_error(Errc::kConflict,
+                      "backend '" + backend.name + "' already has a server '" + server.name + "'");
   if (server.weight < 0 || server.weight > 256)
     return make_error(Errc::kInvalid, "weight must be between 0 and 256");
   if (server.maxconn < 0) return make_error(Errc::kInvalid, "maxconn must not be negative");

@@ -12,13 +12,16 @@
 namespace bulwark::proxy {
 
 enum Counter : int {
-  kConnections,     // connections accepted (frontend) or opened (server)
-  kRequests,        // HTTP requests (http mode) or sessions (tcp mode)
-  kErrors,          // requests that ended with an error
-  kRetries,         // attempts made again on another server
-  kBytesIn,         // from clients (frontend) or from servers (backend, server)
-  kBytesOut,        // to clients (frontend) or to servers (backend, server)
-  kResponses2xx, kResponses3xx, kResponses4xx, kResponses5xx,
+  kConnections,  // connections accepted (frontend) or opened (server)
+  kRequests,     // HTTP requests (http mode) or sessions (tcp mode)
+  kErrors,       // requests that ended with an error
+  kRetries,      // attempts made again on another server
+  kBytesIn,      // from clients (frontend) or from servers (backend, server)
+  kBytesOut,     // to clients (frontend) or to servers (backend, server)
+  kResponses2xx,
+  kResponses3xx,
+  kResponses4xx,
+  kResponses5xx,
   kConnectErrors,   // server: failed or timed-out connects
   kResponseErrors,  // server: reset, timeout or bad response before the response ended
   kCounterCount,
@@ -28,8 +31,8 @@ enum Counter : int {
 // /metrics. Loopback backends answer in tens of microseconds, so the lowest
 // buckets are fine-grained.
 inline constexpr std::array<uint64_t, 16> kLatencyBoundsUs = {
-    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
-    1000000, 2500000, 5000000, 10000000};
+    100,   250,    500,    1000,   2500,    5000,    10000,   25000,
+    50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
 
 struct alignas(64) CounterSlice {
   std::array<std::atomic<uint64_t>, kCounterCount> values{};
@@ -74,7 +77,8 @@ inline CounterTotals Counters::totals() const {
   CounterTotals t;
   for (int w = 0; w < workers_; ++w) {
     const CounterSlice& s = slices_[w];
-    for (int c = 0; c < kCounterCount; ++c) t.values[c] += s.values[c].load(std::memory_order_relaxed);
+    for (int c = 0; c < kCounterCount; ++c)
+      t.values[c] += s.values[c].load(std::memory_order_relaxed);
     for (std::size_t b = 0; b < t.latency_buckets.size(); ++b)
       t.latency_buckets[b] += s.latency_buckets[b].load(std::memory_order_relaxed);
     t.latency_sum_us += s.latency_sum_us.load(std::memory_order_relaxed);

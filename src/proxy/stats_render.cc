@@ -44,7 +44,8 @@ nlohmann::json counters_json(const CounterTotals& t, bool latency) {
           i < kLatencyBoundsUs.size() ? std::to_string(kLatencyBoundsUs[i]) : "+Inf";
       buckets.push_back({{"le_us", le}, {"count", cumulative}});
     }
-    j["response_time"] = {{"count", cumulative}, {"sum_us", t.latency_sum_us}, {"buckets", buckets}};
+    j["response_time"] = {
+        {"count", cumulative}, {"sum_us", t.latency_sum_us}, {"buckets", buckets}};
   }
   return j;
 }
@@ -66,7 +67,8 @@ class PromWriter {
  public:
   void family(const std::string& name, const char* type, const char* help) {
     if (declared_.insert(name).second == false) return;
-    headers_[name] = std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    headers_[name] =
+        std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
     order_.push_back(name);
   }
   void sample(const std::string& family_name, const std::string& suffix, const std::string& labels,
@@ -102,7 +104,8 @@ void prom_counters(PromWriter& w, const std::string& scope, const std::string& l
   const std::string responses = "bulwark_proxy_" + scope + "_responses_total";
   w.family(responses, "counter", "Responses by status class.");
   for (const auto& [counter, cls] : kStatusClasses)
-    w.sample(responses, "", labels + ",code=\"" + cls + "\"", static_cast<double>(t.values[counter]));
+    w.sample(responses, "", labels + ",code=\"" + cls + "\"",
+             static_cast<double>(t.values[counter]));
   if (!latency) return;
   const std::string hist = "bulwark_proxy_" + scope + "_response_seconds";
   w.family(hist, "histogram", "Time from request to complete response.");

@@ -2,9 +2,8 @@
 // stats endpoint and `bulwark-proxy ctl show`, Prometheus text for /metrics.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

@@ -49,8 +49,7 @@ void TcpSession::start() {
 
 void TcpSession::dispatch() {
   const Server* tried[1] = {last_tried_};
-  Backend::Choice choice =
-      frontend_->backend->pick(client_hash(), {tried, last_tried_ ? 1U : 0U});
+  Backend::Choice choice = frontend_->backend->pick(client_hash(), {tried, last_tried_ ? 1U : 0U});
   settings_ = std::move(choice.settings);
   if (choice.outcome == PickOutcome::kPicked) {
     attach(std::move(choice.server));
@@ -181,8 +180,8 @@ bool TcpSession::pump(Pipe& p, int from, int to, bool to_server) {
       }
     }
     if (p.buffered > 0 && p.out_writable) {
-      const ssize_t n = ::splice(p.fds[0], nullptr, to, nullptr, p.buffered,
-                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      const ssize_t n =
+          ::splice(p.fds[0], nullptr, to, nullptr, p.buffered, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
         p.buffered -= static_cast<std::size_t>(n);
         moved = true;
@@ -215,7 +214,9 @@ void TcpSession::on_timeout() {
       worker_.leave_queue(this);
       close();
       return;
-    case Phase::kConnecting: connect_failed(); return;
+    case Phase::kConnecting:
+      connect_failed();
+      return;
     case Phase::kStreaming:
       if (worker_.now_ms() >= last_activity_ms_ + std::max(frontend_->config.client_timeout_ms,
                                                            settings_->server_timeout_ms)) {

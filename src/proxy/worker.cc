@@ -16,8 +16,8 @@ namespace bulwark::proxy {
 namespace {
 
 constexpr uint32_t kConnectionEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-constexpr int kPipeCacheMax = 256;    // idle splice pipes kept per worker
-constexpr int64_t kSweepMs = 500;     // idle pool and paused listener checks
+constexpr int kPipeCacheMax = 256;  // idle splice pipes kept per worker
+constexpr int64_t kSweepMs = 500;   // idle pool and paused listener checks
 
 }  // namespace
 
@@ -37,8 +37,8 @@ void Worker::start() {
 std::future<void> Worker::set_frontends(std::vector<std::shared_ptr<Frontend>> frontends) {
   auto done = std::make_shared<std::promise<void>>();
   std::future<void> result = done->get_future();
-  loop_.post([this, done, f = std::move(frontends)]() mutable {
-    install_frontends(std::move(f));
+  loop_.post([this, done, f = std::move(frontends)] {
+    install_frontends(f);
     done->set_value();
   });
   return result;
@@ -56,13 +56,14 @@ void Worker::finish_stop() {
 }
 
 Worker::FdEntry& Worker::entry(int fd) {
-  if (fd >= static_cast<int>(fds_.size())) fds_.resize(std::max<std::size_t>(fd + 1, fds_.size() * 2));
+  if (fd >= static_cast<int>(fds_.size()))
+    fds_.resize(std::max<std::size_t>(fd + 1, fds_.size() * 2));
   return fds_[fd];
 }
 
-void Worker::install_frontends(std::vector<std::shared_ptr<Frontend>> frontends) {
+void Worker::install_frontends(const std::vector<std::shared_ptr<Frontend>>& frontends) {
   std::vector<std::unique_ptr<Listener>> next;
-  for (auto& f : frontends) {
+  for (const auto& f : frontends) {
     const int fd = f->listen_fds[index_];
     auto it = std::find_if(listeners_.begin(), listeners_.end(),
                            [&](const auto& l) { return l && l->fd == fd; });
@@ -104,7 +105,12 @@ void Worker::run() {
         entry(l->fd) = FdEntry{};
       }
       listeners_.clear();
-      for (Session* s = sessions_head_; s; s = s->next_) s->on_stopping();
+      // on_stopping() may close a session, which unlinks it: step first.
+      for (Session* s = sessions_head_; s;) {
+        Session* next = s->next_;
+        s->on_stopping();
+        s = next;
+      }
       reap();
     }
     if (stopping_ && (sessions_head_ == nullptr || force_close_.load())) break;
@@ -149,8 +155,11 @@ void Worker::dispatch(const epoll_event& ev) {
   if (fd < 0 || fd >= static_cast<int>(fds_.size())) return;
   FdEntry e = fds_[fd];
   switch (e.kind) {
-    case FdKind::kNone: return;
-    case FdKind::kListener: accept_on(*static_cast<Listener*>(e.owner)); return;
+    case FdKind::kNone:
+      return;
+    case FdKind::kListener:
+      accept_on(*static_cast<Listener*>(e.owner));
+      return;
     case FdKind::kClient: {
       auto* s = static_cast<Session*>(e.owner);
       if (!s->closed()) s->on_client_event(ev.events);
@@ -251,8 +260,7 @@ void Worker::pool_put(const std::shared_ptr<Server>& server, int fd,
     pool->server = server;
   }
   pool->idle_timeout_ms = settings.pool_idle_timeout_ms;
-  if (stopping_ || static_cast<int>(pool->idle.size()) >= settings.pool_idle_max ||
-      !server->up()) {
+  if (stopping_ || static_cast<int>(pool->idle.size()) >= settings.pool_idle_max || !server->up()) {
     forget_fd(fd);
     close_fd(fd);
     return;
@@ -319,6 +327,7 @@ void Worker::run_timers() {
 }
 
 void Worker::session_closed(Session* s) {
+  if (!queue_.empty()) leave_queue(s);
   if (s->timer_set_) {
     timers_.erase(s->timer_);
     s->timer_set_ = false;
@@ -348,8 +357,8 @@ void Worker::enqueue(Session* s, const std::shared_ptr<Backend>& backend) {
 }
 
 void Worker::leave_queue(Session* s) {
-  auto it = std::find_if(queue_.begin(), queue_.end(),
-                         [s](const Queued& q) { return q.session == s; });
+  auto it =
+      std::find_if(queue_.begin(), queue_.end(), [s](const Queued& q) { return q.session == s; });
   if (it == queue_.end()) return;
   it->backend->dequeued();
   queue_.erase(it);
@@ -357,14 +366,9 @@ void Worker::leave_queue(Session* s) {
 
 void Worker::retry_queue() {
   // First come, first served: stop at the first request that still finds
-  // every server full.
+  // every server full. Closed sessions have left the queue already.
   while (!queue_.empty()) {
     Queued q = queue_.front();
-    if (q.session->closed()) {
-      queue_.pop_front();
-      q.backend->dequeued();
-      continue;
-    }
     Backend::Choice choice = q.backend->pick(q.session->client_hash(), {});
     if (choice.outcome == PickOutcome::kFull) return;
     queue_.pop_front();

@@ -90,7 +90,7 @@ class Worker {
   void run_timers();
   void retry_queue();
   void sweep_pools();
-  void install_frontends(std::vector<std::shared_ptr<Frontend>> frontends);
+  void install_frontends(const std::vector<std::shared_ptr<Frontend>>& frontends);
   void close_pooled(Pool& pool, int fd);
   FdEntry& entry(int fd);
   void reap();

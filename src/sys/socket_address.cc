@@ -54,8 +54,7 @@ Result<SocketAddress> parse_socket_address(const std::string& text) {
   int port = 0;
   const auto [end, ec] =
       std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || end != port_text.data() + port_text.size() || port < 1 ||
-      port > 65535)
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || port < 1 || port > 65535)
     return make_error(Errc::kInvalid, "'" + text + "' has no valid port (1-65535)");
   SocketAddress out;
   auto* v4 = reinterpret_cast<sockaddr_in*>(&out.storage);

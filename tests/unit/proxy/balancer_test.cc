@@ -36,7 +36,8 @@ std::map<int, int> count_picks(Balancer& b, const std::vector<Candidate>& c, Bal
 TEST(BalancerTest, RoundRobinFollowsWeightsExactlyOverOneCycle) {
   Balancer b;
   const auto c = servers({1, 2, 5});
-  EXPECT_EQ(count_picks(b, c, Balance::kRoundRobin, 80), (std::map<int, int>{{0, 10}, {1, 20}, {2, 50}}));
+  EXPECT_EQ(count_picks(b, c, Balance::kRoundRobin, 80),
+            (std::map<int, int>{{0, 10}, {1, 20}, {2, 50}}));
 }
 
 TEST(BalancerTest, RoundRobinInterleavesRatherThanBursts) {
@@ -140,7 +141,8 @@ TEST(BalancerTest, NoUsableServerIsNone) {
 }
 
 TEST(BalancerTest, RetriesAvoidTriedServersWhileOthersRemain) {
-  for (Balance mode : {Balance::kRoundRobin, Balance::kLeastConn, Balance::kSource, Balance::kFirst}) {
+  for (Balance mode :
+       {Balance::kRoundRobin, Balance::kLeastConn, Balance::kSource, Balance::kFirst}) {
     Balancer b;
     auto c = servers({1, 1, 1});
     c[0].excluded = true;

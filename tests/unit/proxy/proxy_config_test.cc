@@ -84,53 +84,73 @@ TEST(ProxyConfigTest, RefusesWithFileLineColumn) {
   const BadCase cases[] = {
       {"frontends: [\n", "/etc/bulwark/proxy.yaml:2:1: "},
       {"- 1\n", "proxy.yaml:1:1: the configuration must be a mapping"},
-      {"frontend: []\n", "proxy.yaml:1:1: unknown key 'frontend' (expected one of: backends, frontends, global)"},
+      {"frontend: []\n",
+       "proxy.yaml:1:1: unknown key 'frontend' (expected one of: backends, frontends, global)"},
       {"backends: []\n", "frontends must be a non-empty list"},
       {"frontends:\n  - {name: api, listen: 127.0.0.1:80, backend: nope}\n",
        "proxy.yaml:2:48: no backend named 'nope'"},
       {"frontends:\n  - {name: api, listen: 'localhost:80', backend: b}\nbackends: [{name: b}]\n",
        "proxy.yaml:2:25: 'localhost' is not an IP address (host names are not resolved)"},
-      {"frontends:\n  - {name: api, listen: '127.0.0.1:99999', backend: b}\nbackends: [{name: b}]\n",
+      {"frontends:\n  - {name: api, listen: '127.0.0.1:99999', backend: b}\nbackends: [{name: "
+       "b}]\n",
        "has no valid port"},
-      {"frontends:\n  - {name: api, listen: '127.0.0.1:80', backend: b, mode: udp}\nbackends: [{name: b}]\n",
+      {"frontends:\n  - {name: api, listen: '127.0.0.1:80', backend: b, mode: udp}\nbackends: "
+       "[{name: b}]\n",
        "proxy.yaml:2:59: mode must be one of: http, tcp"},
-      {"frontends:\n  - {name: api, listen: '127.0.0.1:80', backend: b, maxconn: 0}\nbackends: [{name: b}]\n",
+      {"frontends:\n  - {name: api, listen: '127.0.0.1:80', backend: b, maxconn: 0}\nbackends: "
+       "[{name: b}]\n",
        "maxconn must be between 1 and 10000000"},
       {"frontends:\n  - {name: 'a b', listen: '127.0.0.1:80', backend: b}\nbackends: [{name: b}]\n",
        "name 'a b' must be 1-63 characters"},
-      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\n  - {name: y, listen: '127.0.0.1:80', backend: b}\nbackends: [{name: b}]\n",
+      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\n  - {name: y, listen: "
+       "'127.0.0.1:80', backend: b}\nbackends: [{name: b}]\n",
        "proxy.yaml:3:23: another frontend already listens on 127.0.0.1:80"},
-      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\n  - {name: x, listen: '127.0.0.1:81', backend: b}\nbackends: [{name: b}]\n",
+      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\n  - {name: x, listen: "
+       "'127.0.0.1:81', backend: b}\nbackends: [{name: b}]\n",
        "duplicate frontend name 'x'"},
-      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends: [{name: b, balance: random}]\n",
+      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends: [{name: b, "
+       "balance: random}]\n",
        "balance must be one of: roundrobin, leastconn, source, first"},
-      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends: [{name: b, bogus: 1}]\n",
+      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends: [{name: b, bogus: "
+       "1}]\n",
        "proxy.yaml:3:22: unknown key 'bogus' in backends[0]"},
-      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends: [{name: b, check: {interval_ms: 5}}]\n",
+      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends: [{name: b, check: "
+       "{interval_ms: 5}}]\n",
        "backends[0].check.type is required"},
-      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends: [{name: b, check: {type: command}}]\n",
+      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends: [{name: b, check: "
+       "{type: command}}]\n",
        "a command check needs command: a list starting with an absolute path"},
-      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends: [{name: b, check: {type: http, path: healthz}}]\n",
+      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends: [{name: b, check: "
+       "{type: http, path: healthz}}]\n",
        "path must start with / and hold no spaces"},
-      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends: [{name: b, check: {type: tcp, rise: 0}}]\n",
+      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends: [{name: b, check: "
+       "{type: tcp, rise: 0}}]\n",
        "rise must be between 1 and 100"},
-      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends:\n  - name: b\n    servers:\n      - {name: a, address: 127.0.0.1:1}\n      - {name: a, address: 127.0.0.1:2}\n",
+      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends:\n  - name: b\n    "
+       "servers:\n      - {name: a, address: 127.0.0.1:1}\n      - {name: a, address: "
+       "127.0.0.1:2}\n",
        "proxy.yaml:7:16: duplicate server name 'a'"},
-      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends:\n  - name: b\n    servers:\n      - {name: a, address: 127.0.0.1:1, weight: 300}\n",
+      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends:\n  - name: b\n    "
+       "servers:\n      - {name: a, address: 127.0.0.1:1, weight: 300}\n",
        "weight must be between 0 and 256"},
-      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends:\n  - name: b\n    servers:\n      - {name: a}\n",
+      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends:\n  - name: b\n    "
+       "servers:\n      - {name: a}\n",
        "backends[0].servers[0].address is required"},
-      {"global: {stats: '127.0.0.1:80'}\nfrontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends: [{name: b}]\n",
+      {"global: {stats: '127.0.0.1:80'}\nfrontends:\n  - {name: x, listen: '127.0.0.1:80', "
+       "backend: b}\nbackends: [{name: b}]\n",
        "a frontend already listens on the stats address"},
-      {"global: {workers: -1}\nfrontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b}\nbackends: [{name: b}]\n",
+      {"global: {workers: -1}\nfrontends:\n  - {name: x, listen: '127.0.0.1:80', backend: "
+       "b}\nbackends: [{name: b}]\n",
        "workers must be between 0 and 256"},
-      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b, forwarded: maybe}\nbackends: [{name: b}]\n",
+      {"frontends:\n  - {name: x, listen: '127.0.0.1:80', backend: b, forwarded: maybe}\nbackends: "
+       "[{name: b}]\n",
        "forwarded must be true or false"},
   };
   for (const auto& c : cases) {
     const std::string message = parse_error(c.text);
     EXPECT_NE(message.find(c.message), std::string::npos)
-        << "input:\n" << c.text << "\nmessage: " << message << "\nexpected: " << c.message;
+        << "input:\n"
+        << c.text << "\nmessage: " << message << "\nexpected: " << c.message;
   }
 }
 
