@@ -10,12 +10,6 @@ Server::Server(ServerConfig config, int workers, bool starts_up)
       up_(starts_up),
       counters_(workers) {}
 
-bool Server::note_traffic_failure(int error_limit) {
-  const int errors = consecutive_errors_.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (error_limit <= 0 || errors < error_limit) return false;
-  return up_.exchange(false, std::memory_order_acq_rel);
-}
-
 Backend::Backend(const BackendConfig& config, int workers)
     : name_(config.name), workers_(workers), counters_(workers) {
   apply(config);
@@ -74,6 +68,24 @@ void Backend::release(Server& server) {
     }
     if (waker) waker();
   }
+}
+
+Backend::Verdict Backend::note_traffic_failure(Server& server) {
+  const int errors = server.consecutive_errors_.fetch_add(1, std::memory_order_relaxed) + 1;
+  std::lock_guard lock(mu_);
+  const int limit = settings_->error_limit;
+  if (limit <= 0 || errors < limit || !server.up()) return Verdict::kCounted;
+  server.consecutive_errors_.store(0, std::memory_order_relaxed);
+  if (settings_->check.type != CheckType::kNone) {
+    server.check_requested_.store(true, std::memory_order_release);
+    return Verdict::kCheckRequested;
+  }
+  const bool other_usable = std::any_of(servers_.begin(), servers_.end(), [&](const auto& s) {
+    return s.get() != &server && s->up() && !s->draining_ && !s->removed_ && s->config_.weight > 0;
+  });
+  if (!other_usable) return Verdict::kCounted;
+  server.set_up(false);
+  return Verdict::kMarkedDown;
 }
 
 bool Backend::try_enqueue() {

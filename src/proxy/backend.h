@@ -35,10 +35,11 @@ class Server {
   Counters& counters() { return counters_; }
   const Counters& counters() const { return counters_; }
 
-  // Passive health: any thread reports the outcome of real traffic. Returns
-  // true when this failure marked the server down.
-  bool note_traffic_failure(int error_limit);
   void note_traffic_success() { consecutive_errors_.store(0, std::memory_order_relaxed); }
+  // Set when traffic failed `error_limit` times in a row on a checked
+  // server: the health checker checks it at once and takes it down on the
+  // first failure.
+  bool take_check_request() { return check_requested_.exchange(false, std::memory_order_acq_rel); }
 
   // Set by the health checker (and by passive failures).
   void set_up(bool up) { up_.store(up, std::memory_order_release); }
@@ -52,6 +53,7 @@ class Server {
   std::atomic<bool> up_;
   std::atomic<int> active_{0};
   std::atomic<int> consecutive_errors_{0};
+  std::atomic<bool> check_requested_{false};
   Counters counters_;
 };
 
@@ -81,6 +83,13 @@ class Backend {
   Choice pick(uint64_t client_hash, std::span<const Server* const> tried);
   // Ends what pick() started.
   void release(Server& server);
+
+  // Passive health: a worker reports a failure of real traffic (a failed
+  // connect, a reset, a timeout). After `error_limit` in a row, a checked
+  // server is checked at once; an unchecked one is marked down, unless no
+  // other server could take its traffic: then trying it beats refusing.
+  enum class Verdict { kCounted, kCheckRequested, kMarkedDown };
+  Verdict note_traffic_failure(Server& server);
 
   // Requests waiting for a slot, over all workers; bounded by queue_max.
   bool try_enqueue();

@@ -66,6 +66,12 @@ void HealthChecker::run() {
     }
     for (auto& [server, probe] : probes_) {
       Probe& p = *probe;
+      if (p.server->take_check_request()) {
+        // Traffic says the server fails: check now, and let one failed
+        // check take it down.
+        p.suspect = true;
+        if (!p.in_flight) p.next_ms = now_ms_;
+      }
       if (p.in_flight && now_ms_ >= p.deadline_ms) {
         finish(p, false, "timed out after " + std::to_string(p.check.timeout_ms) + " ms");
       } else if (!p.in_flight && now_ms_ >= p.next_ms) {
@@ -251,12 +257,13 @@ void HealthChecker::finish(Probe& p, bool healthy, const std::string& why) {
   } else {
     p.good = 0;
     ++p.bad;
-    if (was_up && (!p.settled || p.bad >= p.check.fall)) {
+    if (was_up && (!p.settled || p.suspect || p.bad >= p.check.fall)) {
       s.set_up(false);
       spdlog::warn("backend {} server {} is DOWN ({})", p.backend->name(), s.name(), why);
     }
   }
   p.settled = true;
+  p.suspect = false;
   p.last_up = s.up();
 }
 

@@ -2,8 +2,10 @@
 // request with an expected status, or an external command (exit 0 means
 // healthy). A server's first result decides its state at once; after that
 // it takes `fall` bad results in a row to mark it down and `rise` good ones
-// to bring it back. Servers of backends without a check that passive
-// checking marked down are given traffic again after a cool-down.
+// to bring it back; a server that real traffic keeps failing is checked at
+// once, and one bad result then takes it down. Servers of backends without
+// a check that passive checking marked down get traffic again after a
+// cool-down.
 #pragma once
 
 #include <sys/types.h>
@@ -37,6 +39,7 @@ class HealthChecker {
     CheckConfig check;
     bool settled = false;  // a first result has been seen
     bool last_up = true;   // the server's state after the last result
+    bool suspect = false;  // traffic failed: one bad result takes it down
     int good = 0;
     int bad = 0;
     int64_t next_ms = 0;

@@ -485,10 +485,7 @@ void HttpSession::server_failed(Failure failure) {
   // A reused idle connection that the server closed just as we sent on it
   // is the keep-alive race, not a sign that the server is failing.
   const bool keepalive_race = failure == Failure::kReset && server_reused_ && before_response;
-  if (!keepalive_race && server_->note_traffic_failure(settings_->error_limit)) {
-    spdlog::warn("backend {} server {} marked down: {} consecutive traffic errors",
-                 frontend_->backend->name(), server_->name(), settings_->error_limit);
-  }
+  if (!keepalive_race) report_server_failure();
   close_server();
   const bool retryable =
       nothing_sent || (failure == Failure::kReset && before_response && idempotent_ && !has_body_);

@@ -50,7 +50,7 @@ const std::vector<ConfigKeyword> kKeywords = {
      "requests waiting for a server slot (503 beyond)"},
     {"backends[]", "queue_timeout_ms", "integer, ms", "5000", "longest wait in the queue (503)"},
     {"backends[]", "error_limit", "integer", "3",
-     "consecutive traffic errors that mark a server down; 0: off"},
+     "consecutive traffic errors that trigger a check (or, unchecked, mark it down); 0: off"},
     {"backends[]", "pool_idle_max", "integer", "256",
      "http: idle server connections kept per server and worker"},
     {"backends[]", "pool_idle_timeout_ms", "integer, ms", "10000",

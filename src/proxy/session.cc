@@ -1,5 +1,7 @@
 #include "proxy/session.h"
 
+#include <spdlog/spdlog.h>
+
 #include "proxy/worker.h"
 #include "sys/tcp.h"
 
@@ -37,6 +39,22 @@ void Session::close_server() {
   if (server_) {
     frontend_->backend->release(*server_);
     server_.reset();
+  }
+}
+
+void Session::report_server_failure() {
+  Backend& backend = *frontend_->backend;
+  switch (backend.note_traffic_failure(*server_)) {
+    case Backend::Verdict::kCounted:
+      break;
+    case Backend::Verdict::kCheckRequested:
+      spdlog::warn("backend {} server {}: traffic keeps failing, checking it now", backend.name(),
+                   server_->name());
+      break;
+    case Backend::Verdict::kMarkedDown:
+      spdlog::warn("backend {} server {} marked down: traffic keeps failing", backend.name(),
+                   server_->name());
+      break;
   }
 }
 

@@ -129,6 +129,8 @@ class Session {
   void close();
   void close_server();
   void set_deadline(int64_t deadline_ms);
+  // Passive health: counts a failure of real traffic against server_.
+  void report_server_failure();
 
   Worker& worker_;
   const int client_fd_;

@@ -100,10 +100,7 @@ void TcpSession::attach(std::shared_ptr<Server> server) {
 void TcpSession::connect_failed() {
   const int worker = worker_.index();
   server_->counters().slice(worker).add(kConnectErrors);
-  if (server_->note_traffic_failure(settings_->error_limit)) {
-    spdlog::warn("backend {} server {} marked down: {} consecutive traffic errors",
-                 frontend_->backend->name(), server_->name(), settings_->error_limit);
-  }
+  report_server_failure();
   close_server();
   if (attempts_ < settings_->retries) {
     ++attempts_;
