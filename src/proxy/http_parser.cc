@@ -331,6 +331,8 @@ struct FieldFacts {
   std::size_t connection_options = 0;
   bool connection_close = false;
   bool connection_keep_alive = false;
+  bool connection_upgrade = false;
+  std::string_view upgrade;
   bool expect_continue = false;
 };
 
@@ -381,8 +383,12 @@ ParseStatus note_field(const HttpHeader& field, FieldFacts& facts, HttpError& er
           }
           facts.connection_close |= iequals(element, "close");
           facts.connection_keep_alive |= iequals(element, "keep-alive");
+          facts.connection_upgrade |= iequals(element, "upgrade");
         }
       }
+      break;
+    case 7:
+      if (iequals(field.name, "upgrade")) facts.upgrade = field.value;
       break;
     case 14:
       if (iequals(field.name, "content-length")) {
@@ -547,6 +553,9 @@ ParseStatus parse_request_head(std::string_view data, const HttpLimits& limits, 
   out.keep_alive = keep_alive_for(out.version_minor, facts);
   // RFC 9110 10.1.1: a 100-continue expectation in HTTP/1.0 is ignored.
   out.expect_continue = facts.expect_continue && out.version_minor == 1;
+  // RFC 9110 7.8: Upgrade counts only when Connection names it, and only in
+  // HTTP/1.1.
+  if (facts.connection_upgrade && out.version_minor == 1) out.upgrade = facts.upgrade;
   const std::string_view m = out.method;
   out.is_head = m == "HEAD";
   out.idempotent =
@@ -867,8 +876,25 @@ void append_request_head(const RequestHead& head, const ForwardOptions& options,
     out.append(ip);
     out.append(v6 ? "]\";proto=http\r\n" : ";proto=http\r\n");
   }
-  if (head.version_minor == 0) out.append("Connection: keep-alive\r\n");
+  if (head.version_minor == 0) {
+    out.append("Connection: keep-alive\r\n");
+  } else if (!head.upgrade.empty()) {
+    out.append("Connection: upgrade\r\n");
+    append_field(out, "Upgrade", head.upgrade);
+  }
   out.append("\r\n");
+}
+
+void append_switching_protocols_head(const ResponseHead& head, std::string& out) {
+  out.append("HTTP/1.1 101 ");
+  out.append(head.reason);
+  out.append("\r\n");
+  const ConnectionOptions hop = connection_options(head.headers);
+  for (const HttpHeader& h : head.headers) {
+    if (iequals(h.name, "upgrade") || !is_hop_by_hop(h.name, hop))
+      append_field(out, h.name, h.value);
+  }
+  out.append("Connection: upgrade\r\n\r\n");
 }
 
 void append_response_head(const ResponseHead& head, bool client_keep_alive,

@@ -54,6 +54,7 @@ struct RequestHead {
   bool idempotent = false;          // GET HEAD OPTIONS TRACE PUT DELETE (RFC 9110 9.2.2)
   bool is_head = false;             // method HEAD: the response has no body
   std::string_view host;            // Host value, or the authority of an absolute-form target
+  std::string_view upgrade;         // HTTP/1.1 Upgrade value when Connection names "upgrade"
 };
 
 struct ResponseHead {
@@ -149,7 +150,8 @@ struct ForwardOptions {
 // every field except the hop-by-hop ones (Connection, the fields its options
 // name, Keep-Alive, Proxy-Connection, Upgrade), then the forwarding fields,
 // then `Connection: keep-alive` for HTTP/1.0 requests (we always want server
-// keep-alive), then the empty line. Transfer-Encoding and Content-Length are
+// keep-alive) or, for an upgrade request, `Connection: upgrade` and its
+// Upgrade field, then the empty line. Transfer-Encoding and Content-Length are
 // kept since the body is forwarded raw; a repeated Content-Length is sent once.
 void append_request_head(const RequestHead& head, const ForwardOptions& options, std::string& out);
 
@@ -160,6 +162,11 @@ void append_request_head(const RequestHead& head, const ForwardOptions& options,
 // line. Content-Length is dropped when Transfer-Encoding frames the body.
 void append_response_head(const ResponseHead& head, bool client_keep_alive,
                           int client_version_minor, std::string& out);
+
+// Appends a 101 (Switching Protocols) head for the client: the status line
+// and fields as received, with Connection reduced to "upgrade" and the
+// server's Upgrade field kept, since both are the point of this response.
+void append_switching_protocols_head(const ResponseHead& head, std::string& out);
 
 // The reason phrase the proxy uses for `status` ("Bad Gateway"), or "Error".
 std::string_view status_reason(int status);

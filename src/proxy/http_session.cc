@@ -80,6 +80,9 @@ void HttpSession::run() {
         progress = send_request();
         if (!closed_ && phase_ == Phase::kExchange) progress |= pump_response();
         break;
+      case Phase::kTunnel:
+        progress = pump_tunnel();
+        break;
       case Phase::kClosing:
         flush_closing();
         break;
@@ -125,7 +128,7 @@ HttpSession::Io HttpSession::read_into(int fd, Buffer& buffer, bool& readable, C
 
 bool HttpSession::step_idle() {
   if (!cin_.empty()) {
-    RequestHead head;
+    RequestHead& head = worker_.scratch_request();
     HttpError error;
     const HttpLimits limits{static_cast<std::size_t>(frontend_->config.max_header_bytes), 128};
     switch (parse_request_head({cin_.head(), cin_.size()}, limits, head, error)) {
@@ -175,6 +178,7 @@ void HttpSession::begin_request(const RequestHead& head) {
   is_head_ = head.is_head;
   idempotent_ = head.idempotent;
   has_body_ = head.body != BodyKind::kNone;
+  upgrade_requested_ = !head.upgrade.empty();
   const ForwardOptions options{client_ip(), frontend_->config.forwarded_for,
                                frontend_->config.forwarded};
   req_head_.clear();
@@ -362,7 +366,7 @@ bool HttpSession::flush_to_client() {
 }
 
 bool HttpSession::parse_response_head() {
-  ResponseHead head;
+  ResponseHead& head = worker_.scratch_response();
   HttpError error;
   const HttpLimits limits{buffer_bytes_ - 1, 256};
   switch (proxy::parse_response_head({sin_.head(), sin_.size()}, limits, is_head_, head, error)) {
@@ -383,8 +387,18 @@ bool HttpSession::parse_response_head() {
     return true;
   }
   if (head.status == 101) {
-    // We never forward Upgrade, so a switch of protocols is a broken server.
-    server_failed(Failure::kBadResponse);
+    // A switch of protocols nobody asked for is a broken server.
+    if (!upgrade_requested_ || !req_done_) {
+      server_failed(Failure::kBadResponse);
+      return true;
+    }
+    response_status_ = 101;
+    append_switching_protocols_head(head, resp_out_);
+    sin_.consume(head.head_bytes);
+    for (CounterSlice* s : {&backend_stats(), &server_stats()}) s->add(kRequests);
+    frontend_stats().add(kResponses2xx);
+    server_->note_traffic_success();
+    phase_ = Phase::kTunnel;
     return true;
   }
   response_status_ = head.status;
@@ -448,6 +462,69 @@ bool HttpSession::pump_response() {
     close();  // the response was cut short: the client must see it end
     return false;
   }
+  return progress;
+}
+
+bool HttpSession::flush_to_server() {
+  if (cin_.empty() || !server_writable_) return false;
+  const ssize_t n = ::send(server_fd_, cin_.head(), cin_.size(), MSG_NOSIGNAL);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+      server_writable_ = false;
+      return false;
+    }
+    close();
+    return false;
+  }
+  const auto written = static_cast<std::size_t>(n);
+  if (written < cin_.size()) server_writable_ = false;
+  backend_stats().add(kBytesOut, written);
+  server_stats().add(kBytesOut, written);
+  last_activity_ms_ = worker_.now_ms();
+  cin_.consume(written);
+  return true;
+}
+
+bool HttpSession::pump_tunnel() {
+  bool progress = false;
+  for (int round = 0; round < kRoundsMax && !closed_; ++round) {
+    // Server to client: everything in sin_ is tunnel data.
+    resp_ready_ = sin_.size();
+    bool moved = flush_to_client();
+    if (closed_) return false;
+    moved |= flush_to_server();
+    if (closed_) return false;
+    if (!client_eof_ && client_readable_) {
+      const Io io = read_into(client_fd_, cin_, client_readable_, kBytesIn);
+      moved |= io == Io::kData;
+      if (io == Io::kEof) client_eof_ = true;
+      if (io == Io::kError) {
+        close();
+        return false;
+      }
+    }
+    if (!server_eof_ && server_readable_) {
+      const Io io = read_into(server_fd_, sin_, server_readable_, kBytesIn);
+      moved |= io == Io::kData;
+      if (io == Io::kEof) server_eof_ = true;
+      if (io == Io::kError) {
+        close();
+        return false;
+      }
+    }
+    progress |= moved;
+    if (!moved) break;
+  }
+  // A side that has shut and whose bytes are all delivered: pass the
+  // half-close on; when both have, the tunnel is over.
+  const bool up_done = client_eof_ && cin_.empty();
+  const bool down_done = server_eof_ && sin_.empty() && resp_out_.empty();
+  if (up_done && down_done) {
+    close();
+    return false;
+  }
+  if (up_done) ::shutdown(server_fd_, SHUT_WR);
+  if (down_done) ::shutdown(client_fd_, SHUT_WR);
   return progress;
 }
 
@@ -575,6 +652,7 @@ void HttpSession::on_timeout() {
         close();
       }
       break;
+    case Phase::kTunnel:
     case Phase::kClosing:
       close();
       break;
@@ -610,6 +688,9 @@ void HttpSession::refresh_deadline() {
     case Phase::kConnecting:
     case Phase::kClosing:
       deadline = phase_deadline_ms_;
+      break;
+    case Phase::kTunnel:
+      deadline = last_activity_ms_ + std::max(f.client_timeout_ms, settings_->server_timeout_ms);
       break;
     case Phase::kExchange:
       deadline = last_activity_ms_ +

@@ -2,7 +2,9 @@
 // to a server chosen per request (reusing idle server connections), streams
 // the response back, and keeps both sides alive when the protocol allows.
 // Pipelined requests wait in the client buffer until the response before
-// them is complete, so responses can never be reordered.
+// them is complete, so responses can never be reordered. An upgrade (e.g.
+// WebSocket) that the server accepts with 101 turns the connection into a
+// tunnel of raw bytes until either side closes.
 #pragma once
 
 #include <array>
@@ -28,7 +30,7 @@ class HttpSession final : public Session {
   void on_stopping() override;
 
  private:
-  enum class Phase : uint8_t { kIdle, kQueued, kConnecting, kExchange, kClosing };
+  enum class Phase : uint8_t { kIdle, kQueued, kConnecting, kExchange, kTunnel, kClosing };
   enum class Failure : uint8_t { kConnect, kConnectTimeout, kReset, kServerTimeout, kBadResponse };
   enum class Io : uint8_t { kData, kAgain, kEof, kError, kFull };
 
@@ -41,6 +43,8 @@ class HttpSession final : public Session {
   bool pump_response();
   bool parse_response_head();
   bool flush_to_client();
+  bool pump_tunnel();
+  bool flush_to_server();
   void finish_exchange();
   void server_failed(Failure failure);
   void respond_error(int status);
@@ -85,6 +89,9 @@ class HttpSession final : public Session {
   bool idempotent_ = false;
   bool has_body_ = false;
   bool shut_down_ = false;
+  bool upgrade_requested_ = false;
+  bool client_eof_ = false;  // tunnel: the client shut its side
+  bool server_eof_ = false;  // tunnel: the server shut its side
   int version_minor_ = 1;
   int response_status_ = 0;
   int attempts_ = 0;

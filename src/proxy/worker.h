@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "proxy/frontend.h"
+#include "proxy/http_parser.h"
 #include "proxy/session.h"
 #include "sys/event_loop.h"
 
@@ -60,6 +61,10 @@ class Worker {
   // A pipe for splice(), from a small per-worker cache: [read end, write end].
   bool take_pipe(int fds[2]);
   BufferCache& buffers() { return buffers_; }
+  // Parsed heads live only until the session has rewritten them; reusing
+  // one per worker keeps their header vectors from allocating per request.
+  RequestHead& scratch_request() { return scratch_request_; }
+  ResponseHead& scratch_response() { return scratch_response_; }
   void return_pipe(int fds[2]);
 
  private:
@@ -111,6 +116,8 @@ class Worker {
   std::deque<Queued> queue_;
   std::vector<std::pair<int, int>> pipes_;
   BufferCache buffers_;
+  RequestHead scratch_request_;
+  ResponseHead scratch_response_;
   Session* sessions_head_ = nullptr;
   std::vector<Session*> graveyard_;
   std::atomic<int> session_count_{0};

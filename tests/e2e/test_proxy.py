@@ -282,6 +282,17 @@ def test_reload_under_load_loses_no_connection(proxy_lab):
         new["global"] = proxy.config["global"]
         proxy.reload(new)
     time.sleep(0.5)
+    # A new frontend starts listening; a removed one stops.
+    extra_port = free_port()
+    new = dict(proxy.config)
+    new["frontends"] = proxy.config["frontends"] + [
+        {"name": "extra", "listen": f"127.0.0.1:{extra_port}", "backend": "app"}]
+    proxy.reload(new)
+    wait_until(lambda: who(get(extra_port)), 5, what="the new frontend")
+    new = dict(new)
+    new["frontends"] = new["frontends"][:1]
+    proxy.reload(new)
+    wait_until(lambda: not proxy._connects("127.0.0.1", extra_port), 5, what="frontend removed")
     # A broken file is refused; the running configuration stays.
     proxy.config_path.write_text("frontends: [\n")
     proxy.proc.send_signal(signal.SIGHUP)
@@ -314,6 +325,23 @@ def test_server_maxconn_queues_then_serves(proxy_lab):
         t.join()
     assert results == [200, 200, 200]
     assert time.monotonic() - start >= 0.85  # served one at a time
+
+
+def test_frontend_maxconn_holds_further_clients_in_the_backlog(proxy_lab):
+    a = proxy_lab.backend("a")
+    config, port = http_config([server(a)], frontend_extra={"maxconn": 1})
+    proxy = proxy_lab.proxy(config)
+    first = KeepAliveClient(port)
+    assert who(first.request("GET", "/who")) == "a"
+    waiting = []
+    t = threading.Thread(target=lambda: waiting.append(get(port, timeout=10)))
+    t.start()
+    time.sleep(0.8)
+    assert not waiting, "a second client was served while the first held the only slot"
+    assert proxy.stats()["frontends"][0]["current_connections"] == 1
+    first.close()
+    t.join()
+    assert who(waiting[0]) == "a"
 
 
 def test_full_queue_answers_503(proxy_lab):
@@ -376,6 +404,27 @@ def test_chunked_bodies_both_ways_and_pipelining(proxy_lab):
         p.data = rest
         status, _, body, _ = read_response(p)
         assert json.loads(body)["path"] == "/one"
+
+
+def test_upgrade_becomes_a_tunnel(proxy_lab):
+    a = proxy_lab.backend("a")
+    config, port = http_config([server(a)])
+    proxy_lab.proxy(config)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /upgrade HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\n"
+                  b"Upgrade: shout\r\n\r\n")
+        status, headers, _, rest = read_response(s)
+        assert status == 101
+        assert headers["upgrade"] == "shout" and headers["connection"].lower() == "upgrade"
+        got = rest
+        for word in (b"hello", b" tunnel"):
+            s.sendall(word)
+            while not got.endswith(word.upper()):
+                got += s.recv(100)
+        assert got == b"HELLO TUNNEL"
+    # Without Connection: upgrade, Upgrade is a hop-by-hop field and is dropped.
+    status, _, body = get(port, "/who", headers={"Upgrade": "shout"})
+    assert status == 200 and "upgrade" not in json.loads(body)["headers"]
 
 
 def test_http10_client_and_head(proxy_lab):

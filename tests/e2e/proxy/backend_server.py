@@ -60,6 +60,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if url.path == "/healthz":
             ok = not (self.health_file and os.path.exists(self.health_file))
             return self.reply(200 if ok else 503, "ok\n" if ok else "failing\n")
+        if url.path == "/upgrade" and self.headers.get("Upgrade"):
+            # Switch to a raw echo protocol, as a WebSocket server switches.
+            self.send_response(101)
+            self.send_header("Upgrade", self.headers["Upgrade"])
+            self.send_header("Connection", "Upgrade")
+            self.end_headers()
+            self.wfile.flush()
+            self.close_connection = True
+            while True:
+                data = self.connection.recv(65536)
+                if not data:
+                    return None
+                self.connection.sendall(data.upper())
         if url.path == "/slow":
             time.sleep(int(query.get("ms", ["500"])[0]) / 1000.0)
         if url.path == "/chunked":

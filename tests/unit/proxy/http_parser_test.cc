@@ -836,5 +836,40 @@ TEST(HttpWriter, ErrorResponses) {
   EXPECT_EQ(response_ok(make_error_response(204)).status, 500);
 }
 
+// ---------------------------------------------------------------------------
+// Upgrade (RFC 9110 7.8)
+
+TEST(HttpUpgrade, CountsOnlyWhenConnectionNamesItInHttp11) {
+  const std::string ws = "Host: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n";
+  const std::string ws_request = request_with(ws);
+  EXPECT_EQ(request_ok(ws_request).upgrade, "websocket");
+  EXPECT_EQ(request_ok(request_with("Host: a\r\nUpgrade: websocket\r\n")).upgrade, "");
+  EXPECT_EQ(request_ok(request_with(ws, "GET / HTTP/1.0")).upgrade, "");
+}
+
+TEST(HttpUpgrade, RequestKeepsUpgradeForTheServerOnlyWhenAsked) {
+  std::string out;
+  const std::string ws_request =
+      request_with("Host: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n");
+  append_request_head(request_ok(ws_request), {.client_ip = "192.0.2.1"}, out);
+  EXPECT_NE(out.find("\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"), std::string::npos)
+      << out;
+  out.clear();
+  const std::string plain = request_with("Host: a\r\nUpgrade: websocket\r\n");
+  append_request_head(request_ok(plain), {.client_ip = "192.0.2.1"}, out);
+  EXPECT_EQ(out.find("pgrade"), std::string::npos) << out;
+}
+
+TEST(HttpUpgrade, SwitchingProtocolsHeadKeepsUpgrade) {
+  const ResponseHead head = response_ok(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Hop\r\n"
+      "X-Hop: 1\r\nSec-WebSocket-Accept: abc\r\n\r\n");
+  std::string out;
+  append_switching_protocols_head(head, out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            "Sec-WebSocket-Accept: abc\r\nConnection: upgrade\r\n\r\n");
+}
+
 }  // namespace
 }  // namespace bulwark::proxy
