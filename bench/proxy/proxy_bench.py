@@ -74,6 +74,8 @@ class WrkResult:
     p99_us: float
     mib_per_s: float
     errors: str  # empty when wrk saw only 2xx/3xx and no socket errors
+    requests: int = 0
+    cpu_us_per_request: float = float("nan")  # the serving process's CPU time
 
 
 class Children:
@@ -347,6 +349,7 @@ def parse_wrk(out: str) -> WrkResult:
     if sock:
         errors.append("socket errors: " + sock.group(1))
     return WrkResult(
+        requests=int(find(r"(\d+) requests in").group(1)),
         requests_per_s=float(find(r"Requests/sec:\s+([\d.]+)").group(1)),
         p50_us=latency(50), p99_us=latency(99),
         mib_per_s=float(transfer.group(1)) * BYTE_UNITS[transfer.group(2)] / (1 << 20),
@@ -357,15 +360,25 @@ def run_wrk(children: Children, target: Target, threads: int, conns: int, second
             port: int, path: str) -> WrkResult:
     argv = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--latency",
             f"http://127.0.0.1:{port}{path}"]
+    cpu_before = cpu_seconds(target.proc.pid)
     out = subprocess.run(argv, capture_output=True, text=True, check=True,
                          timeout=seconds + 30).stdout
+    cpu_used = cpu_seconds(target.proc.pid) - cpu_before
     # A proxy that crashed under load shows up here rather than as a
     # suspiciously fast column of errors.
     children.check_alive()
     result = parse_wrk(out)
+    if result.requests:
+        result.cpu_us_per_request = cpu_used * 1e6 / result.requests
     if result.errors:
         print(f"  warning: {target.name}: {result.errors} ({shlex.join(argv)})", flush=True)
     return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process and all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int:
@@ -578,11 +591,13 @@ def measure(children: Children, targets: list, args, repeats: int, short_s: int,
         run_wrk(children, t, threads, KEEPALIVE_CONNS, 1, t.http_port, "/")
 
     keepalive = interleaved(
-        "keep-alive req/s", targets, repeats,
+        "keep-alive req/s", targets, repeats * 2 - 1,
         lambda t: run_wrk(children, t, threads, KEEPALIVE_CONNS, args.duration, t.http_port, "/"),
-        lambda r: f"{r.requests_per_s:.0f}")
+        lambda r: f"{r.requests_per_s:.0f} ({r.cpu_us_per_request:.1f} us cpu/req)")
+    # A p99 from one short run swings with the scheduler more than the
+    # proxies differ: latency gets more rounds than the other figures.
     latency = interleaved(
-        "latency p50/p99 us at 1 conn", targets, repeats,
+        "latency p50/p99 us at 1 conn", targets, repeats * 2 - 1,
         lambda t: run_wrk(children, t, 1, 1, short_s, t.http_port, "/"),
         lambda r: f"{r.p50_us:.0f}/{r.p99_us:.0f}")
     bulk = interleaved(
@@ -617,6 +632,9 @@ def measure(children: Children, targets: list, args, repeats: int, short_s: int,
         Row("http keep-alive req/s",
             {n: median(r.requests_per_s for r in runs) for n, runs in keepalive.items()},
             ".0f", "higher"),
+        Row("cpu per keep-alive request (us)",
+            {n: median(r.cpu_us_per_request for r in runs) for n, runs in keepalive.items()
+             if n != "direct"}, ".2f"),
         Row("latency p50 at 1 conn (us)",
             {n: median(r.p50_us for r in runs) for n, runs in latency.items()}, ".0f"),
         Row("latency p99 at 1 conn (us)",
@@ -737,7 +755,8 @@ def main():
     header = (f"{machine()}; haproxy {versions['haproxy']}, nginx {versions['nginx']}, "
               f"wrk {versions['wrk']}; bulwark-proxy {bulwark_bin} at commit {commit()}")
     settings = (f"{args.threads} proxy thread(s) (haproxy nbthread, bulwark workers, wrk -t), "
-                f"medians of {repeats} interleaved round(s): keep-alive {args.duration} s, "
+                f"medians of {repeats * 2 - 1} interleaved round(s) ({repeats} for bulk): "
+                f"keep-alive {args.duration} s, "
                 f"latency and bulk {short_s} s; {idle_conns} idle connections, "
                 f"maxconn {maxconn}")
     print(f"bench/proxy, {started}\n{header}\n{settings}", flush=True)

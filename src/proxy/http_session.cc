@@ -15,11 +15,46 @@ namespace {
 constexpr int64_t kLingerMs = 1000;  // reading what a client still sends before closing
 constexpr int kRoundsMax = 64;       // state-machine steps per event, a bound on one turn
 
-ssize_t send_iov(int fd, iovec* iov, int count) {
+// What one direction still has to send: the unsent part of a rewritten
+// head, then `body_ready` bytes at the front of a buffer.
+struct Outgoing {
+  std::string& head;
+  std::size_t& head_sent;
+  Buffer& body;
+  std::size_t& body_ready;
+};
+
+// Sends as much of `out` as the socket takes, head and body in one system
+// call, and advances it. Returns the bytes sent (0 when the socket is full:
+// `writable` turns false, and an event will say when to go on), or -1 when
+// the peer is gone.
+ssize_t send_outgoing(int fd, Outgoing out, bool& writable) {
+  const std::size_t head_left = out.head.size() - out.head_sent;
+  const std::size_t total = head_left + out.body_ready;
+  if (total == 0 || !writable) return 0;
+  iovec iov[2];
+  std::size_t count = 0;
+  if (head_left > 0) iov[count++] = {out.head.data() + out.head_sent, head_left};
+  if (out.body_ready > 0) iov[count++] = {out.body.head(), out.body_ready};
   msghdr msg{};
   msg.msg_iov = iov;
-  msg.msg_iovlen = static_cast<std::size_t>(count);
-  return ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+  msg.msg_iovlen = count;
+  const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+      writable = false;
+      return 0;
+    }
+    return -1;
+  }
+  auto written = static_cast<std::size_t>(n);
+  if (written < total) writable = false;
+  const std::size_t from_head = std::min(written, head_left);
+  out.head_sent += from_head;
+  written -= from_head;
+  out.body.consume(written);
+  out.body_ready -= written;
+  return n;
 }
 
 Counter status_counter(int status) {
@@ -283,32 +318,17 @@ bool HttpSession::send_request() {
         return false;
       }
     }
-    const std::size_t head_left = req_head_.size() - req_head_sent_;
-    if (head_left + req_ready_ > 0) {
-      if (!server_writable_) break;
-      iovec iov[2];
-      int count = 0;
-      if (head_left > 0) iov[count++] = {req_head_.data() + req_head_sent_, head_left};
-      if (req_ready_ > 0) iov[count++] = {cin_.head(), req_ready_};
-      const ssize_t n = send_iov(server_fd_, iov, count);
+    if (req_head_sent_ < req_head_.size() || req_ready_ > 0) {
+      const ssize_t n =
+          send_outgoing(server_fd_, {req_head_, req_head_sent_, cin_, req_ready_}, server_writable_);
       if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-          server_writable_ = false;
-          break;
-        }
         server_failed(Failure::kReset);
         return true;
       }
-      auto written = static_cast<std::size_t>(n);
-      if (written < head_left + req_ready_) server_writable_ = false;
-      backend_stats().add(kBytesOut, written);
-      server_stats().add(kBytesOut, written);
+      if (n == 0) break;
+      backend_stats().add(kBytesOut, static_cast<uint64_t>(n));
+      server_stats().add(kBytesOut, static_cast<uint64_t>(n));
       last_activity_ms_ = worker_.now_ms();
-      const std::size_t from_head = std::min(written, head_left);
-      req_head_sent_ += from_head;
-      written -= from_head;
-      cin_.consume(written);
-      req_ready_ -= written;
       progress = true;
       continue;
     }
@@ -333,35 +353,20 @@ bool HttpSession::send_request() {
 }
 
 bool HttpSession::flush_to_client() {
-  const std::size_t out_left = resp_out_.size() - resp_out_sent_;
-  if (out_left + resp_ready_ == 0 || !client_writable_) return false;
-  iovec iov[2];
-  int count = 0;
-  if (out_left > 0) iov[count++] = {resp_out_.data() + resp_out_sent_, out_left};
-  if (resp_ready_ > 0) iov[count++] = {sin_.head(), resp_ready_};
-  const ssize_t n = send_iov(client_fd_, iov, count);
+  const ssize_t n =
+      send_outgoing(client_fd_, {resp_out_, resp_out_sent_, sin_, resp_ready_}, client_writable_);
   if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-      client_writable_ = false;
-      return false;
-    }
     close();
     return false;
   }
-  auto written = static_cast<std::size_t>(n);
-  if (written < out_left + resp_ready_) client_writable_ = false;
-  frontend_stats().add(kBytesOut, written);
+  if (n == 0) return false;
+  frontend_stats().add(kBytesOut, static_cast<uint64_t>(n));
   response_forwarded_ = true;
   last_activity_ms_ = worker_.now_ms();
-  const std::size_t from_head = std::min(written, out_left);
-  resp_out_sent_ += from_head;
   if (resp_out_sent_ == resp_out_.size()) {
     resp_out_.clear();
     resp_out_sent_ = 0;
   }
-  written -= from_head;
-  sin_.consume(written);
-  resp_ready_ -= written;
   return true;
 }
 
@@ -466,22 +471,18 @@ bool HttpSession::pump_response() {
 }
 
 bool HttpSession::flush_to_server() {
-  if (cin_.empty() || !server_writable_) return false;
-  const ssize_t n = ::send(server_fd_, cin_.head(), cin_.size(), MSG_NOSIGNAL);
+  // In a tunnel everything the client sends goes to the server as it is.
+  std::size_t ready = cin_.size();
+  const ssize_t n =
+      send_outgoing(server_fd_, {req_head_, req_head_sent_, cin_, ready}, server_writable_);
   if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-      server_writable_ = false;
-      return false;
-    }
     close();
     return false;
   }
-  const auto written = static_cast<std::size_t>(n);
-  if (written < cin_.size()) server_writable_ = false;
-  backend_stats().add(kBytesOut, written);
-  server_stats().add(kBytesOut, written);
+  if (n == 0) return false;
+  backend_stats().add(kBytesOut, static_cast<uint64_t>(n));
+  server_stats().add(kBytesOut, static_cast<uint64_t>(n));
   last_activity_ms_ = worker_.now_ms();
-  cin_.consume(written);
   return true;
 }
 

@@ -171,21 +171,41 @@ def test_passive_errors_mark_a_server_down_without_active_checks(proxy_lab):
 
 # --- hiding failures ---------------------------------------------------------------
 
-def load(port, stop, results, path="/who"):
-    client = None
-    while not stop.is_set():
-        try:
-            if client is None:
-                client = KeepAliveClient(port)
-            status, _, _ = client.request("GET", path)
-            results.append(status)
-        except Exception as e:  # noqa: BLE001 - every failure is a client-visible error
-            results.append(repr(e))
-            if client:
-                client.close()
-            client = None
-    if client:
-        client.close()
+class Load:
+    """Keep-alive clients sending requests to a frontend until stopped; every
+    answer or error a client would see is kept."""
+
+    def __init__(self, port, clients):
+        self.port = port
+        self.stop_event = threading.Event()
+        self.results = []
+        self.threads = [threading.Thread(target=self.client) for _ in range(clients)]
+        for t in self.threads:
+            t.start()
+
+    def client(self):
+        client = None
+        while not self.stop_event.is_set():
+            try:
+                if client is None:
+                    client = KeepAliveClient(self.port)
+                status, _, _ = client.request("GET", "/who")
+                self.results.append(status)
+            except Exception as e:  # noqa: BLE001 - every failure is a client-visible error
+                self.results.append(repr(e))
+                if client:
+                    client.close()
+                client = None
+        if client:
+            client.close()
+
+    def stop_and_check(self, min_requests):
+        self.stop_event.set()
+        for t in self.threads:
+            t.join()
+        errors = [r for r in self.results if r != 200]
+        assert len(self.results) >= min_requests
+        assert not errors, f"{len(errors)} errors of {len(self.results)}: {errors[:5]}"
 
 
 def test_no_client_error_when_a_backend_is_killed_under_load(proxy_lab):
@@ -194,20 +214,11 @@ def test_no_client_error_when_a_backend_is_killed_under_load(proxy_lab):
                                check={"type": "http", "path": "/healthz", "interval_ms": 500,
                                       "rise": 2, "fall": 2})
     proxy_lab.proxy(config)
-    stop = threading.Event()
-    results = []
-    threads = [threading.Thread(target=load, args=(port, stop, results)) for _ in range(6)]
-    for t in threads:
-        t.start()
+    load = Load(port, clients=6)
     time.sleep(1.0)
     backends[0].kill()
     time.sleep(2.0)
-    stop.set()
-    for t in threads:
-        t.join()
-    errors = [r for r in results if r != 200]
-    assert len(results) > 200
-    assert not errors, f"{len(errors)} errors of {len(results)}: {errors[:5]}"
+    load.stop_and_check(min_requests=200)
 
 
 def test_reset_before_response_is_retried_for_idempotent_requests_only(proxy_lab):
@@ -269,11 +280,7 @@ def test_reload_under_load_loses_no_connection(proxy_lab):
     a, b, c = (proxy_lab.backend(n) for n in "abc")
     config, port = http_config([server(a), server(b)])
     proxy = proxy_lab.proxy(config)
-    stop = threading.Event()
-    results = []
-    threads = [threading.Thread(target=load, args=(port, stop, results)) for _ in range(4)]
-    for t in threads:
-        t.start()
+    load = Load(port, clients=4)
     for i in range(6):
         time.sleep(0.3)
         servers = [server(a), server(b)] + ([server(c)] if i % 2 == 0 else [])
@@ -297,12 +304,7 @@ def test_reload_under_load_loses_no_connection(proxy_lab):
     proxy.config_path.write_text("frontends: [\n")
     proxy.proc.send_signal(signal.SIGHUP)
     time.sleep(0.5)
-    stop.set()
-    for t in threads:
-        t.join()
-    errors = [r for r in results if r != 200]
-    assert len(results) > 100
-    assert not errors, f"{len(errors)} errors of {len(results)}: {errors[:5]}"
+    load.stop_and_check(min_requests=100)
     assert proxy.proc.poll() is None
     assert "reload refused" in proxy.log_text()
     assert who(get(port)) in {"a", "b", "c"}
