@@ -31,6 +31,9 @@ class Server {
   uint64_t key() const { return key_; }
 
   bool up() const { return up_.load(std::memory_order_acquire); }
+  // Removed from its backend (by a reload or `ctl remove-server`): takes no
+  // new traffic, and its idle connections are closed.
+  bool removed() const { return removed_.load(std::memory_order_acquire); }
   int active() const { return active_.load(std::memory_order_relaxed); }
   Counters& counters() { return counters_; }
   const Counters& counters() const { return counters_; }
@@ -48,8 +51,8 @@ class Server {
   friend class Backend;
   ServerConfig config_;  // weight, backup, maxconn: under the backend's mutex
   uint64_t key_;
-  bool draining_ = false;  // under the backend's mutex
-  bool removed_ = false;   // under the backend's mutex
+  bool draining_ = false;             // under the backend's mutex
+  std::atomic<bool> removed_{false};  // written under the backend's mutex
   std::atomic<bool> up_;
   std::atomic<int> active_{0};
   std::atomic<int> consecutive_errors_{0};

@@ -81,7 +81,7 @@ void HealthChecker::run() {
     const auto events = loop_.wait(static_cast<int>(kRefreshMs / 2));
     now_ms_ = mono_ms_now();
     for (const epoll_event& ev : events) {
-      auto it = by_fd_.find(ev.data.fd);
+      auto it = by_fd_.find(static_cast<int>(ev.data.u64));
       if (it != by_fd_.end()) on_event(*it->second, ev.events);
     }
   }
@@ -106,7 +106,10 @@ void HealthChecker::refresh() {
         probe->next_ms = now_ms_;
       }
       probe->seen = true;
-      probe->check = settings->check;
+      // A check in flight keeps the kind it started with: its descriptor
+      // is a socket or a pidfd according to it.
+      probe->pending = settings->check;
+      if (!probe->in_flight) probe->check = probe->pending;
     }
   }
   for (auto it = probes_.begin(); it != probes_.end();) {
@@ -120,6 +123,7 @@ void HealthChecker::refresh() {
 }
 
 void HealthChecker::begin(Probe& p) {
+  p.check = p.pending;
   const CheckConfig& c = p.check;
   if (c.type == CheckType::kNone) {
     // Passive checking alone: give a server it marked down another chance.
@@ -161,7 +165,7 @@ void HealthChecker::begin(Probe& p) {
       finish(p, false, "pidfd_open failed");
       return;
     }
-    if (loop_.add(p.fd, EPOLLIN)) by_fd_[p.fd] = &p;
+    if (loop_.add(p.fd, EPOLLIN, static_cast<uint64_t>(p.fd))) by_fd_[p.fd] = &p;
     return;
   }
   auto connecting = connect_tcp(p.server->address());
@@ -175,14 +179,15 @@ void HealthChecker::begin(Probe& p) {
     p.request = "GET " + c.path + " HTTP/1.1\r\nHost: " + host +
                 "\r\nUser-Agent: bulwark-proxy-check\r\nConnection: close\r\n\r\n";
   }
-  if (loop_.add(p.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP)) by_fd_[p.fd] = &p;
+  if (loop_.add(p.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, static_cast<uint64_t>(p.fd)))
+    by_fd_[p.fd] = &p;
 }
 
 void HealthChecker::on_event(Probe& p, uint32_t events) {
   const CheckConfig& c = p.check;
   if (c.type == CheckType::kCommand) {
     int status = 0;
-    if (::waitpid(p.pid, &status, WNOHANG) != p.pid) return;
+    if (p.pid <= 0 || ::waitpid(p.pid, &status, WNOHANG) != p.pid) return;
     p.pid = -1;
     const bool healthy = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     finish(p, healthy, describe_wait_status(status));
@@ -206,7 +211,8 @@ void HealthChecker::on_event(Probe& p, uint32_t events) {
       finish(p, false, "cannot send the check request");
       return;
     }
-    if (!loop_.modify(p.fd, EPOLLIN | EPOLLRDHUP)) finish(p, false, "epoll_ctl failed");
+    if (!loop_.modify(p.fd, EPOLLIN | EPOLLRDHUP, static_cast<uint64_t>(p.fd)))
+      finish(p, false, "epoll_ctl failed");
     return;
   }
   char buf[512];

@@ -36,7 +36,8 @@ class HealthChecker {
   struct Probe {
     std::shared_ptr<Backend> backend;
     std::shared_ptr<Server> server;
-    CheckConfig check;
+    CheckConfig check;     // of the check in progress
+    CheckConfig pending;   // from the backend; taken when the next check starts
     bool settled = false;  // a first result has been seen
     bool last_up = true;   // the server's state after the last result
     bool suspect = false;  // traffic failed: one bad result takes it down

@@ -900,7 +900,9 @@ void append_switching_protocols_head(const ResponseHead& head, std::string& out)
 void append_response_head(const ResponseHead& head, bool client_keep_alive,
                           int client_version_minor, std::string& out) {
   out.reserve(out.size() + head.head_bytes + 32);
-  out.append(head.version_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  // RFC 9110 2.5: an intermediary sends its own version, whatever the
+  // server spoke.
+  out.append("HTTP/1.1 ");
   const int status = std::clamp(head.status, 100, 999);
   const std::array<char, 3> digits = {static_cast<char>('0' + status / 100),
                                       static_cast<char>('0' + status / 10 % 10),

@@ -84,12 +84,14 @@ void HttpSession::start() {
 
 void HttpSession::on_client_event(uint32_t events) {
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) client_readable_ = true;
+  if (events & (EPOLLRDHUP | EPOLLHUP)) client_peer_closed_ = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) client_writable_ = true;
   run();
 }
 
 void HttpSession::on_server_event(uint32_t events) {
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) server_readable_ = true;
+  if (events & (EPOLLRDHUP | EPOLLHUP)) server_peer_closed_ = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) server_writable_ = true;
   if (phase_ == Phase::kConnecting) {
     if (!(events & (EPOLLOUT | EPOLLHUP | EPOLLERR))) return;
@@ -105,6 +107,7 @@ void HttpSession::on_server_event(uint32_t events) {
 }
 
 void HttpSession::run() {
+  bool capped = true;
   for (int round = 0; round < kRoundsMax && !closed_; ++round) {
     bool progress = false;
     switch (phase_) {
@@ -125,12 +128,19 @@ void HttpSession::run() {
       case Phase::kConnecting:
         break;
     }
-    if (!progress) break;
+    if (!progress) {
+      capped = false;
+      break;
+    }
   }
-  if (!closed_) refresh_deadline();
+  if (closed_) return;
+  // Stopped at the bound with work left: no event would bring us back.
+  if (capped) worker_.run_again(this);
+  refresh_deadline();
 }
 
-HttpSession::Io HttpSession::read_into(int fd, Buffer& buffer, bool& readable, Counter counter) {
+HttpSession::Io HttpSession::read_into(int fd, Buffer& buffer, bool& readable, bool peer_closed,
+                                       Counter counter) {
   if (!buffer.allocate(buffer_bytes_, worker_.buffers())) return Io::kError;
   const std::size_t space = buffer.make_space();
   if (space == 0) return Io::kFull;
@@ -138,8 +148,10 @@ HttpSession::Io HttpSession::read_into(int fd, Buffer& buffer, bool& readable, C
   if (n > 0) {
     buffer.produced(static_cast<std::size_t>(n));
     // A short read emptied the socket: with edge-triggered events the next
-    // arrival wakes us, so there is no need to read until EAGAIN.
-    if (static_cast<std::size_t>(n) < space) readable = false;
+    // arrival wakes us, so there is no need to read until EAGAIN. Not so
+    // after the peer shut its side: its end of stream comes with no new
+    // event and must be read now.
+    if (static_cast<std::size_t>(n) < space && !peer_closed) readable = false;
     last_activity_ms_ = worker_.now_ms();
     if (&buffer == &cin_) {
       frontend_stats().add(counter, static_cast<uint64_t>(n));
@@ -165,7 +177,11 @@ bool HttpSession::step_idle() {
   if (!cin_.empty()) {
     RequestHead& head = worker_.scratch_request();
     HttpError error;
-    const HttpLimits limits{static_cast<std::size_t>(frontend_->config.max_header_bytes), 128};
+    // The buffer was sized for the frontend this connection started on; a
+    // reload may since have raised the limit.
+    const HttpLimits limits{std::min(static_cast<std::size_t>(frontend_->config.max_header_bytes),
+                                     buffer_bytes_ - 1024),
+                            128};
     switch (parse_request_head({cin_.head(), cin_.size()}, limits, head, error)) {
       case ParseStatus::kComplete:
         begin_request(head);
@@ -183,7 +199,7 @@ bool HttpSession::step_idle() {
     return false;
   }
   if (!client_readable_) return false;
-  switch (read_into(client_fd_, cin_, client_readable_, kBytesIn)) {
+  switch (read_into(client_fd_, cin_, client_readable_, client_peer_closed_, kBytesIn)) {
     case Io::kData:
       if (head_start_ms_ == 0) head_start_ms_ = worker_.now_ms();
       return true;
@@ -238,7 +254,8 @@ void HttpSession::begin_request(const RequestHead& head) {
 }
 
 void HttpSession::dispatch() {
-  const auto& backend = frontend_->backend;
+  backend_ = frontend_->backend;
+  const auto& backend = backend_;
   Backend::Choice choice =
       backend->pick(client_hash(), {tried_.data(), static_cast<std::size_t>(tried_count_)});
   settings_ = std::move(choice.settings);
@@ -278,6 +295,7 @@ void HttpSession::attach(std::shared_ptr<Server> server) {
   tried_count_ = std::min<int>(tried_count_ + 1, static_cast<int>(tried_.size()));
   sin_.consume(sin_.size());
   server_readable_ = false;
+  server_peer_closed_ = false;
   last_activity_ms_ = worker_.now_ms();
   const int pooled = worker_.pool_take(*server_);
   if (pooled >= 0) {
@@ -319,8 +337,8 @@ bool HttpSession::send_request() {
       }
     }
     if (req_head_sent_ < req_head_.size() || req_ready_ > 0) {
-      const ssize_t n =
-          send_outgoing(server_fd_, {req_head_, req_head_sent_, cin_, req_ready_}, server_writable_);
+      const ssize_t n = send_outgoing(server_fd_, {req_head_, req_head_sent_, cin_, req_ready_},
+                                      server_writable_);
       if (n < 0) {
         server_failed(Failure::kReset);
         return true;
@@ -337,7 +355,7 @@ bool HttpSession::send_request() {
       break;
     }
     if (!client_readable_) break;
-    const Io io = read_into(client_fd_, cin_, client_readable_, kBytesIn);
+    const Io io = read_into(client_fd_, cin_, client_readable_, client_peer_closed_, kBytesIn);
     if (io == Io::kData) {
       progress = true;
       continue;
@@ -443,7 +461,7 @@ bool HttpSession::pump_response() {
       return true;
     }
     if (!server_readable_) break;
-    const Io io = read_into(server_fd_, sin_, server_readable_, kBytesIn);
+    const Io io = read_into(server_fd_, sin_, server_readable_, server_peer_closed_, kBytesIn);
     if (io == Io::kData) {
       response_started_ = true;
       progress = true;
@@ -496,7 +514,7 @@ bool HttpSession::pump_tunnel() {
     moved |= flush_to_server();
     if (closed_) return false;
     if (!client_eof_ && client_readable_) {
-      const Io io = read_into(client_fd_, cin_, client_readable_, kBytesIn);
+      const Io io = read_into(client_fd_, cin_, client_readable_, client_peer_closed_, kBytesIn);
       moved |= io == Io::kData;
       if (io == Io::kEof) client_eof_ = true;
       if (io == Io::kError) {
@@ -505,7 +523,7 @@ bool HttpSession::pump_tunnel() {
       }
     }
     if (!server_eof_ && server_readable_) {
-      const Io io = read_into(server_fd_, sin_, server_readable_, kBytesIn);
+      const Io io = read_into(server_fd_, sin_, server_readable_, server_peer_closed_, kBytesIn);
       moved |= io == Io::kData;
       if (io == Io::kEof) server_eof_ = true;
       if (io == Io::kError) {
@@ -539,7 +557,7 @@ void HttpSession::finish_exchange() {
   }
   frontend_stats().add(status_counter(response_status_));
   server_->note_traffic_success();
-  if (server_keep_alive_ && req_done_ && sin_.empty() && !worker_.stopping()) {
+  if (server_keep_alive_ && req_done_ && !worker_.stopping() && server_reusable()) {
     worker_.pool_put(server_, server_fd_, *settings_);
     server_fd_ = -1;
   }
@@ -554,6 +572,17 @@ void HttpSession::finish_exchange() {
   sin_.release_if_empty(worker_.buffers());
   cin_.release_if_empty(worker_.buffers());
   req_head_.clear();
+}
+
+bool HttpSession::server_reusable() {
+  if (!sin_.empty() || server_peer_closed_) return false;
+  if (!server_readable_) return true;  // the last read drained the socket
+  // The last read filled the buffer exactly: bytes may wait unseen, and
+  // their event is spent. A connection with anything on it must not carry
+  // another client's request.
+  char byte;
+  const ssize_t n = ::recv(server_fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 void HttpSession::server_failed(Failure failure) {

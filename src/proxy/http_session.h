@@ -28,6 +28,7 @@ class HttpSession final : public Session {
   void on_timeout() override;
   void on_dequeue(Backend::Choice choice) override;
   void on_stopping() override;
+  void resume() override { run(); }
 
  private:
   enum class Phase : uint8_t { kIdle, kQueued, kConnecting, kExchange, kTunnel, kClosing };
@@ -52,11 +53,14 @@ class HttpSession final : public Session {
   void flush_closing();
   void refresh_deadline();
   bool waiting_on_client() const;
-  Io read_into(int fd, Buffer& buffer, bool& readable, Counter counter);
+  Io read_into(int fd, Buffer& buffer, bool& readable, bool peer_closed, Counter counter);
+  // The server connection can carry the next request: nothing unread on it
+  // and no sign that the server closed it.
+  bool server_reusable();
   const std::string& client_ip();
 
   CounterSlice& frontend_stats() { return frontend_->counters->slice(worker_.index()); }
-  CounterSlice& backend_stats() { return frontend_->backend->counters().slice(worker_.index()); }
+  CounterSlice& backend_stats() { return backend_->counters().slice(worker_.index()); }
   CounterSlice& server_stats() { return server_->counters().slice(worker_.index()); }
 
   const std::size_t buffer_bytes_;
@@ -77,6 +81,10 @@ class HttpSession final : public Session {
   bool client_writable_ = true;
   bool server_readable_ = false;
   bool server_writable_ = false;
+  // EPOLLRDHUP seen: the peer shut its side, so a short read did not drain
+  // the socket (the end of stream is still to be read).
+  bool client_peer_closed_ = false;
+  bool server_peer_closed_ = false;
   bool first_request_ = true;
   bool req_done_ = false;            // the whole request went to the server
   bool response_head_done_ = false;  // the final response head was parsed

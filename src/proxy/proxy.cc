@@ -13,9 +13,9 @@
 namespace bulwark::proxy {
 namespace {
 
-std::string listen_key(const FrontendConfig& f) {
-  return f.listen.to_string() + (f.freebind ? "/freebind" : "");
-}
+// Sockets are kept by address across reloads (freebind, like workers,
+// changes only on restart).
+std::string listen_key(const FrontendConfig& f) { return f.listen.to_string(); }
 
 nlohmann::json fail(const std::string& message) { return {{"ok", false}, {"error", message}}; }
 
@@ -32,7 +32,13 @@ Result<std::unique_ptr<Proxy>> Proxy::start(const ProxyConfig& config) {
   std::unique_ptr<Proxy> p(new Proxy());
   int workers = config.global.workers;
   if (workers == 0) workers = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
-  raise_fd_limit(static_cast<long>(config.global.maxconn) * 2 + 1024);
+  // A tcp session holds six descriptors (client, server, two pipes); each
+  // worker keeps up to 256 cached pipes and its idle server connections.
+  const long wanted = static_cast<long>(config.global.maxconn) * 6 + workers * 4096L + 1024;
+  const long limit = raise_fd_limit(wanted);
+  if (limit < wanted)
+    spdlog::warn("open-file limit is {} (wanted {}): tcp sessions may fail before maxconn {}",
+                 limit, wanted, config.global.maxconn);
   for (int i = 0; i < workers; ++i) p->workers_.push_back(std::make_unique<Worker>(i, p->shared_));
   for (auto& w : p->workers_) w->start();
   if (auto st = p->apply(config); !st) return st.error();
@@ -61,6 +67,14 @@ Status Proxy::apply(const ProxyConfig& config) {
   for (const auto& f : config.frontends) {
     const std::string key = listen_key(f);
     if (listen_fds_.count(key) || opened.count(key)) continue;
+    // Every worker's socket shares the port with SO_REUSEPORT, which would
+    // also let a second proxy share it unnoticed: first make sure nobody
+    // listens there.
+    if (auto st = ensure_port_free(f.listen, f.freebind); !st) {
+      for (auto& [k, v] : opened)
+        for (int x : v) close_fd(x);
+      return make_error(Errc::kIo, "frontend " + f.name + ": " + st.error().message);
+    }
     std::vector<int> fds;
     for (int i = 0; i < workers; ++i) {
       auto fd = listen_tcp(f.listen, ListenOptions{f.backlog, true, f.freebind});

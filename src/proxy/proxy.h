@@ -58,7 +58,7 @@ class Proxy {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::map<std::string, std::shared_ptr<Backend>> backends_;
   std::vector<std::shared_ptr<Frontend>> frontends_;
-  std::map<std::string, std::vector<int>> listen_fds_;  // by "address/freebind"
+  std::map<std::string, std::vector<int>> listen_fds_;  // by address
   HealthChecker checker_;
   std::unique_ptr<httplib::Server> stats_server_;
   std::thread stats_thread_;

@@ -37,13 +37,13 @@ void Session::close_server() {
     server_fd_ = -1;
   }
   if (server_) {
-    frontend_->backend->release(*server_);
+    backend_->release(*server_);
     server_.reset();
   }
 }
 
 void Session::report_server_failure() {
-  Backend& backend = *frontend_->backend;
+  Backend& backend = *backend_;
   switch (backend.note_traffic_failure(*server_)) {
     case Backend::Verdict::kCounted:
       break;
@@ -55,6 +55,14 @@ void Session::report_server_failure() {
       spdlog::warn("backend {} server {} marked down: traffic keeps failing", backend.name(),
                    server_->name());
       break;
+  }
+}
+
+void Session::rebind(std::shared_ptr<Frontend> frontend) {
+  if (frontend) {
+    frontend_ = std::move(frontend);
+  } else {
+    on_stopping();
   }
 }
 

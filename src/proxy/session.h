@@ -113,6 +113,13 @@ class Session {
   virtual void on_dequeue(Backend::Choice choice) = 0;
   // The proxy is stopping: finish the exchange in flight, take no more.
   virtual void on_stopping() = 0;
+  // Goes on after the session stopped at its bound on work per turn.
+  virtual void resume() = 0;
+  // A reload replaced the frontend: follow the new one (same name and mode),
+  // or, when it is gone (null), finish like on_stopping().
+  void rebind(std::shared_ptr<Frontend> frontend);
+  const std::string& frontend_name() const { return frontend_->config.name; }
+  Mode frontend_mode() const { return frontend_->config.mode; }
 
   bool closed() const { return closed_; }
   uint64_t client_hash() const;
@@ -135,7 +142,10 @@ class Session {
   Worker& worker_;
   const int client_fd_;
   int server_fd_ = -1;
-  const std::shared_ptr<Frontend> frontend_;
+  std::shared_ptr<Frontend> frontend_;
+  // The backend of the request (or connection) in progress: a reload may
+  // point the frontend elsewhere, but server_'s slot belongs to this one.
+  std::shared_ptr<Backend> backend_;
   const SocketAddress peer_;
   std::shared_ptr<Server> server_;  // holds an active slot on it while set
   bool closed_ = false;

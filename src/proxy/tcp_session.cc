@@ -13,6 +13,7 @@ namespace bulwark::proxy {
 namespace {
 
 constexpr std::size_t kSpliceChunk = 1 << 16;  // one pipe's default capacity
+constexpr int kRoundsMax = 16;                 // splices per direction and turn, for fairness
 
 }  // namespace
 
@@ -49,19 +50,20 @@ void TcpSession::start() {
 
 void TcpSession::dispatch() {
   const Server* tried[1] = {last_tried_};
-  Backend::Choice choice = frontend_->backend->pick(client_hash(), {tried, last_tried_ ? 1U : 0U});
+  backend_ = frontend_->backend;
+  Backend::Choice choice = backend_->pick(client_hash(), {tried, last_tried_ ? 1U : 0U});
   settings_ = std::move(choice.settings);
   if (choice.outcome == PickOutcome::kPicked) {
     attach(std::move(choice.server));
     return;
   }
-  if (choice.outcome == PickOutcome::kFull && frontend_->backend->try_enqueue()) {
+  if (choice.outcome == PickOutcome::kFull && backend_->try_enqueue()) {
     phase_ = Phase::kQueued;
     set_deadline(worker_.now_ms() + settings_->queue_timeout_ms);
-    worker_.enqueue(this, frontend_->backend);
+    worker_.enqueue(this, backend_);
     return;
   }
-  frontend_->backend->counters().slice(worker_.index()).add(kErrors);
+  backend_->counters().slice(worker_.index()).add(kErrors);
   close();
 }
 
@@ -79,7 +81,7 @@ void TcpSession::attach(std::shared_ptr<Server> server) {
   last_tried_ = server_.get();
   server_->counters().slice(worker_.index()).add(kConnections);
   server_->counters().slice(worker_.index()).add(kRequests);
-  frontend_->backend->counters().slice(worker_.index()).add(kRequests);
+  backend_->counters().slice(worker_.index()).add(kRequests);
   auto connecting = connect_tcp(server_->address());
   if (!connecting) {
     connect_failed();
@@ -104,11 +106,11 @@ void TcpSession::connect_failed() {
   close_server();
   if (attempts_ < settings_->retries) {
     ++attempts_;
-    frontend_->backend->counters().slice(worker).add(kRetries);
+    backend_->counters().slice(worker).add(kRetries);
     dispatch();
     return;
   }
-  frontend_->backend->counters().slice(worker).add(kErrors);
+  backend_->counters().slice(worker).add(kErrors);
   close();
 }
 
@@ -137,10 +139,14 @@ void TcpSession::on_server_event(uint32_t events) {
 
 void TcpSession::run() {
   if (closed_ || phase_ != Phase::kStreaming) return;
-  if (!pump(up_, client_fd_, server_fd_, true) || !pump(down_, server_fd_, client_fd_, false)) {
+  const Pumped up = pump(up_, client_fd_, server_fd_, true);
+  const Pumped down = up == Pumped::kBroken ? up : pump(down_, server_fd_, client_fd_, false);
+  if (up == Pumped::kBroken || down == Pumped::kBroken) {
     close();
     return;
   }
+  // Stopped at the bound on work per turn: come back after this batch.
+  if (up == Pumped::kMore || down == Pumped::kMore) worker_.run_again(this);
   if (up_.shut && down_.shut) {
     close();
     return;
@@ -150,12 +156,13 @@ void TcpSession::run() {
   if (deadline != deadline_ms_) set_deadline(deadline);
 }
 
-bool TcpSession::pump(Pipe& p, int from, int to, bool to_server) {
+TcpSession::Pumped TcpSession::pump(Pipe& p, int from, int to, bool to_server) {
   const int worker = worker_.index();
-  for (int round = 0; round < 16; ++round) {
+  bool more = true;
+  for (int round = 0; round < kRoundsMax; ++round) {
     bool moved = false;
     if (!p.in_eof && p.in_readable && p.buffered < kSpliceChunk) {
-      if (p.fds[0] < 0 && !worker_.take_pipe(p.fds)) return false;
+      if (p.fds[0] < 0 && !worker_.take_pipe(p.fds)) return Pumped::kBroken;
       const ssize_t n = ::splice(from, nullptr, p.fds[1], nullptr, kSpliceChunk - p.buffered,
                                  SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
@@ -166,14 +173,16 @@ bool TcpSession::pump(Pipe& p, int from, int to, bool to_server) {
           frontend_->counters->slice(worker).add(kBytesIn, static_cast<uint64_t>(n));
         } else {
           server_->counters().slice(worker).add(kBytesIn, static_cast<uint64_t>(n));
-          frontend_->backend->counters().slice(worker).add(kBytesIn, static_cast<uint64_t>(n));
+          backend_->counters().slice(worker).add(kBytesIn, static_cast<uint64_t>(n));
         }
       } else if (n == 0) {
         p.in_eof = true;
       } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        p.in_readable = false;
+        // EAGAIN also means "pipe full" (it has slots, not bytes): only an
+        // empty pipe proves the socket drained.
+        if (p.buffered == 0) p.in_readable = false;
       } else if (errno != EINTR) {
-        return false;
+        return Pumped::kBroken;
       }
     }
     if (p.buffered > 0 && p.out_writable) {
@@ -185,24 +194,27 @@ bool TcpSession::pump(Pipe& p, int from, int to, bool to_server) {
         last_activity_ms_ = worker_.now_ms();
         if (to_server) {
           server_->counters().slice(worker).add(kBytesOut, static_cast<uint64_t>(n));
-          frontend_->backend->counters().slice(worker).add(kBytesOut, static_cast<uint64_t>(n));
+          backend_->counters().slice(worker).add(kBytesOut, static_cast<uint64_t>(n));
         } else {
           frontend_->counters->slice(worker).add(kBytesOut, static_cast<uint64_t>(n));
         }
       } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         p.out_writable = false;
       } else if (n < 0 && errno != EINTR) {
-        return false;
+        return Pumped::kBroken;
       }
     }
-    if (!moved) break;
+    if (!moved) {
+      more = false;
+      break;
+    }
   }
   if (p.in_eof && p.buffered == 0 && !p.shut) {
     // Pass the half-close on: the other side may still answer.
     ::shutdown(to, SHUT_WR);
     p.shut = true;
   }
-  return true;
+  return more ? Pumped::kMore : Pumped::kIdle;
 }
 
 void TcpSession::on_timeout() {

@@ -21,6 +21,7 @@ class TcpSession final : public Session {
   void on_timeout() override;
   void on_dequeue(Backend::Choice choice) override;
   void on_stopping() override {}
+  void resume() override { run(); }
 
  private:
   // One direction of the stream.
@@ -38,8 +39,9 @@ class TcpSession final : public Session {
   void attach(std::shared_ptr<Server> server);
   void connect_failed();
   void run();
-  // Moves what it can in one direction; false when the connection must end.
-  bool pump(Pipe& p, int from, int to, bool to_server);
+  // Moves what it can in one direction.
+  enum class Pumped { kIdle, kMore, kBroken };
+  Pumped pump(Pipe& p, int from, int to, bool to_server);
   void release_pipe(Pipe& p);
 
   Phase phase_ = Phase::kConnecting;

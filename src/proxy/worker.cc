@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "core/check.h"
 #include "proxy/http_session.h"
@@ -73,13 +74,13 @@ void Worker::install_frontends(const std::vector<std::shared_ptr<Frontend>>& fro
     } else {
       l = std::make_unique<Listener>();
       l->fd = fd;
-      if (auto st = loop_.add(fd, EPOLLIN | EPOLLET); !st) {
+      if (auto st = watch(fd, FdKind::kListener, l.get(), EPOLLIN | EPOLLET); !st) {
         spdlog::error("worker {}: {}", index_, st.error().message);
         continue;
       }
     }
     l->frontend = f;
-    entry(fd) = FdEntry{FdKind::kListener, l.get()};
+    entry(fd).owner = l.get();
     next.push_back(std::move(l));
   }
   // Sockets of removed frontends: stop watching; the Proxy closes them once
@@ -87,9 +88,19 @@ void Worker::install_frontends(const std::vector<std::shared_ptr<Frontend>>& fro
   for (auto& l : listeners_) {
     if (!l) continue;
     loop_.remove(l->fd);
-    entry(l->fd) = FdEntry{};
+    forget_fd(l->fd);
   }
   listeners_ = std::move(next);
+  // Established connections follow their frontend by name into the new
+  // configuration; those whose frontend is gone finish what they do.
+  for (Session* s = sessions_head_; s;) {
+    Session* next_session = s->next_;
+    const auto it = std::find_if(frontends.begin(), frontends.end(), [&](const auto& f) {
+      return f->config.name == s->frontend_name() && f->config.mode == s->frontend_mode();
+    });
+    s->rebind(it == frontends.end() ? nullptr : *it);
+    s = next_session;
+  }
   // A new socket may already hold connections: accept them now (edge
   // triggered, no event would come for them).
   for (auto& l : listeners_) accept_on(*l);
@@ -102,7 +113,7 @@ void Worker::run() {
       stopping_ = true;
       for (auto& l : listeners_) {
         loop_.remove(l->fd);
-        entry(l->fd) = FdEntry{};
+        forget_fd(l->fd);
       }
       listeners_.clear();
       // on_stopping() may close a session, which unlinks it: step first.
@@ -119,9 +130,11 @@ void Worker::run() {
       timeout_ms = static_cast<int>(std::clamp<int64_t>(timers_.begin()->first - now_ms_, 0, 1000));
     }
     if (!queue_.empty()) timeout_ms = std::min(timeout_ms, 10);
+    if (!again_.empty()) timeout_ms = 0;
     const auto events = loop_.wait(timeout_ms);
     now_ms_ = mono_ms_now();
     for (const epoll_event& ev : events) dispatch(ev);
+    run_deferred();
     run_timers();
     if (!queue_.empty()) retry_queue();
     if (now_ms_ >= next_sweep_ms_) {
@@ -150,10 +163,29 @@ void Worker::run() {
   pipes_.clear();
 }
 
+void Worker::run_deferred() {
+  if (again_.empty()) return;
+  std::vector<Session*> again;
+  again.swap(again_);
+  // Closed sessions stay allocated until reap(), so the pointers are valid.
+  for (Session* s : again) {
+    if (!s->closed()) s->resume();
+  }
+}
+
+Status Worker::watch(int fd, FdKind kind, void* owner, uint32_t events) {
+  FdEntry& e = entry(fd);
+  e = FdEntry{kind, e.generation + 1, owner};
+  return loop_.add(fd, events,
+                   (static_cast<uint64_t>(e.generation) << 32) | static_cast<uint32_t>(fd));
+}
+
 void Worker::dispatch(const epoll_event& ev) {
-  const int fd = ev.data.fd;
+  const int fd = static_cast<int>(ev.data.u64 & 0xffffffffU);
+  const auto generation = static_cast<uint32_t>(ev.data.u64 >> 32);
   if (fd < 0 || fd >= static_cast<int>(fds_.size())) return;
   FdEntry e = fds_[fd];
+  if (e.generation != generation) return;  // a closed socket's event
   switch (e.kind) {
     case FdKind::kNone:
       return;
@@ -192,10 +224,13 @@ void Worker::accept_on(Listener& l) {
     SocketAddress peer;
     const int fd = accept_tcp(l.fd, &peer);
     if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE) {
-        spdlog::warn("worker {}: out of file descriptors; pausing accepts", index_);
-        l.paused = true;
-      }
+      // A connection reset while in the backlog: take the next one.
+      if (errno == ECONNABORTED || errno == EPROTO || errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      // Out of descriptors or memory: leave the backlog to the periodic
+      // retry rather than wait for an edge that may never come.
+      spdlog::warn("worker {}: accept: {}; pausing accepts", index_, std::strerror(errno));
+      l.paused = true;
       return;
     }
     f->current->fetch_add(1, std::memory_order_relaxed);
@@ -211,8 +246,7 @@ void Worker::accept_on(Listener& l) {
     if (sessions_head_) sessions_head_->prev_ = s;
     sessions_head_ = s;
     session_count_.fetch_add(1, std::memory_order_relaxed);
-    entry(fd) = FdEntry{FdKind::kClient, s};
-    if (auto st = loop_.add(fd, kConnectionEvents); !st) {
+    if (auto st = watch(fd, FdKind::kClient, s, kConnectionEvents); !st) {
       spdlog::error("worker {}: {}", index_, st.error().message);
     }
     s->start();
@@ -231,17 +265,21 @@ void Worker::resume_paused_listeners() {
 void Worker::watch_server_fd(int fd, Session* session) {
   FdEntry& e = entry(fd);
   if (e.kind == FdKind::kPooled) {
-    e = FdEntry{FdKind::kServer, session};  // already registered
+    // The same socket, already registered: its events stay valid.
+    e.kind = FdKind::kServer;
+    e.owner = session;
     return;
   }
-  e = FdEntry{FdKind::kServer, session};
-  if (auto st = loop_.add(fd, kConnectionEvents); !st) {
+  if (auto st = watch(fd, FdKind::kServer, session, kConnectionEvents); !st) {
     spdlog::error("worker {}: {}", index_, st.error().message);
   }
 }
 
 void Worker::forget_fd(int fd) {
-  if (fd >= 0 && fd < static_cast<int>(fds_.size())) fds_[fd] = FdEntry{};
+  if (fd >= 0 && fd < static_cast<int>(fds_.size())) {
+    fds_[fd].kind = FdKind::kNone;
+    fds_[fd].owner = nullptr;
+  }
 }
 
 int Worker::pool_take(Server& server) {
@@ -266,7 +304,9 @@ void Worker::pool_put(const std::shared_ptr<Server>& server, int fd,
     return;
   }
   pool->idle.emplace_back(fd, now_ms_);
-  entry(fd) = FdEntry{FdKind::kPooled, pool.get()};
+  FdEntry& e = entry(fd);
+  e.kind = FdKind::kPooled;
+  e.owner = pool.get();
 }
 
 void Worker::close_pooled(Pool& pool, int fd) {
@@ -281,7 +321,7 @@ void Worker::sweep_pools() {
   for (auto it = pools_.begin(); it != pools_.end();) {
     Pool& pool = *it->second;
     const auto settings_timeout = pool.idle_timeout_ms;
-    const bool server_gone = pool.server.use_count() == 1 || !pool.server->up();
+    const bool server_gone = pool.server->removed() || !pool.server->up();
     auto& idle = pool.idle;
     for (std::size_t i = 0; i < idle.size();) {
       if (server_gone || now_ms_ - idle[i].second > settings_timeout) {
@@ -365,15 +405,27 @@ void Worker::leave_queue(Session* s) {
 }
 
 void Worker::retry_queue() {
-  // First come, first served: stop at the first request that still finds
-  // every server full. Closed sessions have left the queue already.
-  while (!queue_.empty()) {
-    Queued q = queue_.front();
+  // First come, first served within a backend; a full backend does not hold
+  // up requests for another one behind it.
+  std::vector<const Backend*> full;
+  for (std::size_t i = 0; i < queue_.size();) {
+    Queued& q = queue_[i];
+    if (std::find(full.begin(), full.end(), q.backend.get()) != full.end()) {
+      ++i;
+      continue;
+    }
     Backend::Choice choice = q.backend->pick(q.session->client_hash(), {});
-    if (choice.outcome == PickOutcome::kFull) return;
-    queue_.pop_front();
+    if (choice.outcome == PickOutcome::kFull) {
+      full.push_back(q.backend.get());
+      ++i;
+      continue;
+    }
+    Session* session = q.session;
     q.backend->dequeued();
-    q.session->on_dequeue(std::move(choice));
+    queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(i));
+    // on_dequeue may queue the session again (at the back): indices before
+    // i are unaffected.
+    session->on_dequeue(std::move(choice));
   }
 }
 

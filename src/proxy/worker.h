@@ -55,6 +55,9 @@ class Worker {
   // Keeps a connection for reuse (or closes it when the pool is full).
   void pool_put(const std::shared_ptr<Server>& server, int fd, const BackendConfig& settings);
   void schedule(Session* session);
+  // The session stopped at its bound on work per turn with work left:
+  // run it again after this batch (no event would come for it).
+  void run_again(Session* session) { again_.push_back(session); }
   void session_closed(Session* session);
   void enqueue(Session* session, const std::shared_ptr<Backend>& backend);
   void leave_queue(Session* session);
@@ -69,8 +72,12 @@ class Worker {
 
  private:
   enum class FdKind : uint8_t { kNone, kListener, kClient, kServer, kPooled };
+  // Events carry descriptor and generation: a registration bumps the
+  // generation, so an event of a closed socket whose number was reused in
+  // the same batch is recognised as stale.
   struct FdEntry {
     FdKind kind = FdKind::kNone;
+    uint32_t generation = 0;
     void* owner = nullptr;
   };
   struct Listener {
@@ -96,6 +103,8 @@ class Worker {
   void retry_queue();
   void sweep_pools();
   void install_frontends(const std::vector<std::shared_ptr<Frontend>>& frontends);
+  Status watch(int fd, FdKind kind, void* owner, uint32_t events);
+  void run_deferred();
   void close_pooled(Pool& pool, int fd);
   FdEntry& entry(int fd);
   void reap();
@@ -120,6 +129,7 @@ class Worker {
   ResponseHead scratch_response_;
   Session* sessions_head_ = nullptr;
   std::vector<Session*> graveyard_;
+  std::vector<Session*> again_;
   std::atomic<int> session_count_{0};
 };
 

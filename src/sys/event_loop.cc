@@ -24,7 +24,7 @@ EventLoop::EventLoop() : events_(256) {
   BW_CHECK(wake_fd_ >= 0, "eventfd failed");
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.fd = wake_fd_;
+  ev.data.u64 = kWakeTag;
   BW_CHECK(epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) == 0, "epoll_ctl failed");
 }
 
@@ -33,19 +33,19 @@ EventLoop::~EventLoop() {
   ::close(epoll_fd_);
 }
 
-Status EventLoop::add(int fd, uint32_t events) {
+Status EventLoop::add(int fd, uint32_t events, uint64_t tag) {
   epoll_event ev{};
   ev.events = events;
-  ev.data.fd = fd;
+  ev.data.u64 = tag;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0)
     return make_error(Errc::kIo, std::string("epoll_ctl add: ") + std::strerror(errno));
   return Ok{};
 }
 
-Status EventLoop::modify(int fd, uint32_t events) {
+Status EventLoop::modify(int fd, uint32_t events, uint64_t tag) {
   epoll_event ev{};
   ev.events = events;
-  ev.data.fd = fd;
+  ev.data.u64 = tag;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0)
     return make_error(Errc::kIo, std::string("epoll_ctl mod: ") + std::strerror(errno));
   return Ok{};
@@ -61,7 +61,7 @@ std::span<const epoll_event> EventLoop::wait(int timeout_ms) {
   int kept = 0;
   bool woken = false;
   for (int i = 0; i < n; ++i) {
-    if (events_[i].data.fd == wake_fd_) {
+    if (events_[i].data.u64 == kWakeTag) {
       woken = true;
     } else {
       events_[kept++] = events_[i];

@@ -1,8 +1,9 @@
 // An epoll event loop for one thread, with a wake-up eventfd through which
 // other threads post tasks to it. Descriptors are registered once,
-// edge-triggered, with the descriptor number as the event's data: the owner
-// keeps a table from descriptor to handler, so moving a connection between
-// owners (a session, an idle pool) never costs a system call.
+// edge-triggered, with a caller-chosen 64-bit tag as the event's data (the
+// proxy's workers use descriptor and generation, and keep a table from
+// descriptor to handler, so moving a connection between owners costs no
+// system call).
 #pragma once
 
 #include <sys/epoll.h>
@@ -24,11 +25,12 @@ class EventLoop {
   EventLoop& operator=(const EventLoop&) = delete;
 
   // Loop thread only.
-  Status add(int fd, uint32_t events);
-  Status modify(int fd, uint32_t events);
+  Status add(int fd, uint32_t events, uint64_t tag);
+  Status modify(int fd, uint32_t events, uint64_t tag);
   void remove(int fd);
   // Waits up to timeout_ms (-1: forever) and returns the ready events; the
   // wake-up descriptor's events are consumed here and run posted tasks.
+  // kWakeTag is reserved for that descriptor.
   std::span<const epoll_event> wait(int timeout_ms);
 
   // Any thread: runs `task` on the loop thread soon.
@@ -38,6 +40,7 @@ class EventLoop {
 
  private:
   void run_posted();
+  static constexpr uint64_t kWakeTag = ~0ULL;
 
   int epoll_fd_ = -1;
   int wake_fd_ = -1;

@@ -44,6 +44,13 @@ Result<int> listen_tcp(const SocketAddress& address, const ListenOptions& option
   return fd;
 }
 
+Status ensure_port_free(const SocketAddress& address, bool freebind) {
+  auto probe = listen_tcp(address, ListenOptions{1, false, freebind});
+  if (!probe) return probe.error();
+  ::close(*probe);
+  return Ok{};
+}
+
 Result<Connecting> connect_tcp(const SocketAddress& address) {
   const int fd = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return os_error("socket");

@@ -16,6 +16,10 @@ struct ListenOptions {
 };
 Result<int> listen_tcp(const SocketAddress& address, const ListenOptions& options);
 
+// Fails when another socket listens on `address`, even one with
+// SO_REUSEPORT (which listen_tcp uses and would silently share the port).
+Status ensure_port_free(const SocketAddress& address, bool freebind);
+
 struct Connecting {
   int fd = -1;
   bool in_progress = false;  // wait for writability, then read SO_ERROR

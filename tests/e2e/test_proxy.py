@@ -312,6 +312,35 @@ def test_reload_under_load_loses_no_connection(proxy_lab):
 
 # --- limits ------------------------------------------------------------------------
 
+def test_reload_moves_keepalive_connections_to_the_new_backend(proxy_lab):
+    a, b = proxy_lab.backend("a"), proxy_lab.backend("b")
+    config, port = http_config([server(a)])
+    config["backends"].append({"name": "other", "servers": [server(b)]})
+    proxy = proxy_lab.proxy(config)
+    client = KeepAliveClient(port)
+    assert who(client.request("GET", "/who")) == "a"
+    new = json.loads(json.dumps(proxy.config))
+    new["frontends"][0]["backend"] = "other"
+    proxy.reload(new)
+    wait_until(lambda: who(get(port)) == "b", 5, what="new connections on the new backend")
+    # The established connection follows on its next request.
+    assert who(client.request("GET", "/who")) == "b"
+    client.close()
+
+
+def test_a_second_proxy_on_the_same_address_is_refused(proxy_lab):
+    a = proxy_lab.backend("a")
+    config, port = http_config([server(a)])
+    proxy_lab.proxy(config)
+    second = proxy_lab.dir / "second.yaml"
+    second.write_text(json.dumps({"frontends": config["frontends"],
+                                  "backends": config["backends"]}))
+    proc = subprocess.run([str(bin_dir() / "bulwark-proxy"), "--config", str(second)],
+                          capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+
+
 def test_server_maxconn_queues_then_serves(proxy_lab):
     a = proxy_lab.backend("a")
     config, port = http_config([server(a, maxconn=1)],
@@ -424,9 +453,30 @@ def test_upgrade_becomes_a_tunnel(proxy_lab):
             while not got.endswith(word.upper()):
                 got += s.recv(100)
         assert got == b"HELLO TUNNEL"
+        # A half-close passes through: the server sees the end and closes.
+        start = time.monotonic()
+        s.shutdown(socket.SHUT_WR)
+        assert s.recv(100) == b""
+        assert time.monotonic() - start < 3
     # Without Connection: upgrade, Upgrade is a hop-by-hop field and is dropped.
     status, _, body = get(port, "/who", headers={"Upgrade": "shout"})
     assert status == 200 and "upgrade" not in json.loads(body)["headers"]
+
+
+def test_response_ended_by_close_arrives_at_once(proxy_lab):
+    a = proxy_lab.backend("a")
+    config, port = http_config([server(a)])
+    proxy_lab.proxy(config)
+    for _ in range(3):
+        start = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(format_request("GET", "/until-close"))
+            status, headers, body, _ = read_response(s)
+        assert status == 200 and body == b"a until close\n"
+        assert headers.get("connection", "").lower() == "close"
+        # The end of the body is the server's FIN: it must not wait for
+        # server_timeout_ms (30 s) to be noticed.
+        assert time.monotonic() - start < 3
 
 
 def test_http10_client_and_head(proxy_lab):

@@ -73,6 +73,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if not data:
                     return None
                 self.connection.sendall(data.upper())
+        if url.path == "/until-close":
+            # An HTTP/1.0-style response: no length, ended by closing.
+            self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+                             + self.server_name_tag.encode() + b" until close\n")
+            self.wfile.flush()
+            self.close_connection = True
+            return None
         if url.path == "/slow":
             time.sleep(int(query.get("ms", ["500"])[0]) / 1000.0)
         if url.path == "/chunked":

@@ -815,7 +815,7 @@ TEST(HttpWriter, ResponseFramingFields) {
           "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n", true, 1),
       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
   EXPECT_EQ(forwarded_response("HTTP/1.0 200\r\nContent-Length: 2, 2\r\n\r\n", true, 1),
-            "HTTP/1.0 200 \r\nContent-Length: 2\r\n\r\n");
+            "HTTP/1.1 200 \r\nContent-Length: 2\r\n\r\n");
 }
 
 TEST(HttpWriter, ErrorResponses) {
