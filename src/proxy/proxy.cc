@@ -259,6 +259,18 @@ void Proxy::stop() {
   if (stopped_) return;
   stopped_ = true;
   control_.stop();
+  // Stop listening first, as a reload that drops every frontend would: a
+  // client that connects now is refused at once instead of waiting in a
+  // backlog that closes before anyone accepts from it.
+  {
+    std::lock_guard lock(mu_);
+    std::vector<std::future<void>> released;
+    for (auto& w : workers_) released.push_back(w->set_frontends({}));
+    for (auto& r : released) r.wait();
+    for (auto& [key, fds] : listen_fds_)
+      for (int fd : fds) close_fd(fd);
+    listen_fds_.clear();
+  }
   for (auto& w : workers_) w->begin_stop();
   const int64_t deadline = mono_ms_now() + config_.global.grace_ms;
   while (mono_ms_now() < deadline) {
@@ -273,9 +285,6 @@ void Proxy::stop() {
     stats_server_->stop();
     if (stats_thread_.joinable()) stats_thread_.join();
   }
-  for (auto& [key, fds] : listen_fds_)
-    for (int fd : fds) close_fd(fd);
-  listen_fds_.clear();
 }
 
 }  // namespace bulwark::proxy

@@ -618,9 +618,12 @@ def test_sigterm_lets_a_request_in_flight_finish(proxy_lab):
     config, port = http_config([server(a)])
     proxy = proxy_lab.proxy(config)
     result = []
-    t = threading.Thread(target=lambda: result.append(get(port, "/slow?ms=800")))
+    t = threading.Thread(target=lambda: result.append(get(port, "/slow?ms=1000")))
     t.start()
     time.sleep(0.3)
-    assert proxy.stop() == 0
+    proxy.proc.send_signal(signal.SIGTERM)
+    # Listening stops at once; the request in flight still finishes.
+    wait_until(lambda: not proxy._connects("127.0.0.1", port), 2, what="listener closed")
     t.join()
     assert who(result[0]) == "a"
+    assert proxy.stop() == 0
