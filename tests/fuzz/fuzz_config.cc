@@ -1,10 +1,12 @@
-// bulwark.yaml is operator input: any bytes must give either a Config or an
-// error naming file:line:column, never a crash or a hang.
+// bulwark.yaml and the resources file are operator input: any bytes must
+// give either a configuration or an error naming file:line:column, never a
+// crash or a hang. (One target for both: they share the YAML reader.)
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include "core/config.h"
+#include "core/resource_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
@@ -17,5 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto again = bulwark::parse_config(bulwark::render_config(*r), "/fuzz/bulwark.yaml");
     if (!again.ok() || again->nodes.size() != r->nodes.size()) __builtin_trap();
   }
+  auto resources = bulwark::parse_resource_config(text, "/fuzz/resources.yaml");
+  if (!resources.ok() && resources.error().message.rfind("/fuzz/resources.yaml", 0) != 0)
+    __builtin_trap();
   return 0;
 }

@@ -1,0 +1,98 @@
+// The resources file that `bulwark apply` sends to the cluster: resources
+// (what to run, how, and how many), groups and constraints. It is validated
+// as a whole, so that it is applied entirely or refused with
+// "file:line:column: rule" and nothing committed. This is the parser and
+// the rules that need no cluster state; placement is the coordinator's.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/yaml_section.h"
+
+namespace bulwark {
+
+enum class AgentClass { kExec, kOcf, kSystemd };
+// Singleton: exactly one instance cluster-wide (active/passive). Clone: one
+// per eligible node, or `clone_max`. Promotable: a clone whose instances are
+// promoted (up to `promoted_max`) or replicas.
+enum class ResourceKind { kSingleton, kClone, kPromotable };
+
+struct AgentSpec {
+  AgentClass agent_class = AgentClass::kExec;
+  std::string provider;                       // ocf:PROVIDER:TYPE
+  std::string type;                           // ocf:PROVIDER:TYPE
+  std::string unit;                           // systemd:UNIT
+  std::vector<std::string> command;           // exec: argv, ${BULWARK_...} expanded per node
+  std::map<std::string, std::string> params;  // ocf: OCF_RESKEY_*; exec: environment
+  std::string user;
+  std::string working_dir;
+};
+
+struct MonitorSpec {
+  int interval_ms = 10000;
+  int timeout_ms = 20000;
+  std::string tcp;   // exec: "ADDRESS:PORT" that must accept, ${BULWARK_...} allowed
+  std::string http;  // exec: URL that must answer 2xx/3xx
+};
+
+struct ResourceSpec {
+  std::string name;
+  AgentSpec agent;
+  ResourceKind kind = ResourceKind::kSingleton;
+  int clone_max = 0;  // 0: one per eligible node
+  int promoted_max = 1;
+  MonitorSpec monitor;
+  int start_timeout_ms = 20000;
+  int stop_timeout_ms = 20000;
+  int migration_threshold = 3;
+  int failure_timeout_ms = 0;  // 0: failures count until cleanup
+  int stickiness = 100;
+  bool enabled = true;
+  bool exclusive() const { return kind != ResourceKind::kClone; }
+};
+
+struct GroupSpec {
+  std::string name;
+  std::vector<std::string> resources;  // started in order, stopped in reverse, one node
+};
+
+struct ColocationSpec {
+  std::string resource;
+  std::string other;
+  bool apart = false;  // false: on the same node as `other`
+};
+
+struct OrderSpec {
+  std::vector<std::string> sequence;  // each starts after the one before it
+};
+
+struct LocationSpec {
+  std::string resource;
+  bool avoid = false;                             // false: prefer
+  std::string node;                               // by name, or:
+  std::map<std::string, std::string> attributes;  // by node attributes (all must match)
+  int score = 100;
+};
+
+struct ResourceConfig {
+  std::vector<ResourceSpec> resources;
+  std::vector<GroupSpec> groups;
+  std::vector<ColocationSpec> colocations;
+  std::vector<OrderSpec> orders;
+  std::vector<LocationSpec> locations;
+
+  const ResourceSpec* find(const std::string& name) const;
+  const GroupSpec* find_group(const std::string& name) const;
+};
+
+Result<ResourceConfig> parse_resource_config(const std::string& text, const std::string& path);
+
+// The variables Bulwark expands in argv elements and monitor targets.
+const std::vector<std::string>& resource_variables();
+
+const std::vector<ConfigKeyword>& resource_config_keywords();
+
+}  // namespace bulwark

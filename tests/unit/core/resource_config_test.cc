@@ -1,0 +1,194 @@
+// Tests of the resources file (`bulwark apply`): the issue's example, every
+// refusal with its position and rule, and the keyword reference.
+#include "core/resource_config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace bulwark {
+namespace {
+
+constexpr const char* kPath = "/etc/bulwark/resources.yaml";
+
+constexpr const char* kExample =
+    "resources:\n"
+    "  - name: web\n"
+    "    agent: exec\n"
+    "    command: [/usr/bin/python3, -m, http.server, --bind, \"${BULWARK_NODE_ADDRESS}\", "
+    "\"8000\"]\n"
+    "    clone: {}\n"
+    "    monitor: {interval_ms: 1000, timeout_ms: 2000}\n"
+    "  - name: volume\n"
+    "    agent: exec\n"
+    "    command: [/usr/local/bin/volume-worker]\n"
+    "    singleton: true\n"
+    "  - name: dummy\n"
+    "    agent: ocf:heartbeat:Dummy\n"
+    "    params: {fake: \"1\"}\n"
+    "    singleton: true\n"
+    "constraints:\n"
+    "  - {colocate: volume, with: web}\n"
+    "  - {order: [web, volume]}\n"
+    "  - {location: volume, prefer: {zone: rack1}}\n";
+
+ResourceConfig parse_ok(const std::string& text) {
+  auto c = parse_resource_config(text, kPath);
+  EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
+  return c.ok() ? *c : ResourceConfig{};
+}
+
+TEST(ResourceConfigTest, TheIssueExampleParses) {
+  const ResourceConfig c = parse_ok(kExample);
+  ASSERT_EQ(c.resources.size(), 3U);
+  const ResourceSpec& web = c.resources[0];
+  EXPECT_EQ(web.kind, ResourceKind::kClone);
+  EXPECT_FALSE(web.exclusive());
+  EXPECT_EQ(web.agent.command[4], "${BULWARK_NODE_ADDRESS}");  // expanded per node, later
+  EXPECT_EQ(web.monitor.interval_ms, 1000);
+  EXPECT_EQ(c.resources[1].kind, ResourceKind::kSingleton);
+  const ResourceSpec& dummy = c.resources[2];
+  EXPECT_EQ(dummy.agent.agent_class, AgentClass::kOcf);
+  EXPECT_EQ(dummy.agent.provider, "heartbeat");
+  EXPECT_EQ(dummy.agent.type, "Dummy");
+  EXPECT_EQ(dummy.agent.params.at("fake"), "1");
+  ASSERT_EQ(c.colocations.size(), 1U);
+  EXPECT_EQ(c.colocations[0].other, "web");
+  ASSERT_EQ(c.orders.size(), 1U);
+  ASSERT_EQ(c.locations.size(), 1U);
+  EXPECT_EQ(c.locations[0].attributes.at("zone"), "rack1");
+  EXPECT_FALSE(c.locations[0].avoid);
+}
+
+TEST(ResourceConfigTest, DefaultsAreTheSafeOnes) {
+  const ResourceConfig c = parse_ok("resources: [{name: r, agent: 'systemd:nginx.service'}]\n");
+  const ResourceSpec& r = c.resources[0];
+  EXPECT_EQ(r.kind, ResourceKind::kSingleton);  // exclusive unless asked otherwise
+  EXPECT_TRUE(r.exclusive());
+  EXPECT_EQ(r.agent.unit, "nginx.service");
+  EXPECT_EQ(r.migration_threshold, 3);
+  EXPECT_TRUE(r.enabled);
+  EXPECT_TRUE(parse_ok("").resources.empty());
+}
+
+TEST(ResourceConfigTest, PromotableAndGroups) {
+  const ResourceConfig c = parse_ok(
+      "resources:\n"
+      "  - {name: db, agent: 'ocf:heartbeat:pgsql', promotable: {max: 3, promoted: 1}}\n"
+      "  - {name: vip, agent: exec, command: [/bin/true]}\n"
+      "  - {name: svc, agent: exec, command: [/bin/true]}\n"
+      "groups:\n"
+      "  - {name: front, resources: [vip, svc]}\n"
+      "constraints:\n"
+      "  - {colocate: front, apart: db}\n"
+      "  - {location: front, avoid: {node: n3}, score: 500}\n");
+  EXPECT_EQ(c.resources[0].kind, ResourceKind::kPromotable);
+  EXPECT_EQ(c.resources[0].clone_max, 3);
+  EXPECT_TRUE(c.resources[0].exclusive());  // its promoted instance is
+  ASSERT_EQ(c.groups.size(), 1U);
+  EXPECT_EQ(c.groups[0].resources, (std::vector<std::string>{"vip", "svc"}));
+  EXPECT_TRUE(c.colocations[0].apart);
+  EXPECT_EQ(c.locations[0].node, "n3");
+  EXPECT_EQ(c.locations[0].score, 500);
+}
+
+struct BadCase {
+  std::string text;
+  const char* message;
+};
+
+TEST(ResourceConfigTest, RefusesWithPositionAndRule) {
+  const std::string r =
+      "resources:\n  - {name: a, agent: exec, command: [/bin/a]}\n"
+      "  - {name: b, agent: exec, command: [/bin/b]}\n";
+  const BadCase cases[] = {
+      {"resources: [\n", "resources.yaml:2:1: "},
+      {"resource: []\n", "resources.yaml:1:1: unknown key 'resource'"},
+      {"resources:\n  - {name: a, agent: lsb:foo}\n",
+       "resources.yaml:2:22: unknown agent class 'lsb:foo' (expected exec, ocf:PROVIDER:TYPE or "
+       "systemd:UNIT)"},
+      {"resources:\n  - {name: a, agent: 'ocf:heartbeat'}\n", "is not ocf:PROVIDER:TYPE"},
+      {"resources:\n  - {name: a, agent: exec}\n",
+       "agent exec needs command: a list starting with an absolute path"},
+      {"resources:\n  - {name: a, agent: exec, command: [python3]}\n", "agent exec needs command"},
+      {"resources:\n  - {name: a, agent: exec, command: [/bin/a, '${BULWARK_NODE_IP}']}\n",
+       "resources.yaml:2:46: unknown variable ${BULWARK_NODE_IP} (known: BULWARK_NODE, "
+       "BULWARK_NODE_ADDRESS, BULWARK_RESOURCE, BULWARK_INSTANCE)"},
+      {"resources:\n  - {name: a, agent: exec, command: [/bin/a, '${BULWARK_NODE']}\n",
+       "unterminated ${"},
+      {"resources:\n  - {name: a, agent: 'ocf:x:y', command: [/bin/a]}\n",
+       "command is only for agent exec"},
+      {"resources:\n  - {name: a, agent: exec, command: [/bin/a], clone: {}, singleton: true}\n",
+       "a resource is one of singleton, clone or promotable, not several"},
+      {"resources:\n  - {name: a, agent: exec, command: [/bin/a], singleton: false}\n",
+       "singleton: false means nothing"},
+      {"resources:\n  - {name: a, agent: exec, command: [/bin/a], promotable: {max: 1, promoted: "
+       "2}}\n",
+       "promoted must not exceed max"},
+      {"resources:\n  - {name: A, agent: exec, command: [/bin/a]}\n",
+       "resource name 'A' must be 1-63 characters"},
+      {"resources:\n  - {name: a, agent: exec, command: [/bin/a], colour: red}\n",
+       "resources.yaml:2:47: unknown key 'colour' in resources[0]"},
+      {"resources:\n  - {name: a, agent: exec, command: [/bin/a], monitor: {tcp: '${X}:1'}}\n",
+       "unknown variable ${X}"},
+      {"resources:\n  - {name: a, agent: 'ocf:h:D', monitor: {tcp: '127.0.0.1:1'}}\n",
+       "tcp and http monitors are for agent exec"},
+      {r + "  - {name: a, agent: exec, command: [/bin/c]}\n",
+       "resources.yaml:4:12: duplicate resource name 'a'"},
+      {r + "groups: [{name: g, resources: [a, zz]}]\n",
+       "resources.yaml:4:35: no resource named 'zz'"},
+      {r + "groups: [{name: g, resources: [a]}, {name: h, resources: [a]}]\n",
+       "'a' is already in a group"},
+      {r + "groups: [{name: a, resources: [b]}]\n", "the name 'a' is already taken"},
+      {"resources:\n  - {name: a, agent: exec, command: [/bin/a], clone: {}}\n"
+       "groups: [{name: g, resources: [a]}]\n",
+       "group members must be singletons; 'a' is not"},
+      {r + "constraints: [{colocate: a, with: nope}]\n",
+       "resources.yaml:4:35: no resource or group named 'nope'"},
+      {r + "constraints: [{colocate: a, with: a}]\n", "cannot be colocated with itself"},
+      {r + "constraints: [{colocate: a}]\n", "colocate needs exactly one of with or apart"},
+      {r + "constraints: [{colocate: a, with: b, order: [a, b]}]\n",
+       "a constraint is exactly one of colocate, order or location"},
+      {r + "constraints: [{order: [a, b]}, {order: [b, a]}]\n",
+       "resources.yaml:4:14: order loop: a -> b -> a (nothing could ever start)"},
+      {r + "constraints: [{order: [a]}]\n", "order needs at least two resources"},
+      {r + "constraints: [{colocate: a, with: b}, {colocate: b, with: a}]\n",
+       "colocation loop: a -> b -> a (use a group instead)"},
+      {r + "constraints: [{colocate: a, with: b}, {colocate: a, apart: b}]\n",
+       "'a' and 'b' are colocated both together and apart"},
+      {r + "constraints: [{location: a}]\n", "location needs exactly one of prefer or avoid"},
+      {r + "constraints: [{location: a, prefer: {}}]\n",
+       "prefer must map node: NAME or attribute: VALUE"},
+      {r + "constraints: [{location: a, prefer: {'bad key': x}}]\n",
+       "'bad key' is not a valid attribute name"},
+      {r + "constraints: [{location: a, avoid: {node: n1}, score: 0}]\n",
+       "score must be between 1 and 1000000"},
+      {r + "constraints: [{with: a, order: [a, b]}]\n", "with and apart belong to colocate"},
+  };
+  for (const auto& c : cases) {
+    auto parsed = parse_resource_config(c.text, kPath);
+    ASSERT_FALSE(parsed.ok()) << "accepted:\n" << c.text;
+    EXPECT_NE(parsed.error().message.find(c.message), std::string::npos)
+        << "input:\n"
+        << c.text << "\nmessage: " << parsed.error().message << "\nexpected: " << c.message;
+  }
+}
+
+TEST(ResourceConfigDocsTest, ReferenceListsEveryKeyword) {
+  const std::string doc_path = std::string(BULWARK_SOURCE_DIR) + "/docs/configuration.md";
+  std::ifstream in(doc_path);
+  ASSERT_TRUE(in.good()) << doc_path;
+  std::stringstream buf;
+  buf << in.rdbuf();
+  const std::string doc = buf.str();
+  const auto part = doc.find("# Configuration reference: resources");
+  ASSERT_NE(part, std::string::npos) << "docs/configuration.md has no resources part";
+  for (const auto& k : resource_config_keywords()) {
+    EXPECT_NE(doc.find(std::string("`") + k.key + "`", part), std::string::npos)
+        << "docs/configuration.md does not document `" << k.key << "` of " << k.section;
+  }
+}
+
+}  // namespace
+}  // namespace bulwark
