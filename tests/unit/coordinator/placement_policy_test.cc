@@ -1,0 +1,227 @@
+// Tests of the placement policy: every kind, every constraint, stickiness,
+// failures, moves and bans, and the safety rule that an exclusive resource
+// never gets a second home while its old node may still run it.
+#include "coordinator/placement_policy.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+
+namespace bulwark {
+namespace {
+
+using Nodes = std::vector<std::string>;
+
+ResourceConfig resources(const std::string& yaml) {
+  auto c = parse_resource_config(yaml, "test.yaml");
+  EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
+  return c.ok() ? *c : ResourceConfig{};
+}
+
+std::vector<PolicyNode> nodes(int n) {
+  std::vector<PolicyNode> out;
+  for (int i = 1; i <= n; ++i) {
+    PolicyNode node;
+    node.name = "n" + std::to_string(i);
+    node.attributes["zone"] = "rack" + std::to_string(i);
+    out.push_back(node);
+  }
+  return out;
+}
+
+struct Fixture {
+  ResourceConfig config;
+  PolicyInput in;
+  Fixture(const std::string& yaml, int node_count) : config(resources(yaml)) {
+    in.config = &config;
+    in.nodes = nodes(node_count);
+  }
+  PolicyNode& node(const std::string& name) {
+    return *std::find_if(in.nodes.begin(), in.nodes.end(),
+                         [&](const PolicyNode& n) { return n.name == name; });
+  }
+  Placement place() const { return compute_placement(in); }
+  Nodes where(const std::string& resource) const { return place().resources.at(resource).nodes; }
+};
+
+constexpr const char* kSingleton = "resources: [{name: s, agent: exec, command: [/bin/s]}]\n";
+constexpr const char* kClone =
+    "resources: [{name: c, agent: exec, command: [/bin/c], clone: {}}]\n";
+
+TEST(PlacementPolicyTest, CloneRunsOnEveryEligibleNode) {
+  Fixture f(kClone, 4);
+  EXPECT_EQ(f.where("c"), (Nodes{"n1", "n2", "n3", "n4"}));
+  f.node("n2").standby = true;
+  f.node("n4").online = false;
+  EXPECT_EQ(f.where("c"), (Nodes{"n1", "n3"}));
+}
+
+TEST(PlacementPolicyTest, CloneMaxKeepsTheInstancesThatRun) {
+  Fixture f("resources: [{name: c, agent: exec, command: [/bin/c], clone: {max: 2}}]\n", 4);
+  f.in.running["c"] = {{"n3", false}, {"n4", false}};
+  EXPECT_EQ(f.where("c"), (Nodes{"n3", "n4"}));
+}
+
+TEST(PlacementPolicyTest, SingletonRunsOnExactlyOneNodeAndStaysThere) {
+  Fixture f(kSingleton, 3);
+  ASSERT_EQ(f.where("s").size(), 1U);
+  f.in.running["s"] = {{"n3", false}};
+  EXPECT_EQ(f.where("s"), (Nodes{"n3"}));
+}
+
+TEST(PlacementPolicyTest, StickinessOutweighsAReturningPreferredNode) {
+  Fixture f(
+      std::string(kSingleton) + "constraints: [{location: s, prefer: {node: n1}, score: 50}]\n", 3);
+  EXPECT_EQ(f.where("s"), (Nodes{"n1"}));
+  f.in.running["s"] = {{"n2", false}};  // it failed over while n1 was away
+  EXPECT_EQ(f.where("s"), (Nodes{"n2"}));
+}
+
+TEST(PlacementPolicyTest, LocationByAttributePreferAndAvoid) {
+  Fixture f(std::string(kSingleton) + "constraints: [{location: s, prefer: {zone: rack2}}]\n", 3);
+  EXPECT_EQ(f.where("s"), (Nodes{"n2"}));
+  Fixture g(std::string(kClone) + "constraints: [{location: c, avoid: {zone: rack1}}]\n", 2);
+  g.config.resources[0].clone_max = 1;
+  EXPECT_EQ(g.where("c"), (Nodes{"n2"}));
+}
+
+TEST(PlacementPolicyTest, ColocationWithASingletonAndWithAClone) {
+  Fixture f(
+      "resources:\n"
+      "  - {name: a, agent: exec, command: [/bin/a]}\n"
+      "  - {name: b, agent: exec, command: [/bin/b]}\n"
+      "  - {name: c, agent: exec, command: [/bin/c], clone: {max: 1}}\n"
+      "  - {name: d, agent: exec, command: [/bin/d]}\n"
+      "constraints:\n"
+      "  - {colocate: b, with: a}\n"
+      "  - {colocate: d, with: c}\n"
+      "  - {location: a, prefer: {node: n3}}\n"
+      "  - {location: c, prefer: {node: n2}}\n",
+      3);
+  const Placement p = f.place();
+  EXPECT_EQ(p.resources.at("a").nodes, (Nodes{"n3"}));
+  EXPECT_EQ(p.resources.at("b").nodes, (Nodes{"n3"}));
+  EXPECT_EQ(p.resources.at("d").nodes, (Nodes{"n2"}));
+}
+
+TEST(PlacementPolicyTest, ColocationApartAndNothingLeft) {
+  Fixture f(
+      "resources:\n"
+      "  - {name: a, agent: exec, command: [/bin/a]}\n"
+      "  - {name: b, agent: exec, command: [/bin/b]}\n"
+      "constraints: [{colocate: b, apart: a}]\n",
+      2);
+  Placement p = f.place();
+  EXPECT_NE(p.resources.at("a").nodes, p.resources.at("b").nodes);
+  f.node("n2").online = false;
+  f.node("n2").safe_to_replace = true;
+  p = f.place();
+  EXPECT_EQ(p.resources.at("a").nodes, (Nodes{"n1"}));
+  EXPECT_TRUE(p.resources.at("b").nodes.empty());
+  EXPECT_EQ(p.resources.at("b").reason, "no eligible node");
+}
+
+TEST(PlacementPolicyTest, UnconstrainedSingletonsSpreadOut) {
+  Fixture f(
+      "resources:\n"
+      "  - {name: a, agent: exec, command: [/bin/a]}\n"
+      "  - {name: b, agent: exec, command: [/bin/b]}\n"
+      "  - {name: c, agent: exec, command: [/bin/c]}\n",
+      3);
+  const Placement p = f.place();
+  std::set<std::string> used;
+  for (const auto& r : {"a", "b", "c"}) used.insert(p.resources.at(r).nodes.at(0));
+  EXPECT_EQ(used.size(), 3U);
+}
+
+TEST(PlacementPolicyTest, MigrationThresholdBanAndMove) {
+  Fixture f(std::string(kSingleton), 3);
+  f.in.running["s"] = {{"n1", false}};
+  f.in.fail_counts["s"]["n1"] = 2;
+  EXPECT_EQ(f.where("s"), (Nodes{"n1"}));  // restarted in place below the threshold
+  f.in.fail_counts["s"]["n1"] = 3;
+  EXPECT_NE(f.where("s"), (Nodes{"n1"}));
+  f.in.fail_counts.clear();
+  f.in.bans["s"] = {"n1"};
+  EXPECT_NE(f.where("s"), (Nodes{"n1"}));
+  f.in.bans.clear();
+  f.in.moves["s"] = "n3";
+  EXPECT_EQ(f.where("s"), (Nodes{"n3"}));
+}
+
+TEST(PlacementPolicyTest, AnExclusiveResourceWaitsForItsOldNodeToBeSafe) {
+  Fixture f(kSingleton, 3);
+  f.in.running["s"] = {{"n1", false}};
+  f.node("n1").online = false;  // partitioned or paused: it may still run s
+  Placement p = f.place();
+  EXPECT_EQ(p.resources.at("s").nodes, (Nodes{"n1"}));
+  EXPECT_NE(p.resources.at("s").reason.find("fenced or its lease has expired"), std::string::npos);
+  f.node("n1").safe_to_replace = true;  // lease expired everywhere, or fenced
+  p = f.place();
+  ASSERT_EQ(p.resources.at("s").nodes.size(), 1U);
+  EXPECT_NE(p.resources.at("s").nodes[0], "n1");
+  EXPECT_TRUE(p.resources.at("s").reason.empty());
+}
+
+TEST(PlacementPolicyTest, PromotableKeepsItsPrimaryAndWaitsForAnUnsafeOne) {
+  Fixture f("resources: [{name: db, agent: 'ocf:x:db', promotable: {promoted: 1}}]\n", 3);
+  f.in.running["db"] = {{"n1", false}, {"n2", true}, {"n3", false}};
+  Placement p = f.place();
+  EXPECT_EQ(p.resources.at("db").nodes, (Nodes{"n1", "n2", "n3"}));
+  EXPECT_EQ(p.resources.at("db").promoted, (Nodes{"n2"}));
+  f.node("n2").online = false;
+  p = f.place();
+  EXPECT_EQ(p.resources.at("db").promoted, (Nodes{"n2"}));  // no second primary
+  f.node("n2").safe_to_replace = true;
+  p = f.place();
+  ASSERT_EQ(p.resources.at("db").promoted.size(), 1U);
+  EXPECT_NE(p.resources.at("db").promoted[0], "n2");
+}
+
+TEST(PlacementPolicyTest, GroupMembersShareOneNode) {
+  Fixture f(
+      "resources:\n"
+      "  - {name: vip, agent: exec, command: [/bin/v]}\n"
+      "  - {name: svc, agent: exec, command: [/bin/s]}\n"
+      "groups: [{name: front, resources: [vip, svc]}]\n"
+      "constraints: [{location: front, prefer: {node: n2}}]\n",
+      3);
+  Placement p = f.place();
+  EXPECT_EQ(p.resources.at("vip").nodes, (Nodes{"n2"}));
+  EXPECT_EQ(p.resources.at("svc").nodes, (Nodes{"n2"}));
+  // One member failing too often moves the whole group.
+  f.in.fail_counts["svc"]["n2"] = 3;
+  p = f.place();
+  EXPECT_EQ(p.resources.at("vip").nodes, p.resources.at("svc").nodes);
+  EXPECT_NE(p.resources.at("vip").nodes, (Nodes{"n2"}));
+}
+
+TEST(PlacementPolicyTest, DisabledResourcesRunNowhere) {
+  Fixture f("resources: [{name: s, agent: exec, command: [/bin/s], enabled: false}]\n", 2);
+  f.in.running["s"] = {{"n1", false}};
+  const Placement p = f.place();
+  EXPECT_TRUE(p.resources.at("s").nodes.empty());
+  EXPECT_EQ(p.resources.at("s").reason, "disabled");
+}
+
+TEST(PlacementPolicyTest, TheResultDoesNotDependOnInputOrder) {
+  Fixture f(
+      "resources:\n"
+      "  - {name: a, agent: exec, command: [/bin/a]}\n"
+      "  - {name: b, agent: exec, command: [/bin/b], clone: {max: 2}}\n"
+      "  - {name: c, agent: exec, command: [/bin/c]}\n",
+      5);
+  const Placement first = f.place();
+  std::mt19937 rng(7);
+  for (int i = 0; i < 20; ++i) {
+    std::shuffle(f.in.nodes.begin(), f.in.nodes.end(), rng);
+    const Placement again = f.place();
+    for (const auto& [name, placement] : first.resources) {
+      EXPECT_EQ(again.resources.at(name).nodes, placement.nodes) << name;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace bulwark
