@@ -216,6 +216,7 @@ class Planner {
     if (r.clone_max > 0 && eligible.size() > static_cast<std::size_t>(r.clone_max))
       eligible.resize(r.clone_max);
     std::vector<std::string> nodes;
+    nodes.reserve(eligible.size());
     for (const auto& [s, n] : eligible) nodes.push_back(n->name);
     std::vector<std::string> promoted;
     std::string reason = nodes.empty() ? "no eligible node" : "";
