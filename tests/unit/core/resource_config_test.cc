@@ -4,8 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
+#include "docs_reference.h"
 
 namespace bulwark {
 namespace {
@@ -176,18 +175,7 @@ TEST(ResourceConfigTest, RefusesWithPositionAndRule) {
 }
 
 TEST(ResourceConfigDocsTest, ReferenceListsEveryKeyword) {
-  const std::string doc_path = std::string(BULWARK_SOURCE_DIR) + "/docs/configuration.md";
-  std::ifstream in(doc_path);
-  ASSERT_TRUE(in.good()) << doc_path;
-  std::stringstream buf;
-  buf << in.rdbuf();
-  const std::string doc = buf.str();
-  const auto part = doc.find("# Configuration reference: resources");
-  ASSERT_NE(part, std::string::npos) << "docs/configuration.md has no resources part";
-  for (const auto& k : resource_config_keywords()) {
-    EXPECT_NE(doc.find(std::string("`") + k.key + "`", part), std::string::npos)
-        << "docs/configuration.md does not document `" << k.key << "` of " << k.section;
-  }
+  expect_documented(resource_config_keywords(), "# Configuration reference: resources");
 }
 
 }  // namespace

@@ -5,8 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
+#include "docs_reference.h"
 
 namespace bulwark::proxy {
 namespace {
@@ -189,19 +188,7 @@ TEST(ProxyConfigTest, KeywordTableCoversEverySection) {
 }
 
 TEST(ProxyConfigDocsTest, ReferenceListsEveryKeyword) {
-  const std::string doc_path = std::string(BULWARK_SOURCE_DIR) + "/docs/configuration.md";
-  std::ifstream in(doc_path);
-  ASSERT_TRUE(in.good()) << doc_path;
-  std::stringstream buf;
-  buf << in.rdbuf();
-  const std::string doc = buf.str();
-  const auto proxy_part = doc.find("bulwark-proxy");
-  ASSERT_NE(proxy_part, std::string::npos) << "docs/configuration.md has no bulwark-proxy section";
-  for (const auto& k : proxy_config_keywords()) {
-    const std::string needle = std::string("`") + k.key + "`";
-    EXPECT_NE(doc.find(needle, proxy_part), std::string::npos)
-        << "docs/configuration.md does not document `" << k.key << "` of " << k.section;
-  }
+  expect_documented(proxy_config_keywords(), "# Configuration reference: `bulwark-proxy`");
 }
 
 }  // namespace
