@@ -368,6 +368,8 @@ void Worker::run_timers() {
 
 void Worker::session_closed(Session* s) {
   if (!queue_.empty()) leave_queue(s);
+  // It is freed in reap(), possibly before the next run_deferred().
+  std::erase(again_, s);
   if (s->timer_set_) {
     timers_.erase(s->timer_);
     s->timer_set_ = false;
