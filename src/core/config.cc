@@ -5,9 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "core/yaml_section.h"
 
@@ -242,19 +240,8 @@ Result<Config> parse_root(const YAML::Node& root, const std::string& path);
 }  // namespace
 
 Result<Config> parse_config(const std::string& text, const std::string& path) {
-  auto loaded = yaml_load(text, path);
-  if (!loaded) return loaded.error();
-  const YAML::Node root = *loaded;
-  // Everything below reports errors as values; the catch is a last line of
-  // defence so that no input can end the process with an exception.
-  try {
-    return parse_root(root, path);
-  } catch (const YAML::Exception& e) {
-    return make_error(Errc::kInvalid, path + ":" + std::to_string(e.mark.line + 1) + ":" +
-                                          std::to_string(e.mark.column + 1) + ": " + e.msg);
-  } catch (const std::exception& e) {
-    return make_error(Errc::kInvalid, path + ": " + e.what());
-  }
+  return parse_yaml<Config>(text, path,
+                            [&](const YAML::Node& root) { return parse_root(root, path); });
 }
 
 namespace {
@@ -273,21 +260,16 @@ Result<Config> parse_root(const YAML::Node& root, const std::string& path) {
           path, item.first,
           "unknown key '" + key + "' (expected one of: cluster, nodes, ports, store)");
   }
-  try {
-    if (!root["cluster"]) return config_error(path, root, "the cluster section is required");
-    if (auto st = parse_cluster(path, root["cluster"], c); !st) return st.error();
-    if (const YAML::Node ports = root["ports"]) {
-      if (auto st = parse_ports(path, ports, "ports", c.default_ports); !st) return st.error();
-    }
-    if (const YAML::Node store = root["store"]) {
-      if (auto st = parse_store(path, store, c); !st) return st.error();
-    }
-    if (!root["nodes"]) return config_error(path, root, "the nodes section is required");
-    if (auto st = parse_nodes(path, root["nodes"], c); !st) return st.error();
-  } catch (const YAML::Exception& e) {
-    return make_error(Errc::kInvalid, path + ":" + std::to_string(e.mark.line + 1) + ":" +
-                                          std::to_string(e.mark.column + 1) + ": " + e.msg);
+  if (!root["cluster"]) return config_error(path, root, "the cluster section is required");
+  if (auto st = parse_cluster(path, root["cluster"], c); !st) return st.error();
+  if (const YAML::Node ports = root["ports"]) {
+    if (auto st = parse_ports(path, ports, "ports", c.default_ports); !st) return st.error();
   }
+  if (const YAML::Node store = root["store"]) {
+    if (auto st = parse_store(path, store, c); !st) return st.error();
+  }
+  if (!root["nodes"]) return config_error(path, root, "the nodes section is required");
+  if (auto st = parse_nodes(path, root["nodes"], c); !st) return st.error();
   if (c.secret_file.empty()) c.secret_file = "secret";
   if (c.token_file.empty()) c.token_file = "admin.token";
   if (c.tls_dir.empty()) c.tls_dir = "tls";
@@ -306,11 +288,9 @@ Result<Config> parse_root(const YAML::Node& root, const std::string& path) {
 }  // namespace
 
 Result<Config> load_config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return make_error(Errc::kInvalid, path + ": cannot read the configuration file");
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return parse_config(buf.str(), path);
+  auto text = read_config_file(path);
+  if (!text) return text.error();
+  return parse_config(*text, path);
 }
 
 std::string render_config(const Config& c) {

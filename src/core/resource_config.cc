@@ -412,19 +412,9 @@ Result<ResourceConfig> parse_root(const YAML::Node& root, const std::string& pat
 }  // namespace
 
 Result<ResourceConfig> parse_resource_config(const std::string& text, const std::string& path) {
-  auto root = yaml_load(text, path);
-  if (!root) return root.error();
-  // Every error is a value; the catch keeps a yaml-cpp surprise from ending
-  // the process that validates an operator's file.
-  try {
-    if (root->IsNull()) return ResourceConfig{};
-    return parse_root(*root, path);
-  } catch (const YAML::Exception& e) {
-    return make_error(Errc::kInvalid, path + ":" + std::to_string(e.mark.line + 1) + ":" +
-                                          std::to_string(e.mark.column + 1) + ": " + e.msg);
-  } catch (const std::exception& e) {
-    return make_error(Errc::kInvalid, path + ": " + e.what());
-  }
+  return parse_yaml<ResourceConfig>(text, path, [&](const YAML::Node& root) {
+    return root.IsNull() ? Result<ResourceConfig>(ResourceConfig{}) : parse_root(root, path);
+  });
 }
 
 const std::vector<std::string>& resource_variables() {

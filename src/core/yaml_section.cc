@@ -1,5 +1,6 @@
 #include "core/yaml_section.h"
 
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -22,13 +23,25 @@ Result<std::string> yaml_key(const std::string& path, const YAML::Node& key) {
   return key.Scalar();
 }
 
+Error yaml_exception_error(const std::string& path, const YAML::Exception& e) {
+  return make_error(Errc::kInvalid, path + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                        std::to_string(e.mark.column + 1) + ": " + e.msg);
+}
+
 Result<YAML::Node> yaml_load(const std::string& text, const std::string& path) {
   try {
     return YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    return make_error(Errc::kInvalid, path + ":" + std::to_string(e.mark.line + 1) + ":" +
-                                          std::to_string(e.mark.column + 1) + ": " + e.msg);
+    return yaml_exception_error(path, e);
   }
+}
+
+Result<std::string> read_config_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return make_error(Errc::kInvalid, path + ": cannot read the configuration file");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
 }
 
 YamlSection::YamlSection(const std::string& path, const YAML::Node& node, std::string label,

@@ -31,6 +31,26 @@ Error yaml_error(const std::string& path, const YAML::Node& node, const std::str
 Result<std::string> yaml_key(const std::string& path, const YAML::Node& key);
 // Parses text, turning yaml-cpp's exceptions into file:line:column errors.
 Result<YAML::Node> yaml_load(const std::string& text, const std::string& path);
+Error yaml_exception_error(const std::string& path, const YAML::Exception& e);
+// The whole text of a configuration file, or an error naming it.
+Result<std::string> read_config_file(const std::string& path);
+
+// Loads `text` and runs `parse` on its root. Parsers report errors as
+// values; yaml-cpp can still throw from a lookup, and that too becomes an
+// error naming the file, so that no input (a bad reload included) can end
+// the process.
+template <class T, class Parse>
+Result<T> parse_yaml(const std::string& text, const std::string& path, Parse parse) {
+  auto root = yaml_load(text, path);
+  if (!root) return root.error();
+  try {
+    return parse(*root);
+  } catch (const YAML::Exception& e) {
+    return yaml_exception_error(path, e);
+  } catch (const std::exception& e) {
+    return make_error(Errc::kInvalid, path + ": " + e.what());
+  }
+}
 
 // Reads one mapping, refusing keys that its section of the table lacks.
 class YamlSection {

@@ -1,9 +1,7 @@
 #include "proxy/proxy_config.h"
 
 #include <algorithm>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 namespace bulwark::proxy {
 namespace {
@@ -349,26 +347,14 @@ Status validate_server(const BackendConfig& backend, const ServerConfig& server)
 }
 
 Result<ProxyConfig> parse_proxy_config(const std::string& text, const std::string& path) {
-  auto root = yaml_load(text, path);
-  if (!root) return root.error();
-  // Every error is a value; the catch only keeps a yaml-cpp surprise from
-  // ending the process on a bad reload.
-  try {
-    return parse_root(*root, path);
-  } catch (const YAML::Exception& e) {
-    return make_error(Errc::kInvalid, path + ":" + std::to_string(e.mark.line + 1) + ":" +
-                                          std::to_string(e.mark.column + 1) + ": " + e.msg);
-  } catch (const std::exception& e) {
-    return make_error(Errc::kInvalid, path + ": " + e.what());
-  }
+  return parse_yaml<ProxyConfig>(text, path,
+                                 [&](const YAML::Node& root) { return parse_root(root, path); });
 }
 
 Result<ProxyConfig> load_proxy_config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return make_error(Errc::kInvalid, path + ": cannot read the configuration file");
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return parse_proxy_config(buf.str(), path);
+  auto text = read_config_file(path);
+  if (!text) return text.error();
+  return parse_proxy_config(*text, path);
 }
 
 const std::vector<ConfigKeyword>& proxy_config_keywords() { return kKeywords; }
