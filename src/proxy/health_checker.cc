@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "sys/process.h"
+#include "sys/system_clock.h"
 #include "sys/tcp.h"
 
 namespace bulwark::proxy {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "sys/system_clock.h"
 #include "sys/tcp.h"
 
 namespace bulwark::proxy {

@@ -11,6 +11,7 @@
 #include "core/check.h"
 #include "proxy/http_session.h"
 #include "proxy/tcp_session.h"
+#include "sys/system_clock.h"
 #include "sys/tcp.h"
 
 namespace bulwark::proxy {

@@ -1,7 +1,6 @@
 #include "sys/event_loop.h"
 
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,12 +9,6 @@
 #include "core/check.h"
 
 namespace bulwark {
-
-int64_t mono_us() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
-}
 
 EventLoop::EventLoop() : events_(256) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -33,22 +26,21 @@ EventLoop::~EventLoop() {
   ::close(epoll_fd_);
 }
 
-Status EventLoop::add(int fd, uint32_t events, uint64_t tag) {
+Status EventLoop::control(int op, int fd, uint32_t events, uint64_t tag) {
   epoll_event ev{};
   ev.events = events;
   ev.data.u64 = tag;
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0)
-    return make_error(Errc::kIo, std::string("epoll_ctl add: ") + std::strerror(errno));
+  if (epoll_ctl(epoll_fd_, op, fd, &ev) != 0)
+    return make_error(Errc::kIo, std::string("epoll_ctl: ") + std::strerror(errno));
   return Ok{};
 }
 
+Status EventLoop::add(int fd, uint32_t events, uint64_t tag) {
+  return control(EPOLL_CTL_ADD, fd, events, tag);
+}
+
 Status EventLoop::modify(int fd, uint32_t events, uint64_t tag) {
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.u64 = tag;
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0)
-    return make_error(Errc::kIo, std::string("epoll_ctl mod: ") + std::strerror(errno));
-  return Ok{};
+  return control(EPOLL_CTL_MOD, fd, events, tag);
 }
 
 void EventLoop::remove(int fd) { epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr); }

@@ -40,6 +40,7 @@ class EventLoop {
 
  private:
   void run_posted();
+  Status control(int op, int fd, uint32_t events, uint64_t tag);
   static constexpr uint64_t kWakeTag = ~0ULL;
 
   int epoll_fd_ = -1;
@@ -48,9 +49,5 @@ class EventLoop {
   std::mutex mu_;
   std::vector<std::function<void()>> posted_;
 };
-
-// Monotonic time for the data plane, in microseconds and milliseconds.
-int64_t mono_us();
-inline int64_t mono_ms_now() { return mono_us() / 1000; }
 
 }  // namespace bulwark

@@ -12,7 +12,13 @@ int64_t read_ms(clockid_t id) {
 }
 }  // namespace
 
-int64_t SystemClock::mono_ms() const { return read_ms(CLOCK_MONOTONIC); }
+int64_t mono_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t SystemClock::mono_ms() const { return mono_us() / 1000; }
 int64_t SystemClock::wall_ms() const { return read_ms(CLOCK_REALTIME); }
 
 void sleep_ms(int64_t ms) {

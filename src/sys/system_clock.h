@@ -11,6 +11,12 @@ class SystemClock final : public Clock {
   int64_t wall_ms() const override;
 };
 
+// Monotonic time for code that cannot take an injected Clock per call (the
+// proxy's data plane reads it once per loop turn), in microseconds and
+// milliseconds. SystemClock::mono_ms() reads the same clock.
+int64_t mono_us();
+inline int64_t mono_ms_now() { return mono_us() / 1000; }
+
 // Sleeps the calling thread; only code in src/sys and src/bin may call it.
 void sleep_ms(int64_t ms);
 
