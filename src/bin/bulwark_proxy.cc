@@ -49,51 +49,54 @@ int run(const std::string& path) {
   }
 }
 
+struct CtlCommand {
+  const char* name;
+  const char* args;  // for the usage line
+  std::size_t words_min;
+  std::size_t words_max;
+  int weight_word;  // index of a WEIGHT argument, or -1
+};
+
+const CtlCommand kCtlCommands[] = {
+    {"show", "", 1, 1, -1},
+    {"reload", "", 1, 1, -1},
+    {"add-server", " BACKEND SERVER ADDRESS:PORT [WEIGHT]", 4, 5, 4},
+    {"remove-server", " BACKEND SERVER", 3, 3, -1},
+    {"drain", " BACKEND SERVER", 3, 3, -1},
+    {"ready", " BACKEND SERVER", 3, 3, -1},
+    {"set-weight", " BACKEND SERVER WEIGHT", 4, 4, 3},
+};
+
 int ctl(const std::string& socket, const std::vector<std::string>& words) {
-  nlohmann::json request;
   const std::string cmd = words.empty() ? "" : words[0];
-  auto arity = [&](std::size_t n, const char* usage) {
-    if (words.size() != n) {
-      std::fprintf(stderr, "usage: bulwark-proxy ctl --socket PATH %s\n", usage);
-      return false;
-    }
-    return true;
-  };
-  if (cmd == "show" || cmd == "reload") {
-    if (!arity(1, cmd == "show" ? "show" : "reload")) return bulwark::kCliBadInput;
-    request = {{"cmd", cmd}};
-  } else if (cmd == "add-server") {
-    if (words.size() < 4 || words.size() > 5) {
-      arity(0, "add-server BACKEND SERVER ADDRESS:PORT [WEIGHT]");
-      return bulwark::kCliBadInput;
-    }
-    request = {{"cmd", cmd}, {"backend", words[1]}, {"server", words[2]}, {"address", words[3]}};
-    if (words.size() == 5) {
-      try {
-        request["weight"] = std::stoi(words[4]);
-      } catch (const std::exception&) {
-        std::fprintf(stderr, "bulwark-proxy: weight must be an integer\n");
-        return bulwark::kCliBadInput;
-      }
-    }
-  } else if (cmd == "remove-server" || cmd == "drain" || cmd == "ready") {
-    if (!arity(3, (cmd + " BACKEND SERVER").c_str())) return bulwark::kCliBadInput;
-    request = {{"cmd", cmd}, {"backend", words[1]}, {"server", words[2]}};
-  } else if (cmd == "set-weight") {
-    if (!arity(4, "set-weight BACKEND SERVER WEIGHT")) return bulwark::kCliBadInput;
-    request = {{"cmd", cmd}, {"backend", words[1]}, {"server", words[2]}};
-    try {
-      request["weight"] = std::stoi(words[3]);
-    } catch (const std::exception&) {
-      std::fprintf(stderr, "bulwark-proxy: weight must be an integer\n");
-      return bulwark::kCliBadInput;
-    }
-  } else {
+  const CtlCommand* c = nullptr;
+  for (const auto& known : kCtlCommands) {
+    if (cmd == known.name) c = &known;
+  }
+  if (!c) {
     std::fprintf(stderr,
                  "bulwark-proxy ctl: unknown command '%s' (show, reload, add-server, "
                  "remove-server, drain, ready, set-weight)\n",
                  cmd.c_str());
     return bulwark::kCliBadInput;
+  }
+  if (words.size() < c->words_min || words.size() > c->words_max) {
+    std::fprintf(stderr, "usage: bulwark-proxy ctl --socket PATH %s%s\n", c->name, c->args);
+    return bulwark::kCliBadInput;
+  }
+  nlohmann::json request = {{"cmd", cmd}};
+  if (words.size() >= 3) {
+    request["backend"] = words[1];
+    request["server"] = words[2];
+  }
+  if (cmd == "add-server") request["address"] = words[3];
+  if (c->weight_word >= 0 && words.size() > static_cast<std::size_t>(c->weight_word)) {
+    try {
+      request["weight"] = std::stoi(words[c->weight_word]);
+    } catch (const std::exception&) {
+      std::fprintf(stderr, "bulwark-proxy: weight must be an integer\n");
+      return bulwark::kCliBadInput;
+    }
   }
   auto answer = bulwark::proxy::control_request(socket, request);
   if (!answer) {

@@ -157,8 +157,7 @@ HttpSession::Io HttpSession::read_into(int fd, Buffer& buffer, bool& readable, b
     if (&buffer == &cin_) {
       frontend_stats().add(counter, static_cast<uint64_t>(n));
     } else {
-      backend_stats().add(counter, static_cast<uint64_t>(n));
-      server_stats().add(counter, static_cast<uint64_t>(n));
+      count_server_bytes(counter, static_cast<uint64_t>(n));
     }
     return Io::kData;
   }
@@ -345,8 +344,7 @@ bool HttpSession::send_request() {
         return true;
       }
       if (n == 0) break;
-      backend_stats().add(kBytesOut, static_cast<uint64_t>(n));
-      server_stats().add(kBytesOut, static_cast<uint64_t>(n));
+      count_server_bytes(kBytesOut, static_cast<uint64_t>(n));
       last_activity_ms_ = worker_.now_ms();
       progress = true;
       continue;
@@ -499,8 +497,7 @@ bool HttpSession::flush_to_server() {
     return false;
   }
   if (n == 0) return false;
-  backend_stats().add(kBytesOut, static_cast<uint64_t>(n));
-  server_stats().add(kBytesOut, static_cast<uint64_t>(n));
+  count_server_bytes(kBytesOut, static_cast<uint64_t>(n));
   last_activity_ms_ = worker_.now_ms();
   return true;
 }

@@ -66,6 +66,11 @@ void Session::rebind(std::shared_ptr<Frontend> frontend) {
   }
 }
 
+void Session::count_server_bytes(Counter counter, uint64_t bytes) {
+  server_->counters().slice(worker_.index()).add(counter, bytes);
+  backend_->counters().slice(worker_.index()).add(counter, bytes);
+}
+
 void Session::set_deadline(int64_t deadline_ms) {
   deadline_ms_ = deadline_ms;
   worker_.schedule(this);

@@ -138,6 +138,8 @@ class Session {
   void set_deadline(int64_t deadline_ms);
   // Passive health: counts a failure of real traffic against server_.
   void report_server_failure();
+  // Bytes to or from server_, counted for it and for its backend.
+  void count_server_bytes(Counter counter, uint64_t bytes);
 
   Worker& worker_;
   const int client_fd_;

@@ -172,8 +172,7 @@ TcpSession::Pumped TcpSession::pump(Pipe& p, int from, int to, bool to_server) {
         if (to_server) {
           frontend_->counters->slice(worker).add(kBytesIn, static_cast<uint64_t>(n));
         } else {
-          server_->counters().slice(worker).add(kBytesIn, static_cast<uint64_t>(n));
-          backend_->counters().slice(worker).add(kBytesIn, static_cast<uint64_t>(n));
+          count_server_bytes(kBytesIn, static_cast<uint64_t>(n));
         }
       } else if (n == 0) {
         p.in_eof = true;
@@ -193,8 +192,7 @@ TcpSession::Pumped TcpSession::pump(Pipe& p, int from, int to, bool to_server) {
         moved = true;
         last_activity_ms_ = worker_.now_ms();
         if (to_server) {
-          server_->counters().slice(worker).add(kBytesOut, static_cast<uint64_t>(n));
-          backend_->counters().slice(worker).add(kBytesOut, static_cast<uint64_t>(n));
+          count_server_bytes(kBytesOut, static_cast<uint64_t>(n));
         } else {
           frontend_->counters->slice(worker).add(kBytesOut, static_cast<uint64_t>(n));
         }
