@@ -62,11 +62,23 @@ pid_t read_pid(const Config& c, const std::string& n) {
                     cmdline.find("--node " + n + " ") != std::string::npos;
   // A zombie has an empty cmdline; its group may still hold live children
   // (a daemon killed alone leaves its etcd member for a moment).
-  return ours || (cmdline.empty() && group_alive(static_cast<pid_t>(pid))) ? static_cast<pid_t>(pid)
-                                                                           : 0;
+  return ours || (cmdline.empty() && tree_alive({static_cast<pid_t>(pid), ""}))
+             ? static_cast<pid_t>(pid)
+             : 0;
 }
 
-bool node_running(const Config& c, const std::string& n) { return group_alive(read_pid(c, n)); }
+// Everything that belongs to a node: its daemon's session, and whatever
+// carries its marker (resources adopted by a later daemon of the node run
+// in an earlier daemon's session).
+ProcessTree tree_of(const Config& c, const std::string& n) {
+  return ProcessTree{read_pid(c, n), std::string(kDevNodeVariable) + "=" + node_dir(c, n)};
+}
+
+// The node's daemon runs (whatever it left behind from an earlier life).
+bool node_running(const Config& c, const std::string& n) {
+  const pid_t pid = read_pid(c, n);
+  return pid > 0 && process_alive(pid);
+}
 
 std::string bulwarkd_path() {
   if (const char* p = std::getenv("BULWARK_BULWARKD")) return p;
@@ -144,9 +156,10 @@ Status start_node(const Config& c, const std::string& name) {
   fs::create_directories(node_dir(c, name), ec);
   SpawnOptions o;
   o.argv = {bulwarkd_path(), "--config", c.path, "--node", name};
-  o.env = current_environment({});
+  o.env = current_environment({kDevNodeVariable});
+  o.env.push_back(std::string(kDevNodeVariable) + "=" + node_dir(c, name));
   o.log_file = node_dir(c, name) + "/bulwarkd.log";
-  o.new_session = true;  // its own process group: `dev kill` reaches everything it starts
+  o.new_session = true;  // its own session: `dev kill` reaches everything it starts
   auto pid = spawn_process(o);
   if (!pid) return pid.error();
   std::ofstream(pid_file(c, name)) << *pid << "\n";
@@ -242,10 +255,10 @@ int dev_up(const DevOptions& o) {
   // On any failure below, stop what was started: a failed `dev up` leaves
   // no process behind.
   const auto stop_started = [&] {
-    for (const auto& n : config.nodes) signal_group(read_pid(config, n.name), SIGTERM);
+    for (const auto& n : config.nodes) signal_tree(tree_of(config, n.name), SIGTERM);
     for (const auto& n : config.nodes) {
-      const pid_t pid = read_pid(config, n.name);
-      if (!wait_group_gone(pid, kStopGraceMs)) signal_group(pid, SIGKILL);
+      const ProcessTree tree = tree_of(config, n.name);
+      if (!wait_tree_gone(tree, kStopGraceMs)) signal_tree(tree, SIGKILL);
     }
   };
   for (const auto& n : config.nodes) {
@@ -271,18 +284,24 @@ int dev_down(const DevOptions& o) {
   auto c = load_dev(o);
   if (!c) return fail(kCliBadInput, c.error().message);
   for (const auto& n : c->nodes) {
-    const pid_t pid = read_pid(*c, n.name);
-    if (!group_alive(pid)) continue;
-    signal_group(pid, SIGCONT);  // a paused node must be able to act on SIGTERM
-    signal_group(pid, SIGTERM);
+    const ProcessTree tree = tree_of(*c, n.name);
+    if (!tree_alive(tree)) continue;
+    signal_tree(tree, SIGCONT);  // a paused node must be able to act on SIGTERM
+    // The daemon first: it stops its resources in order; a resource that
+    // outlived an earlier daemon of the node gets its own SIGTERM.
+    if (const pid_t pid = read_pid(*c, n.name); pid > 0 && process_alive(pid)) {
+      ::kill(pid, SIGTERM);
+    } else {
+      signal_tree(tree, SIGTERM);
+    }
   }
   bool clean = true;
   for (const auto& n : c->nodes) {
-    const pid_t pid = read_pid(*c, n.name);
-    if (wait_group_gone(pid, kStopGraceMs)) continue;
+    const ProcessTree tree = tree_of(*c, n.name);
+    if (wait_tree_gone(tree, kStopGraceMs)) continue;
     std::cerr << "bulwark dev: node " << n.name << " did not stop in time; killing it\n";
-    signal_group(pid, SIGKILL);
-    clean = wait_group_gone(pid, 5000) && clean;
+    signal_tree(tree, SIGKILL);
+    clean = wait_tree_gone(tree, 5000) && clean;
   }
   if (o.purge) {
     release_subnet(*c);
@@ -304,7 +323,7 @@ int dev_ls(const DevOptions& o) {
                    {"pid", pid > 0 ? json(pid) : json(nullptr)},
                    {"endpoint", "https://" + n.address + ":" + std::to_string(n.ports.api)},
                    {"address", n.address},
-                   {"running", group_alive(pid)},
+                   {"running", node_running(*c, n.name)},
                    {"log", node_dir(*c, n.name) + "/bulwarkd.log"}});
   }
   if (o.json) {
@@ -336,9 +355,17 @@ int dev_kill(const DevOptions& o) {
   else
     return fail(kCliBadInput, "--signal must be KILL, STOP, CONT or TERM");
   const pid_t pid = read_pid(*c, o.node);
-  if (!group_alive(pid)) return fail(kCliBadInput, "node " + o.node + " is not running");
-  signal_group(pid, sig);
-  if (sig == SIGKILL && !wait_group_gone(pid, 5000))
+  const ProcessTree tree = tree_of(*c, o.node);
+  if (!tree_alive(tree)) return fail(kCliBadInput, "node " + o.node + " is not running");
+  // TERM asks the daemon to shut down in order (it stops its resources);
+  // the others act on the node's whole process tree, like a power switch.
+  if (sig == SIGTERM) {
+    if (pid <= 0) return fail(kCliBadInput, "node " + o.node + " has no daemon running");
+    ::kill(pid, sig);
+  } else {
+    signal_tree(tree, sig);
+  }
+  if (sig == SIGKILL && !wait_tree_gone(tree, 5000))
     return fail(kCliFailed, "node " + o.node + " still has processes after SIGKILL");
   return kCliOk;
 }

@@ -2,38 +2,15 @@
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-
-#include <cerrno>
-#include <charconv>
-#include <cstring>
 
 #include "sys/process.h"
 #include "sys/system_clock.h"
-#include "sys/tcp.h"
 
 namespace bulwark::proxy {
 namespace {
 
-constexpr int64_t kRefreshMs = 100;         // how soon a new server is first checked
-constexpr int64_t kPassiveRetryMs = 2000;   // unchecked servers: down this long, then tried
-constexpr std::size_t kResponseMax = 1024;  // enough for a status line
-
-bool status_ok(const CheckConfig& check, int status) {
-  if (check.expect_status != 0) return status == check.expect_status;
-  return status >= 200 && status < 400;
-}
-
-// "HTTP/1.1 200 OK\r\n..." -> 200, or 0 when the line is not there yet or bad.
-int parse_status(const std::string& response) {
-  if (response.size() < 12 || response.compare(0, 7, "HTTP/1.") != 0 || response[8] != ' ')
-    return 0;
-  int status = 0;
-  const auto [end, ec] = std::from_chars(response.data() + 9, response.data() + 12, status);
-  if (ec != std::errc() || end != response.data() + 12) return 0;
-  return status;
-}
+constexpr int64_t kRefreshMs = 100;        // how soon a new server is first checked
+constexpr int64_t kPassiveRetryMs = 2000;  // unchecked servers: down this long, then tried
 
 }  // namespace
 
@@ -82,8 +59,8 @@ void HealthChecker::run() {
     const auto events = loop_.wait(static_cast<int>(kRefreshMs / 2));
     now_ms_ = mono_ms_now();
     for (const epoll_event& ev : events) {
-      auto it = by_fd_.find(static_cast<int>(ev.data.u64));
-      if (it != by_fd_.end()) on_event(*it->second, ev.events);
+      auto it = by_tag_.find(ev.data.u64);
+      if (it != by_tag_.end()) on_event(*it->second, ev.events);
     }
   }
   for (auto& [server, probe] : probes_) cleanup(*probe);
@@ -105,6 +82,9 @@ void HealthChecker::refresh() {
         probe->backend = backend;
         probe->server = view.server;
         probe->next_ms = now_ms_;
+        const uint64_t tag = next_tag_++;
+        probe->probe = std::make_unique<CheckProbe>(loop_, tag);
+        by_tag_[tag] = probe.get();
       }
       probe->seen = true;
       // A check in flight keeps the kind it started with: its descriptor
@@ -116,6 +96,7 @@ void HealthChecker::refresh() {
   for (auto it = probes_.begin(); it != probes_.end();) {
     if (!it->second->seen) {
       cleanup(*it->second);
+      std::erase_if(by_tag_, [&](const auto& e) { return e.second == it->second.get(); });
       it = probes_.erase(it);
     } else {
       ++it;
@@ -143,106 +124,37 @@ void HealthChecker::begin(Probe& p) {
     return;
   }
   p.in_flight = true;
-  p.connected = false;
-  p.response.clear();
   p.deadline_ms = now_ms_ + c.timeout_ms;
+  if (auto done = p.probe->begin(target_of(p))) finish(p, done->ok, done->detail);
+}
+
+CheckTarget HealthChecker::target_of(const Probe& p) const {
+  const CheckConfig& c = p.check;
+  CheckTarget t;
+  t.address = p.server->address();
   if (c.type == CheckType::kCommand) {
-    SpawnOptions o;
-    o.argv = c.command;
-    o.env = current_environment({"BULWARK_"});
-    o.env.push_back("BULWARK_BACKEND=" + p.backend->name());
-    o.env.push_back("BULWARK_SERVER_NAME=" + p.server->name());
-    o.env.push_back("BULWARK_SERVER_ADDRESS=" + p.server->address().ip());
-    o.env.push_back("BULWARK_SERVER_PORT=" + std::to_string(p.server->address().port()));
-    o.death_signal = SIGKILL;
-    auto pid = spawn_process(o);
-    if (!pid) {
-      finish(p, false, pid.error().message);
-      return;
-    }
-    p.pid = *pid;
-    p.fd = open_pidfd(p.pid);
-    if (p.fd < 0) {
-      finish(p, false, "pidfd_open failed");
-      return;
-    }
-    if (loop_.add(p.fd, EPOLLIN, static_cast<uint64_t>(p.fd))) by_fd_[p.fd] = &p;
-    return;
+    t.kind = CheckKind::kCommand;
+    t.command.argv = c.command;
+    t.command.env = current_environment({"BULWARK_"});
+    t.command.env.push_back("BULWARK_BACKEND=" + p.backend->name());
+    t.command.env.push_back("BULWARK_SERVER_NAME=" + p.server->name());
+    t.command.env.push_back("BULWARK_SERVER_ADDRESS=" + p.server->address().ip());
+    t.command.env.push_back("BULWARK_SERVER_PORT=" + std::to_string(p.server->address().port()));
+    t.command.death_signal = SIGKILL;
+  } else if (c.type == CheckType::kHttp) {
+    t.kind = CheckKind::kHttp;
+    t.http_path = c.path;
+    t.http_host = c.host;
+    t.expect_status = c.expect_status;
   }
-  auto connecting = connect_tcp(p.server->address());
-  if (!connecting) {
-    finish(p, false, connecting.error().message);
-    return;
-  }
-  p.fd = connecting->fd;
-  if (c.type == CheckType::kHttp) {
-    const std::string host = c.host.empty() ? p.server->address().to_string() : c.host;
-    p.request = "GET " + c.path + " HTTP/1.1\r\nHost: " + host +
-                "\r\nUser-Agent: bulwark-proxy-check\r\nConnection: close\r\n\r\n";
-  }
-  if (loop_.add(p.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP, static_cast<uint64_t>(p.fd)))
-    by_fd_[p.fd] = &p;
+  return t;
 }
 
 void HealthChecker::on_event(Probe& p, uint32_t events) {
-  const CheckConfig& c = p.check;
-  if (c.type == CheckType::kCommand) {
-    int status = 0;
-    if (p.pid <= 0 || ::waitpid(p.pid, &status, WNOHANG) != p.pid) return;
-    p.pid = -1;
-    const bool healthy = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    finish(p, healthy, describe_wait_status(status));
-    return;
-  }
-  if (!p.connected) {
-    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
-    const int err = socket_error(p.fd);
-    if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) {
-      finish(p, false, std::string("connect: ") + std::strerror(err ? err : ECONNREFUSED));
-      return;
-    }
-    p.connected = true;
-    if (c.type == CheckType::kTcp) {
-      finish(p, true, "connected");
-      return;
-    }
-    // The request is tiny: one send on a fresh connection takes it whole.
-    if (::send(p.fd, p.request.data(), p.request.size(), MSG_NOSIGNAL) !=
-        static_cast<ssize_t>(p.request.size())) {
-      finish(p, false, "cannot send the check request");
-      return;
-    }
-    if (!loop_.modify(p.fd, EPOLLIN | EPOLLRDHUP, static_cast<uint64_t>(p.fd)))
-      finish(p, false, "epoll_ctl failed");
-    return;
-  }
-  char buf[512];
-  const ssize_t n = ::recv(p.fd, buf, sizeof buf, 0);
-  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-  if (n > 0 && p.response.size() < kResponseMax)
-    p.response.append(buf, static_cast<std::size_t>(n));
-  const int status = parse_status(p.response);
-  if (status != 0) {
-    finish(p, status_ok(c, status), "HTTP " + std::to_string(status));
-  } else if (n <= 0 || p.response.size() >= kResponseMax ||
-             p.response.find('\n') != std::string::npos) {
-    finish(p, false, "no valid HTTP status line");
-  }
+  if (auto done = p.probe->on_event(events)) finish(p, done->ok, done->detail);
 }
 
-void HealthChecker::cleanup(Probe& p) {
-  if (p.fd >= 0) {
-    by_fd_.erase(p.fd);
-    loop_.remove(p.fd);
-    close_fd(p.fd);
-    p.fd = -1;
-  }
-  if (p.pid > 0) {
-    ::kill(p.pid, SIGKILL);
-    ::waitpid(p.pid, nullptr, 0);
-    p.pid = -1;
-  }
-}
+void HealthChecker::cleanup(Probe& p) { p.probe->cancel(SIGKILL); }
 
 void HealthChecker::finish(Probe& p, bool healthy, const std::string& why) {
   cleanup(p);

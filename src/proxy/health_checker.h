@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "proxy/backend.h"
+#include "sys/check_probe.h"
 #include "sys/event_loop.h"
 
 namespace bulwark::proxy {
@@ -47,18 +48,15 @@ class HealthChecker {
     int64_t deadline_ms = 0;
     int64_t down_since_ms = 0;  // unchecked servers: passive down since
     bool in_flight = false;
-    bool connected = false;
-    int fd = -1;     // tcp/http socket, or the command's pidfd
-    pid_t pid = -1;  // command
-    std::string request;
-    std::string response;
-    bool seen = false;  // still listed by its backend (refresh bookkeeping)
+    std::unique_ptr<CheckProbe> probe;  // made once; its tag finds this Probe
+    bool seen = false;                  // still listed by its backend (refresh bookkeeping)
   };
 
   void run();
   void refresh();
   void begin(Probe& p);
   void on_event(Probe& p, uint32_t events);
+  CheckTarget target_of(const Probe& p) const;
   void finish(Probe& p, bool healthy, const std::string& why);
   void cleanup(Probe& p);
 
@@ -68,7 +66,8 @@ class HealthChecker {
   std::mutex mu_;
   std::vector<std::shared_ptr<Backend>> backends_;  // guarded by mu_
   std::unordered_map<const Server*, std::unique_ptr<Probe>> probes_;
-  std::unordered_map<int, Probe*> by_fd_;
+  std::unordered_map<uint64_t, Probe*> by_tag_;
+  uint64_t next_tag_ = 1;
   int64_t now_ms_ = 0;
 };
 

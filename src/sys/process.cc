@@ -1,21 +1,43 @@
 #include "sys/process.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <set>
+#include <sstream>
 
 #include "sys/system_clock.h"
 
 extern char** environ;
 
 namespace bulwark {
+namespace {
+
+// Children started through spawn_process: their owners reap them. Everything
+// else that exits under us is an orphan for reap_orphans. A child is entered
+// before fork returns to any other thread, so it is never taken for an
+// orphan in between.
+std::mutex owned_mu;
+std::set<pid_t> owned;
+
+void disown(pid_t pid) {
+  std::lock_guard lock(owned_mu);
+  owned.erase(pid);
+}
+
+}  // namespace
 
 Result<pid_t> spawn_process(const SpawnOptions& o) {
   if (o.argv.empty()) return make_error(Errc::kInvalid, "spawn: empty argv");
@@ -33,14 +55,39 @@ Result<pid_t> spawn_process(const SpawnOptions& o) {
     if (log_fd < 0)
       return make_error(Errc::kIo, "cannot open " + o.log_file + ": " + std::strerror(errno));
   }
+  // A user is looked up before fork: the lookup is not async-signal-safe.
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  if (!o.user.empty()) {
+    std::vector<char> buf(16384);
+    passwd pw{};
+    passwd* found = nullptr;
+    if (::getpwnam_r(o.user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found) {
+      if (log_fd >= 0) ::close(log_fd);
+      return make_error(Errc::kInvalid, "no user named '" + o.user + "'");
+    }
+    uid = pw.pw_uid;
+    gid = pw.pw_gid;
+    int count = 64;
+    groups.resize(count);
+    if (::getgrouplist(o.user.c_str(), gid, groups.data(), &count) < 0) {
+      groups.resize(count);
+      ::getgrouplist(o.user.c_str(), gid, groups.data(), &count);
+    }
+    groups.resize(std::max(count, 0));
+  }
   const pid_t parent = ::getpid();
+  std::unique_lock owned_lock(owned_mu);
   const pid_t pid = ::fork();
   if (pid < 0) {
+    owned_lock.unlock();
     if (log_fd >= 0) ::close(log_fd);
     return make_error(Errc::kIo, std::string("fork: ") + std::strerror(errno));
   }
   if (pid == 0) {
     if (o.new_session) ::setsid();
+    if (o.new_process_group) ::setpgid(0, 0);
     if (o.death_signal != 0) {
       ::prctl(PR_SET_PDEATHSIG, o.death_signal);
       if (::getppid() != parent) ::_exit(127);  // the parent died before prctl
@@ -58,9 +105,17 @@ Result<pid_t> spawn_process(const SpawnOptions& o) {
     // the child must not inherit the API's listening socket or our etcd
     // connections, or they outlive us in it.
     ::close_range(3, ~0U, 0);
+    if (!o.working_dir.empty() && ::chdir(o.working_dir.c_str()) != 0) ::_exit(126);
+    if (!o.user.empty()) {
+      if (::setgroups(groups.size(), groups.data()) != 0 || ::setgid(gid) != 0 ||
+          ::setuid(uid) != 0)
+        ::_exit(126);
+    }
     ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
+  owned.insert(pid);
+  owned_lock.unlock();
   if (log_fd >= 0) ::close(log_fd);
   return pid;
 }
@@ -70,8 +125,14 @@ int open_pidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pi
 std::optional<int> try_reap(pid_t pid) {
   int status = 0;
   const pid_t r = ::waitpid(pid, &status, WNOHANG);
-  if (r == pid) return status;
-  if (r < 0 && errno == ECHILD) return 0;  // already reaped elsewhere
+  if (r == pid) {
+    disown(pid);
+    return status;
+  }
+  if (r < 0 && errno == ECHILD) {
+    disown(pid);
+    return 0;  // already reaped elsewhere
+  }
   return std::nullopt;
 }
 
@@ -85,6 +146,7 @@ void terminate_process(pid_t pid, int grace_ms) {
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
+  disown(pid);
 }
 
 std::string describe_wait_status(int status) {
@@ -102,6 +164,58 @@ bool process_alive(pid_t pid) {
   // zombie: dead, only waiting to be reaped.
   const auto close = line.rfind(')');
   return close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z';
+}
+
+std::optional<uint64_t> process_start_time(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (pid <= 0 || !std::getline(stat, line)) return std::nullopt;
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream rest(line.substr(close + 2));
+  // Fields after the command: 3 state ... 22 starttime.
+  std::string field;
+  for (int i = 3; i < 22; ++i) rest >> field;
+  uint64_t start = 0;
+  if (!(rest >> start)) return std::nullopt;
+  return start;
+}
+
+Status become_subreaper() {
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+    return make_error(Errc::kIo, std::string("PR_SET_CHILD_SUBREAPER: ") + std::strerror(errno));
+  return Ok{};
+}
+
+int reap_orphans() {
+  // Our children are the processes whose parent is us (/proc/self/task/*/
+  // children is not available on every kernel); an owned one is left to its
+  // owner.
+  const pid_t self = ::getpid();
+  std::vector<pid_t> children;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename();
+    if (name.empty() || name[0] < '0' || name[0] > '9') continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    const auto close = line.rfind(')');
+    if (close == std::string::npos || close + 2 >= line.size()) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state = 0;
+    long ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == self && state == 'Z') children.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  int reaped = 0;
+  std::lock_guard lock(owned_mu);
+  for (const pid_t pid : children) {
+    if (owned.count(pid)) continue;
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) ++reaped;
+  }
+  return reaped;
 }
 
 std::vector<std::string> current_environment(const std::vector<std::string>& drop_prefixes) {

@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,10 +14,15 @@ namespace bulwark {
 
 struct SpawnOptions {
   std::vector<std::string> argv;
-  std::vector<std::string> env;  // the child's whole environment, KEY=VALUE
-  std::string log_file;          // stdout and stderr appended here; empty: inherit
-  int death_signal = 0;          // sent to the child when the parent dies; 0: none
-  bool new_session = false;      // setsid(): own session and process group
+  std::vector<std::string> env;    // the child's whole environment, KEY=VALUE
+  std::string log_file;            // stdout and stderr appended here; empty: inherit
+  int death_signal = 0;            // sent to the child when the parent dies; 0: none
+  bool new_session = false;        // setsid(): own session and process group
+  bool new_process_group = false;  // setpgid(0, 0): own group, same session
+  std::string working_dir;         // empty: inherit
+  // Run as this user (its uid, primary group and supplementary groups);
+  // empty: as the caller.
+  std::string user;
 };
 
 Result<pid_t> spawn_process(const SpawnOptions& options);
@@ -33,6 +39,19 @@ bool process_alive(pid_t pid);
 // A descriptor that becomes readable when `pid` exits (pidfd_open), so an
 // event loop can reap children without polling; -1 on error.
 int open_pidfd(pid_t pid);
+
+// The start time of a process in clock ticks since boot (/proc/PID/stat
+// field 22): with the pid, it names one process for good, so a recorded pid
+// that the kernel gave to another process later is not mistaken for ours.
+std::optional<uint64_t> process_start_time(pid_t pid);
+
+// Makes this process the reaper of orphaned descendants (PR_SET_CHILD_SUBREAPER),
+// so that a resource's daemonised grandchildren are reaped here at once
+// instead of waiting for PID 1.
+Status become_subreaper();
+// Reaps every exited child that no caller of spawn_process waits for (the
+// orphans a subreaper inherits). Returns how many it reaped.
+int reap_orphans();
 
 // The current environment, minus variables whose name starts with one of
 // `drop_prefixes`.

@@ -115,8 +115,9 @@ class DevCluster:
             self.dev("down", "--purge", check=False)
 
 
-def group_alive(pgid: int) -> bool:
-    """True if a non-zombie process of process group `pgid` exists."""
+def session_alive(sid: int) -> bool:
+    """True if a non-zombie process of session `sid` exists (a dev node's
+    whole process tree: its daemon, etcd member and resources)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -125,9 +126,43 @@ def group_alive(pgid: int) -> bool:
         except OSError:
             continue
         rest = stat[stat.rfind(")") + 2:].split()
-        if int(rest[2]) == pgid and rest[0] not in ("Z", "X"):
+        if int(rest[3]) == sid and rest[0] not in ("Z", "X"):
             return True
     return False
+
+
+def marked_pids(marker_prefix: str) -> list:
+    """Live processes whose environment has an entry starting with
+    `marker_prefix` (BULWARK_DEV_NODE=DIR: a dev node's daemon, etcd member
+    and resources, also those adopted by a later daemon of the node)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            if stat[stat.rfind(")") + 2] in "ZX":
+                continue
+            env = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(e.startswith(marker_prefix.encode()) for e in env):
+            out.append(int(entry))
+    return out
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILLs every process of session `sid` (processes this test started)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            rest = Path(f"/proc/{entry}/stat").read_text()
+            rest = rest[rest.rfind(")") + 2:].split()
+            if int(rest[3]) == sid:
+                os.kill(int(entry), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -173,9 +208,15 @@ def cluster_factory(request):
             pass
         c.down()
         for pid in pids:
-            if group_alive(pid):
+            if session_alive(pid):
                 leftovers.append(pid)
-                os.killpg(pid, signal.SIGKILL)
+                kill_session(pid)
+        for pid in marked_pids(f"BULWARK_DEV_NODE={c.dir}/"):
+            leftovers.append(pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     for root in roots:
         shutil.rmtree(root, ignore_errors=True)
     assert not leftovers, f"process groups left behind: {leftovers}"

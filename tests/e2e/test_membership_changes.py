@@ -2,7 +2,7 @@
 
 import time
 
-from conftest import group_alive, wait_until
+from conftest import session_alive, wait_until
 
 
 def coordinator_of(cluster, nodes):
@@ -24,7 +24,7 @@ def test_add_then_remove_a_node(cluster):
     names = [n["name"] for n in cluster.status("n1")["nodes"]]
     assert names == ["n1", "n2", "n3"]
     # The removed node notices and stops by itself.
-    wait_until(lambda: not group_alive(pid), what="the removed node's daemon to exit")
+    wait_until(lambda: not session_alive(pid), what="the removed node's daemon to exit")
     assert cluster.status("n2")["lease"]["members"] == 3
 
 
@@ -35,7 +35,7 @@ def test_remove_the_coordinator(cluster):
     cluster.cli("node", "remove", coord, endpoint=cluster.endpoint(rest[0]))
     new = wait_until(lambda: coordinator_of(cluster, rest), what="a new coordinator")
     assert new != coord
-    wait_until(lambda: not group_alive(pid), what="the removed coordinator to exit")
+    wait_until(lambda: not session_alive(pid), what="the removed coordinator to exit")
     cluster.cli("node", "attr", rest[1], "after=removal", endpoint=cluster.endpoint(rest[1]))
     s = cluster.status(rest[0])
     assert [n["name"] for n in s["nodes"]] == rest

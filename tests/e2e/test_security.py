@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import bin_dir, group_alive, wait_until
+from conftest import bin_dir, session_alive, wait_until
 
 
 def tls_context(ca, cert=None, key=None):
@@ -85,7 +85,7 @@ def test_heartbeats_with_the_wrong_key_are_rejected(cluster, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert not group_alive(proc.pid)
+    assert not session_alive(proc.pid)
 
 
 def api(cluster, method, path, body=None, token="file", node="n1"):

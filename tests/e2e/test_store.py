@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import bin_dir, group_alive, wait_until
+from conftest import bin_dir, session_alive, wait_until
 from test_security import tls_context
 
 
@@ -135,7 +135,7 @@ def external_cluster(tmp_path):
                 p.wait()
         logs = "".join(p.read_text(errors="replace") for p in tmp_path.glob("n*.log"))
         assert "AddressSanitizer" not in logs and "runtime error:" not in logs, logs[-4000:]
-        assert not any(group_alive(p.pid) for p in list(procs.values()) + [etcd])
+        assert not any(session_alive(p.pid) for p in list(procs.values()) + [etcd])
 
 
 def test_external_store_mode_with_its_own_prefix(external_cluster):
