@@ -26,6 +26,19 @@ Result<T> parse_with(const std::string& value, const char* what,
   }
 }
 
+// Decodes one record into `out` with its revision, or records why not.
+template <class T>
+void decode_into(ClusterState& s, const KeyValue& kv, Result<T> (*decode)(const std::string&),
+                 std::optional<T>& out) {
+  auto r = decode(kv.value);
+  if (!r) {
+    s.errors.push_back(kv.key + ": " + r.error().message);
+    return;
+  }
+  r->mod_revision = kv.mod_revision;
+  out = std::move(*r);
+}
+
 }  // namespace
 
 const char* node_mode_name(NodeMode mode) {
@@ -44,6 +57,35 @@ std::optional<NodeMode> parse_node_mode(const std::string& s) {
   if (s == "online") return NodeMode::kOnline;
   if (s == "standby") return NodeMode::kStandby;
   if (s == "maintenance") return NodeMode::kMaintenance;
+  return std::nullopt;
+}
+
+const char* instance_state_name(InstanceState state) {
+  switch (state) {
+    case InstanceState::kStopped:
+      return "stopped";
+    case InstanceState::kStarting:
+      return "starting";
+    case InstanceState::kStarted:
+      return "started";
+    case InstanceState::kPromoted:
+      return "promoted";
+    case InstanceState::kStopping:
+      return "stopping";
+    case InstanceState::kFailed:
+      return "failed";
+    case InstanceState::kBlocked:
+      return "blocked";
+  }
+  return "stopped";
+}
+
+std::optional<InstanceState> parse_instance_state(const std::string& s) {
+  for (auto st : {InstanceState::kStopped, InstanceState::kStarting, InstanceState::kStarted,
+                  InstanceState::kPromoted, InstanceState::kStopping, InstanceState::kFailed,
+                  InstanceState::kBlocked}) {
+    if (s == instance_state_name(st)) return st;
+  }
   return std::nullopt;
 }
 
@@ -106,6 +148,105 @@ Result<LivenessRecord> Schema::decode_liveness(const std::string& value) {
   });
 }
 
+std::string Schema::encode_resources(const ResourcesRecord& r) {
+  return json{{"text", r.text}, {"source", r.source}, {"applied_wall_ms", r.applied_wall_ms}}
+      .dump();
+}
+
+Result<ResourcesRecord> Schema::decode_resources(const std::string& value) {
+  return parse_with<ResourcesRecord>(value, "resources record", [](const json& j) {
+    ResourcesRecord r;
+    r.text = j.at("text").get<std::string>();
+    r.source = j.value("source", "");
+    r.applied_wall_ms = j.value("applied_wall_ms", int64_t{0});
+    return r;
+  });
+}
+
+std::string Schema::encode_directives(const DirectivesRecord& r) {
+  return json{{"moves", r.moves},
+              {"bans", r.bans},
+              {"cleanups", r.cleanups},
+              {"maintenance", r.maintenance}}
+      .dump();
+}
+
+Result<DirectivesRecord> Schema::decode_directives(const std::string& value) {
+  return parse_with<DirectivesRecord>(value, "directives record", [](const json& j) {
+    DirectivesRecord r;
+    r.moves = j.value("moves", std::map<std::string, std::string>{});
+    r.bans = j.value("bans", std::map<std::string, std::set<std::string>>{});
+    r.cleanups = j.value("cleanups", std::map<std::string, int64_t>{});
+    r.maintenance = j.value("maintenance", false);
+    return r;
+  });
+}
+
+std::string Schema::encode_placement(const PlacementRecord& r) {
+  json res = json::object();
+  for (const auto& [name, p] : r.resources) {
+    json e = {{"nodes", p.nodes}};
+    if (!p.promoted.empty()) e["promoted"] = p.promoted;
+    if (!p.reason.empty()) e["reason"] = p.reason;
+    res[name] = e;
+  }
+  return json{{"epoch", r.epoch}, {"resources_revision", r.resources_revision}, {"resources", res}}
+      .dump();
+}
+
+Result<PlacementRecord> Schema::decode_placement(const std::string& value) {
+  return parse_with<PlacementRecord>(value, "placement record", [](const json& j) {
+    PlacementRecord r;
+    r.epoch = j.at("epoch").get<int64_t>();
+    r.resources_revision = j.at("resources_revision").get<int64_t>();
+    for (const auto& [name, e] : j.at("resources").items()) {
+      PlacedResource p;
+      p.nodes = e.at("nodes").get<std::vector<std::string>>();
+      p.promoted = e.value("promoted", std::vector<std::string>{});
+      p.reason = e.value("reason", "");
+      r.resources[name] = std::move(p);
+    }
+    return r;
+  });
+}
+
+std::string Schema::encode_status(const NodeStatusRecord& r) {
+  json res = json::object();
+  for (const auto& [name, st] : r.resources) {
+    json e = {{"state", instance_state_name(st.state)}, {"fail_count", st.fail_count}};
+    if (!st.last_failure.empty()) {
+      e["last_failure"] = st.last_failure;
+      e["last_failure_wall_ms"] = st.last_failure_wall_ms;
+    }
+    if (st.cleanup_generation != 0) e["cleanup_generation"] = st.cleanup_generation;
+    res[name] = e;
+  }
+  json j = {{"incarnation", r.incarnation}, {"probed", r.probed}, {"resources", res}};
+  if (!r.voided.empty()) j["voided"] = r.voided;
+  return j.dump();
+}
+
+Result<NodeStatusRecord> Schema::decode_status(const std::string& value) {
+  return parse_with<NodeStatusRecord>(value, "status record", [](const json& j) {
+    NodeStatusRecord r;
+    r.incarnation = j.value("incarnation", uint64_t{0});
+    r.probed = j.value("probed", false);
+    r.voided = j.value("voided", "");
+    for (const auto& [name, e] : j.at("resources").items()) {
+      InstanceStatus st;
+      const auto state = parse_instance_state(e.at("state").get<std::string>());
+      if (!state) throw json::type_error::create(302, "unknown instance state", &e);
+      st.state = *state;
+      st.fail_count = e.value("fail_count", 0);
+      st.last_failure = e.value("last_failure", "");
+      st.last_failure_wall_ms = e.value("last_failure_wall_ms", int64_t{0});
+      st.cleanup_generation = e.value("cleanup_generation", int64_t{0});
+      r.resources[name] = st;
+    }
+    return r;
+  });
+}
+
 ClusterState Schema::build_state(const std::map<std::string, KeyValue>& kvs,
                                  int64_t revision) const {
   ClusterState s;
@@ -130,21 +271,21 @@ ClusterState Schema::build_state(const std::map<std::string, KeyValue>& kvs,
       n->mod_revision = kv.mod_revision;
       s.nodes[n->name] = *n;
     } else if (key == coordinator_key()) {
-      auto c = decode_coordinator(kv.value);
-      if (!c) {
-        s.errors.push_back(key + ": " + c.error().message);
-        continue;
-      }
-      c->mod_revision = kv.mod_revision;
-      s.coordinator = *c;
+      decode_into(s, kv, decode_coordinator, s.coordinator);
     } else if (key == liveness_key()) {
-      auto l = decode_liveness(kv.value);
-      if (!l) {
-        s.errors.push_back(key + ": " + l.error().message);
-        continue;
-      }
-      l->mod_revision = kv.mod_revision;
-      s.liveness = *l;
+      decode_into(s, kv, decode_liveness, s.liveness);
+    } else if (key == resources_key()) {
+      decode_into(s, kv, decode_resources, s.resources);
+    } else if (key == placement_key()) {
+      decode_into(s, kv, decode_placement, s.placement);
+    } else if (key == directives_key()) {
+      std::optional<DirectivesRecord> d;
+      decode_into(s, kv, decode_directives, d);
+      if (d) s.directives = *d;
+    } else if (key.rfind(statuses_prefix(), 0) == 0) {
+      std::optional<NodeStatusRecord> st;
+      decode_into(s, kv, decode_status, st);
+      if (st) s.statuses[key.substr(statuses_prefix().size())] = *st;
     }
   }
   return s;

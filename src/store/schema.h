@@ -5,7 +5,10 @@
 //   PREFIX/nodes/NAME          NodeRecord
 //   PREFIX/coordinator         CoordinatorRecord (the epoch)
 //   PREFIX/liveness            LivenessRecord (written by the coordinator)
-//   PREFIX/resources/ constraints/ placements/   reserved for resource management
+//   PREFIX/resources           ResourcesRecord: the resources file as applied (operator)
+//   PREFIX/directives          DirectivesRecord: moves, bans, cleanups, maintenance (operator)
+//   PREFIX/placement           PlacementRecord: where each resource runs (coordinator)
+//   PREFIX/status/NAME         NodeStatusRecord: what runs on NAME (that node's agent)
 //
 // Values are JSON. Decoding is strict: a value that does not parse is
 // reported, never half-used.
@@ -13,6 +16,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -20,6 +24,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/resource_config.h"
 #include "store/etcd_client.h"
 
 namespace bulwark {
@@ -52,6 +57,68 @@ struct LivenessRecord {
   int64_t mod_revision = 0;
 };
 
+// The resources file exactly as `bulwark apply` sent it. Every daemon parses
+// the same text with the same parser, so they all see the same resources.
+struct ResourcesRecord {
+  std::string text;
+  std::string source;  // the file name given at apply, for messages
+  int64_t applied_wall_ms = 0;
+  int64_t mod_revision = 0;
+};
+
+// The operator's instructions that are not part of the resources file.
+struct DirectivesRecord {
+  std::map<std::string, std::string> moves;           // resource -> node
+  std::map<std::string, std::set<std::string>> bans;  // resource -> nodes
+  // resource -> generation; a node resets its fail count for a resource
+  // when the generation it last honoured is older.
+  std::map<std::string, int64_t> cleanups;
+  bool maintenance = false;  // the cluster manages nothing, stops nothing
+  int64_t mod_revision = 0;
+};
+
+struct PlacedResource {
+  std::vector<std::string> nodes;     // sorted
+  std::vector<std::string> promoted;  // subset of nodes
+  std::string reason;                 // why it is not (fully) placed
+  bool operator==(const PlacedResource&) const = default;
+};
+
+struct PlacementRecord {
+  int64_t epoch = 0;               // of the coordinator that wrote it
+  int64_t resources_revision = 0;  // mod_revision of the ResourcesRecord it places
+  std::map<std::string, PlacedResource> resources;
+  int64_t mod_revision = 0;
+};
+
+enum class InstanceState { kStopped, kStarting, kStarted, kPromoted, kStopping, kFailed, kBlocked };
+const char* instance_state_name(InstanceState state);
+std::optional<InstanceState> parse_instance_state(const std::string& s);
+
+struct InstanceStatus {
+  InstanceState state = InstanceState::kStopped;
+  int fail_count = 0;
+  std::string last_failure;  // what failed, for humans
+  int64_t last_failure_wall_ms = 0;
+  int64_t cleanup_generation = 0;  // the newest cleanup this node honoured
+  bool operator==(const InstanceStatus&) const = default;
+};
+
+// What one node's agent observes on that node. Written only by that node.
+struct NodeStatusRecord {
+  // The writing daemon's membership incarnation: a record whose incarnation
+  // is not the node's current one was left by an earlier daemon, and says
+  // nothing certain about what runs there now.
+  uint64_t incarnation = 0;
+  bool probed = false;  // every resource was probed since the daemon started
+  // Set when the coordinator rewrote the record because the node was fenced
+  // or its lease expired everywhere: why its exclusive instances are
+  // recorded as stopped.
+  std::string voided;
+  std::map<std::string, InstanceStatus> resources;
+  int64_t mod_revision = 0;
+};
+
 struct ClusterState {
   bool loaded = false;       // the cache has read the store at least once
   int schema_version = 0;    // 0: the cluster was never initialised
@@ -62,8 +129,15 @@ struct ClusterState {
   std::set<std::string> node_keys;
   std::optional<CoordinatorRecord> coordinator;
   std::optional<LivenessRecord> liveness;
-  int64_t revision = 0;             // newest store revision the cache has applied
-  std::vector<std::string> errors;  // values that failed to decode
+  std::optional<ResourcesRecord> resources;
+  // `resources` parsed (the store caches it per revision); null when there
+  // is no resources record or it does not parse (the reason is in errors).
+  std::shared_ptr<const ResourceConfig> resource_config;
+  DirectivesRecord directives;
+  std::optional<PlacementRecord> placement;
+  std::map<std::string, NodeStatusRecord> statuses;  // by node
+  int64_t revision = 0;                              // newest store revision the cache has applied
+  std::vector<std::string> errors;                   // values that failed to decode
 };
 
 class Schema {
@@ -76,6 +150,11 @@ class Schema {
   std::string node_key(const std::string& name) const { return nodes_prefix() + name; }
   std::string coordinator_key() const { return prefix_ + "/coordinator"; }
   std::string liveness_key() const { return prefix_ + "/liveness"; }
+  std::string resources_key() const { return prefix_ + "/resources"; }
+  std::string directives_key() const { return prefix_ + "/directives"; }
+  std::string placement_key() const { return prefix_ + "/placement"; }
+  std::string statuses_prefix() const { return prefix_ + "/status/"; }
+  std::string status_key(const std::string& node) const { return statuses_prefix() + node; }
 
   std::string encode_schema(const std::string& cluster) const;
   static std::string encode_node(const NodeRecord& node);
@@ -84,6 +163,14 @@ class Schema {
   static Result<CoordinatorRecord> decode_coordinator(const std::string& value);
   static std::string encode_liveness(const LivenessRecord& rec);
   static Result<LivenessRecord> decode_liveness(const std::string& value);
+  static std::string encode_resources(const ResourcesRecord& rec);
+  static Result<ResourcesRecord> decode_resources(const std::string& value);
+  static std::string encode_directives(const DirectivesRecord& rec);
+  static Result<DirectivesRecord> decode_directives(const std::string& value);
+  static std::string encode_placement(const PlacementRecord& rec);
+  static Result<PlacementRecord> decode_placement(const std::string& value);
+  static std::string encode_status(const NodeStatusRecord& rec);
+  static Result<NodeStatusRecord> decode_status(const std::string& value);
 
   // Builds the typed state from the raw key/values of the prefix.
   ClusterState build_state(const std::map<std::string, KeyValue>& kvs, int64_t revision) const;

@@ -62,6 +62,19 @@ ClusterState Store::state() const {
   if (!decoded_) {
     decoded_ = schema_.build_state(kvs_, revision_);
     decoded_->loaded = loaded_;
+    if (const auto& r = decoded_->resources) {
+      if (r->mod_revision != parsed_resources_revision_) {
+        auto parsed = parse_resource_config(r->text, r->source.empty() ? "resources" : r->source);
+        parsed_resources_ =
+            parsed ? std::make_shared<const ResourceConfig>(std::move(*parsed)) : nullptr;
+        parsed_resources_revision_ = r->mod_revision;
+        if (!parsed)
+          spdlog::error("store: the applied resources do not parse: {}", parsed.error().message);
+      }
+      decoded_->resource_config = parsed_resources_;
+      if (!parsed_resources_)
+        decoded_->errors.push_back(schema_.resources_key() + ": does not parse");
+    }
   }
   return *decoded_;
 }
@@ -250,32 +263,83 @@ Result<int64_t> Store::create_node_once(const NodeRecord& node, bool after_unkno
 
 Result<int64_t> Store::update_node(const std::string& name,
                                    const std::function<Status(NodeRecord&)>& mutate) {
-  return retry_transient<int64_t>([&](bool) { return update_node_once(name, mutate); });
+  return update_key(schema_.node_key(name), [&](std::optional<std::string>& value) -> Status {
+    if (!value) return make_error(Errc::kNotFound, "no node named '" + name + "'");
+    auto node = Schema::decode_node(*value);
+    if (!node) return node.error();
+    if (auto st = mutate(*node); !st) return st;
+    value = Schema::encode_node(*node);
+    return Ok{};
+  });
 }
 
-Result<int64_t> Store::update_node_once(const std::string& name,
-                                        const std::function<Status(NodeRecord&)>& mutate) {
-  const std::string key = schema_.node_key(name);
+Result<int64_t> Store::update_directives(const std::function<Status(DirectivesRecord&)>& mutate) {
+  return update_key(schema_.directives_key(), [&](std::optional<std::string>& value) -> Status {
+    DirectivesRecord d;
+    if (value) {
+      auto cur = Schema::decode_directives(*value);
+      if (!cur) return cur.error();
+      d = *cur;
+    }
+    if (auto st = mutate(d); !st) return st;
+    value = Schema::encode_directives(d);
+    return Ok{};
+  });
+}
+
+Result<int64_t> Store::put_resources(const ResourcesRecord& rec,
+                                     const std::function<Status()>& still_allowed) {
+  return update_key(schema_.resources_key(), [&](std::optional<std::string>& value) -> Status {
+    if (auto st = still_allowed(); !st) return st;
+    value = Schema::encode_resources(rec);
+    return Ok{};
+  });
+}
+
+Result<int64_t> Store::put_status(const std::string& node, const NodeStatusRecord& rec,
+                                  std::optional<int64_t> placement_revision) {
+  std::vector<Compare> cmp;
+  if (placement_revision)
+    cmp.push_back(Compare::mod_revision(schema_.placement_key(), *placement_revision));
+  auto r = etcd_.txn(cmp, {TxnOp::put(schema_.status_key(node), Schema::encode_status(rec))}, {},
+                     coordinator_timeout_ms_);
+  if (!r) return r.error();
+  if (!r->succeeded) return make_error(Errc::kConflict, "the placement changed before the claim");
+  return r->revision;
+}
+
+Result<int64_t> Store::update_key(
+    const std::string& key, const std::function<Status(std::optional<std::string>&)>& mutate) {
+  return retry_transient<int64_t>([&](bool) { return update_key_once(key, mutate); });
+}
+
+Result<int64_t> Store::update_key_once(
+    const std::string& key, const std::function<Status(std::optional<std::string>&)>& mutate) {
   for (int attempt = 0; attempt < kWriteAttemptsMax; ++attempt) {
     // The first attempt compares against the cached revision, which is
     // almost always current and saves a round trip; if another writer got
     // there first the compare fails, and later attempts read through etcd.
     std::optional<KeyValue> current;
+    bool known = false;
     if (attempt == 0) {
       std::lock_guard lock(mu_);
-      if (auto it = kvs_.find(key); loaded_ && it != kvs_.end()) current = it->second;
+      if (loaded_) {
+        known = true;
+        if (auto it = kvs_.find(key); it != kvs_.end()) current = it->second;
+      }
     }
-    if (!current) {
+    if (!known) {
       auto cur = etcd_.get(key, false, write_timeout_ms());
       if (!cur) return cur.error();
-      if (cur->kvs.empty()) return make_error(Errc::kNotFound, "no node named '" + name + "'");
-      current = cur->kvs[0];
+      if (!cur->kvs.empty()) current = cur->kvs[0];
     }
-    auto node = Schema::decode_node(current->value);
-    if (!node) return node.error();
-    if (auto st = mutate(*node); !st) return st.error();
-    auto r = etcd_.txn({Compare::mod_revision(key, current->mod_revision)},
-                       {TxnOp::put(key, Schema::encode_node(*node))}, {}, write_timeout_ms());
+    std::optional<std::string> value;
+    if (current) value = current->value;
+    if (auto st = mutate(value); !st) return st.error();
+    const Compare cmp =
+        current ? Compare::mod_revision(key, current->mod_revision) : Compare::absent(key);
+    const TxnOp op = value ? TxnOp::put(key, *value) : TxnOp::del(key);
+    auto r = etcd_.txn({cmp}, {op}, {}, write_timeout_ms());
     if (!r) return r.error();
     if (r->succeeded) return r->revision;
     // Another writer won the compare. Two writers retrying in lockstep can
@@ -283,7 +347,7 @@ Result<int64_t> Store::update_node_once(const std::string& name,
     thread_local std::minstd_rand jitter(std::random_device{}());
     sleep_ms(1 + static_cast<int64_t>(jitter() % (5 * (attempt + 1))));
   }
-  return make_error(Errc::kConflict, "node '" + name + "' kept changing; gave up after " +
+  return make_error(Errc::kConflict, key + " kept changing; gave up after " +
                                          std::to_string(kWriteAttemptsMax) + " attempts");
 }
 

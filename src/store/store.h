@@ -74,6 +74,20 @@ class Store {
   Result<int64_t> update_node(const std::string& name,
                               const std::function<Status(NodeRecord&)>& mutate);
   Result<int64_t> delete_node(const std::string& name);
+  // Read-modify-write of the directives record (created when absent).
+  Result<int64_t> update_directives(const std::function<Status(DirectivesRecord&)>& mutate);
+  // Replaces the resources file. `still_allowed` runs right before each
+  // attempt's transaction (the caller checks its quorum lease there).
+  Result<int64_t> put_resources(const ResourcesRecord& rec,
+                                const std::function<Status()>& still_allowed);
+
+  // --- node agent writes: only ever to the node's own status key ----------
+  // With `placement_revision`, the write is a claim: it succeeds only while
+  // the placement record is still at that revision (kConflict otherwise),
+  // so a node never starts an exclusive resource on a placement the
+  // coordinator has already replaced.
+  Result<int64_t> put_status(const std::string& node, const NodeStatusRecord& rec,
+                             std::optional<int64_t> placement_revision);
 
  private:
   template <class T>
@@ -83,8 +97,14 @@ class Store {
   // retry budget.
   int write_timeout_ms() const { return 3 * coordinator_timeout_ms_; }
   Result<int64_t> create_node_once(const NodeRecord& node, bool after_unknown);
-  Result<int64_t> update_node_once(const std::string& name,
-                                   const std::function<Status(NodeRecord&)>& mutate);
+  // Read-modify-write of one key, retried (bounded) when another writer
+  // changed it first or etcd could not answer. `mutate` gets the current
+  // value (nullopt: absent) and leaves the new one (nullopt: delete); it
+  // must be idempotent.
+  Result<int64_t> update_key(const std::string& key,
+                             const std::function<Status(std::optional<std::string>&)>& mutate);
+  Result<int64_t> update_key_once(const std::string& key,
+                                  const std::function<Status(std::optional<std::string>&)>& mutate);
   Result<int64_t> delete_node_once(const std::string& name, bool after_unknown);
   void run_watch();
   Status reload();
@@ -102,6 +122,9 @@ class Store {
   // state() is called on every control-loop tick: decode the records only
   // when something changed.
   mutable std::optional<ClusterState> decoded_;
+  // The parsed resources file and the revision it was parsed at.
+  mutable std::shared_ptr<const ResourceConfig> parsed_resources_;
+  mutable int64_t parsed_resources_revision_ = 0;
   int64_t revision_ = 0;
   bool loaded_ = false;
   bool watching_ = false;
