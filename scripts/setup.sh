@@ -18,6 +18,8 @@ packages=(
   python3 python3-pytest procps
   # bench/proxy: the competitor, the load generator and a fast backend
   haproxy wrk nginx
+  # OCF resource agents (ocf:heartbeat:Dummy and the rest) and fence agents
+  resource-agents fence-agents
 )
 
 missing=()

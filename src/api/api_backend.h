@@ -27,6 +27,16 @@ class ApiBackend {
   virtual Result<int64_t> set_node_attributes(const std::string& name,
                                               const std::map<std::string, std::string>& set,
                                               const std::vector<std::string>& unset) = 0;
+  virtual Result<int64_t> set_node_mode(const std::string& name, const std::string& mode) = 0;
+
+  // Resources: `text` is a whole resources file; `source` its name, for
+  // the file:line:column of errors.
+  virtual Result<int64_t> apply_resources(const std::string& text, const std::string& source) = 0;
+  virtual nlohmann::json resources() = 0;
+  // action: move, ban (both need `node`), clear, cleanup.
+  virtual Result<int64_t> resource_directive(const std::string& resource, const std::string& action,
+                                             const std::string& node) = 0;
+  virtual Result<int64_t> set_maintenance(bool enabled) = 0;
 };
 
 }  // namespace bulwark

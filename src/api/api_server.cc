@@ -11,7 +11,9 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr std::size_t kBodyBytesMax = std::size_t{64} * 1024;
+// Room for a resources file of a few thousand resources (etcd keeps values
+// up to 1.5 MiB).
+constexpr std::size_t kBodyBytesMax = std::size_t{1024} * 1024;
 constexpr int kApiThreads = 4;
 
 void send_error(httplib::Response& res, int status, Errc code, const std::string& message) {
@@ -145,6 +147,42 @@ void ApiServer::install_routes() {
               return send_error(res, 400, Errc::kInvalid, "nothing to change");
             send_result(res, backend_.set_node_attributes(req.matches[1], *set, unset));
           });
+
+  s.Put(R"(/v1/nodes/([^/]+)/mode)", [this](const httplib::Request& req, httplib::Response& res) {
+    const json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object() || !body.contains("mode") || !body["mode"].is_string())
+      return send_error(res, 400, Errc::kInvalid,
+                        "body must be {\"mode\": \"online|standby|maintenance\"}");
+    send_result(res, backend_.set_node_mode(req.matches[1], body["mode"].get<std::string>()));
+  });
+
+  s.Put("/v1/resources", [this](const httplib::Request& req, httplib::Response& res) {
+    const json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object() || !body.contains("text") || !body["text"].is_string())
+      return send_error(res, 400, Errc::kInvalid, "body must be {\"text\": RESOURCES_YAML}");
+    const std::string source = body.value("source", "resources");
+    send_result(res, backend_.apply_resources(body["text"].get<std::string>(), source));
+  });
+
+  s.Get("/v1/resources", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(backend_.resources().dump() + "\n", "application/json");
+  });
+
+  s.Post(R"(/v1/resources/([^/]+)/(move|ban|clear|cleanup))", [this](const httplib::Request& req,
+                                                                     httplib::Response& res) {
+    const json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
+    if (!body.is_object() || (body.contains("node") && !body["node"].is_string()))
+      return send_error(res, 400, Errc::kInvalid, "body must be {\"node\": NAME} or empty");
+    const std::string node = body.value("node", "");
+    send_result(res, backend_.resource_directive(req.matches[1], req.matches[2], node));
+  });
+
+  s.Put("/v1/maintenance", [this](const httplib::Request& req, httplib::Response& res) {
+    const json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object() || !body.contains("enabled") || !body["enabled"].is_boolean())
+      return send_error(res, 400, Errc::kInvalid, "body must be {\"enabled\": true|false}");
+    send_result(res, backend_.set_maintenance(body["enabled"].get<bool>()));
+  });
 
   s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;

@@ -47,6 +47,8 @@ Result<ApiReply> ApiClient::request(const std::string& method, const std::string
       res = cli.Get(path, headers);
     } else if (method == "POST") {
       res = cli.Post(path, headers, payload, "application/json");
+    } else if (method == "PUT") {
+      res = cli.Put(path, headers, payload, "application/json");
     } else if (method == "PATCH") {
       res = cli.Patch(path, headers, payload, "application/json");
     } else if (method == "DELETE") {

@@ -13,6 +13,8 @@
 #include "cli/exit_codes.h"
 #include "cli/status_view.h"
 #include "core/config.h"
+#include "core/resource_config.h"
+#include "core/yaml_section.h"
 #include "security/crypto.h"
 
 namespace bulwark {
@@ -86,6 +88,22 @@ int do_write(const GlobalOptions& g, const std::string& method, const std::strin
   } else {
     std::cout << done << " (revision " << r->body.value("revision", 0) << ")\n";
   }
+  return kCliOk;
+}
+
+// Reads `path` and prints it, as JSON with --json or else through `render`.
+int do_read(const GlobalOptions& g, const std::string& path,
+            std::string (*render)(const json& body)) {
+  auto client = make_client(g, false);
+  if (!client) return report(client.error());
+  auto r = client->request("GET", path);
+  if (!r) return report(r.error());
+  if (r->status != 200) {
+    std::cerr << "bulwark: " << r->endpoint << " answered HTTP " << r->status << ": "
+              << r->body.dump() << "\n";
+    return r->status == 401 ? kCliUnauthorized : kCliFailed;
+  }
+  std::cout << (g.json ? r->body.dump(2) + "\n" : render(r->body));
   return kCliOk;
 }
 
@@ -171,25 +189,7 @@ int run_cli(int argc, char** argv) {
 
   // status
   auto* status = app.add_subcommand("status", "show the cluster as one node sees it");
-  status->callback([&] {
-    auto client = make_client(g, false);
-    if (!client) {
-      rc = report(client.error());
-      return;
-    }
-    auto r = client->request("GET", "/v1/status");
-    if (!r) {
-      rc = report(r.error());
-      return;
-    }
-    if (r->status != 200) {
-      std::cerr << "bulwark: " << r->endpoint << " answered HTTP " << r->status << ": "
-                << r->body.dump() << "\n";
-      rc = r->status == 401 ? kCliUnauthorized : kCliFailed;
-      return;
-    }
-    std::cout << (g.json ? r->body.dump(2) + "\n" : render_status(r->body));
-  });
+  status->callback([&] { rc = do_read(g, "/v1/status", render_status); });
 
   // node
   auto* node = app.add_subcommand("node", "add, remove and describe nodes");
@@ -253,6 +253,91 @@ int run_cli(int argc, char** argv) {
     rc =
         do_write(g, "PATCH", "/v1/nodes/" + attr_name + "/attributes",
                  {{"set", set}, {"unset", attr_unsets}}, "attributes of " + attr_name + " updated");
+  });
+
+  const auto node_mode = [&](const char* mode, const char* help, const std::string& done) {
+    auto* cmd = node->add_subcommand(mode, help);
+    auto name = std::make_shared<std::string>();
+    cmd->add_option("name", *name, "node name")->required();
+    cmd->callback([&, name, mode, done] {
+      if (auto st = check_node_name(*name); !st) {
+        rc = report(st.error());
+        return;
+      }
+      rc = do_write(g, "PUT", "/v1/nodes/" + *name + "/mode", {{"mode", mode}},
+                    "node " + *name + " " + done);
+    });
+  };
+  node_mode("standby", "move every resource off a node (it stays a member)",
+            "is in standby: its resources move away");
+  node_mode("online", "let a node run resources again", "is online");
+  node_mode("maintenance", "stop managing a node's resources; leave them running",
+            "is in maintenance: its resources are left alone");
+
+  // apply
+  auto* apply = app.add_subcommand(
+      "apply", "send the resources file (resources, groups, constraints) to the cluster");
+  std::string apply_file;
+  apply->add_option("file", apply_file, "the resources YAML file")->required();
+  apply->callback([&] {
+    auto text = read_config_file(apply_file);
+    if (!text) {
+      rc = report(text.error());
+      return;
+    }
+    // Checked here first, so that a typo is reported without a cluster.
+    if (auto parsed = parse_resource_config(*text, apply_file); !parsed) {
+      rc = report(parsed.error());
+      return;
+    }
+    rc = do_write(g, "PUT", "/v1/resources", {{"text", *text}, {"source", apply_file}},
+                  "resources from " + apply_file + " applied");
+  });
+
+  // resource
+  auto* resource = app.add_subcommand("resource", "list, move, ban and clean up resources");
+  resource->require_subcommand(1);
+  resource->add_subcommand("list", "each resource: kind, placement, state and failures")
+      ->callback([&] { rc = do_read(g, "/v1/resources", render_resources); });
+  const auto directive = [&](const char* action, const char* help, bool needs_node,
+                             const std::string& done) {
+    auto* cmd = resource->add_subcommand(action, help);
+    auto name = std::make_shared<std::string>();
+    auto on = std::make_shared<std::string>();
+    cmd->add_option("name", *name, "resource or group name")->required();
+    if (needs_node) cmd->add_option("--node", *on, "node name")->required();
+    cmd->callback([&, name, on, action, done] {
+      // Resource names follow the node name rule; both go into URL paths.
+      if (!valid_node_name(*name)) {
+        rc = report(make_error(Errc::kInvalid, "'" + *name +
+                                                   "' is not a valid resource name (1-63 of "
+                                                   "a-z 0-9 - _ .)"));
+        return;
+      }
+      json body = json::object();
+      if (!on->empty()) body["node"] = *on;
+      rc = do_write(g, "POST", "/v1/resources/" + *name + "/" + action, body,
+                    *name + " " + done + (on->empty() ? "" : " " + *on));
+    });
+  };
+  directive("move", "run a resource on this node (until `resource clear`)", true, "moves to");
+  directive("ban", "keep a resource off this node (until `resource clear`)", true,
+            "is banned from");
+  directive("clear", "forget the moves and bans of a resource", false,
+            "has no moves or bans any more");
+  directive("cleanup", "reset a resource's fail counts on every node", false,
+            "has its fail counts reset");
+
+  // maintenance
+  auto* maintenance = app.add_subcommand(
+      "maintenance", "cluster maintenance mode: manage nothing, leave everything running");
+  std::string maintenance_state;
+  maintenance->add_option("state", maintenance_state, "on or off")
+      ->required()
+      ->check(CLI::IsMember({"on", "off"}));
+  maintenance->callback([&] {
+    rc = do_write(g, "PUT", "/v1/maintenance", {{"enabled", maintenance_state == "on"}},
+                  "maintenance mode " + maintenance_state);
   });
 
   // dev

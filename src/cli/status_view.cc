@@ -64,3 +64,33 @@ std::string render_status(const json& s) {
 }
 
 }  // namespace bulwark
+
+namespace bulwark {
+
+std::string render_resources(const json& r) {
+  std::ostringstream out;
+  if (!r.value("applied", false)) return "no resources applied (bulwark apply FILE)\n";
+  out << "resources from " << str(r, "source") << " (revision " << str(r, "revision") << ")";
+  if (r.value("maintenance", false)) out << "   MAINTENANCE MODE: nothing is managed";
+  out << "\n\n";
+  out << pad("NAME", 16) << pad("KIND", 11) << pad("AGENT", 22) << pad("FAILS", 6)
+      << "INSTANCES (node:state)   NOTE\n";
+  for (const auto& res : r.value("resources", json::array())) {
+    std::string instances;
+    for (const auto& i : res.value("instances", json::array()))
+      instances += (instances.empty() ? "" : " ") + str(i, "node") + ":" + str(i, "state");
+    const json desired = res.value("desired", json::object());
+    std::string note = str(desired, "reason", "");
+    if (res.contains("moved_to"))
+      note += (note.empty() ? "" : "; ") + ("moved to " + str(res, "moved_to"));
+    if (res.contains("banned_from"))
+      note += (note.empty() ? "" : "; ") + ("banned from " + res["banned_from"].dump());
+    if (!res.value("enabled", true)) note += note.empty() ? "disabled" : "";
+    out << pad(str(res, "name"), 16) << pad(str(res, "kind"), 11) << pad(str(res, "agent"), 22)
+        << pad(str(res, "fail_count"), 6) << pad(instances.empty() ? "-" : instances, 25) << note
+        << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace bulwark

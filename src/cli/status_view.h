@@ -7,5 +7,7 @@
 namespace bulwark {
 
 std::string render_status(const nlohmann::json& status);
+// Renders the /v1/resources JSON (`bulwark resource list`) for humans.
+std::string render_resources(const nlohmann::json& resources);
 
 }  // namespace bulwark

@@ -3,8 +3,10 @@
 // it makes is conditioned on its epoch, so a paused or cut-off former
 // coordinator changes nothing when it wakes up.
 //
-// Duties so far: initialise the cluster state from the founding nodes, and
-// publish node liveness (the policy input later issues build on).
+// Duties: initialise the cluster state from the founding nodes, publish node
+// liveness, and place the resources: run the placement policy on the
+// current inputs and commit its result when it differs from the committed
+// placement.
 //
 // Thread-safety: called from the daemon's control thread only; the getters
 // are safe from any thread.
@@ -28,12 +30,25 @@ struct CoordinatorStats {
   int64_t claims = 0;          // epochs this node took
   int64_t refused_writes = 0;  // writes refused because the epoch was superseded
   int64_t writes = 0;          // committed coordinator writes
+  int64_t placements = 0;      // placement records committed
+  std::string waiting_for;     // why placement is on hold, empty if it is not
+};
+
+struct CoordinatorOptions {
+  // After the newest moment a node can have held its quorum lease (as the
+  // membership layer bounds it), this much longer before its exclusive
+  // resources are placed elsewhere: covers clock rate differences and the
+  // node's final SIGKILL.
+  int lease_margin_ms = 100;
 };
 
 class Coordinator {
  public:
   Coordinator(const Clock& clock, Store& store, std::string self,
-              std::vector<NodeRecord> founding_nodes);
+              std::vector<NodeRecord> founding_nodes, CoordinatorOptions options = {});
+  // True when `name` (not this node) can no longer run anything exclusive:
+  // its lease has ended everywhere, by the membership layer's bound.
+  bool safe_to_replace(const MembershipView& view, const std::string& name) const;
 
   // One step of the role. Returns true when it wants to be stepped again at
   // once even if nothing changes (a claim failed and should be retried).
@@ -43,11 +58,19 @@ class Coordinator {
  private:
   void act(const MembershipView& view, const ClusterState& state);
   void on_write_failed(const Error& e);
+  void publish_liveness(const MembershipView& view, const ClusterState& state);
+  void place(const MembershipView& view, const ClusterState& state);
+  // Rewrites the status record of each node that is lost and known to run
+  // nothing exclusive any more, so that its stale record stops counting.
+  // True if it wrote (or must retry): placement waits for the next step.
+  bool void_lost_nodes(const MembershipView& view, const ClusterState& state);
+  void set_waiting(const std::string& why);
 
   const Clock& clock_;
   Store& store_;
   std::string self_;
   std::vector<NodeRecord> founding_nodes_;
+  CoordinatorOptions options_;
   std::optional<CoordinatorRecord> mine_;
   int64_t next_claim_mono_ms_ = 0;
   int64_t claim_backoff_ms_ = 0;

@@ -174,15 +174,30 @@ class Planner {
   }
 
   void place_exclusive(const Unit& u) {
-    // Invariant 1: while a node that may still run a member is not known to
-    // be off, the unit stays there and starts nowhere else.
+    // Invariant 1. Where may a member run now? On online nodes that report
+    // it, and on nodes we cannot reach that are not known to be off.
+    std::set<std::string> running;
+    std::string unsafe;
     for (const ResourceSpec* r : u.members) {
-      const auto holders = unsafe_holders(r->name, false);
-      if (!holders.empty()) {
-        record(u, {holders.front()}, {},
-               "waiting until " + holders.front() + " is fenced or its lease has expired");
-        return;
+      for (const PolicyNode* n : nodes_) {
+        if (!runs_on(r->name, n->name, false) || (!n->online && n->safe_to_replace)) continue;
+        running.insert(n->name);
+        if (!n->online) unsafe = n->name;
       }
+    }
+    if (running.size() > 1) {
+      // Reported on several nodes (stale reports, a crashed daemon's
+      // orphans): every one stops before it is placed anywhere.
+      std::string list;
+      for (const auto& n : running) list += (list.empty() ? "" : ", ") + n;
+      record(u, {}, {}, "stopping on " + list + " before it runs on one node");
+      return;
+    }
+    if (!unsafe.empty()) {
+      // While the node that may still run it is not known to be off, the
+      // unit stays there and starts nowhere else.
+      record(u, {unsafe}, {}, "waiting until " + unsafe + " is fenced or its lease has expired");
+      return;
     }
     const PolicyNode* best = nullptr;
     int64_t best_score = kNever;
@@ -197,7 +212,13 @@ class Planner {
       }
     }
     if (!best) {
-      record(u, {}, {}, "no eligible node");
+      record(u, {}, {}, running.empty() ? "no eligible node" : "stopping: no eligible node");
+      return;
+    }
+    // Across a move, the old node stops first; the new one is placed only
+    // once no other node reports the unit running.
+    if (!running.empty() && *running.begin() != best->name) {
+      record(u, {}, {}, "stopping on " + *running.begin() + " before it starts on " + best->name);
       return;
     }
     ++exclusive_load_[best->name];
@@ -239,6 +260,15 @@ class Planner {
       if (!pinned.empty())
         reason = "a promoted instance stays on " + pinned.front() +
                  " until that node is fenced or its lease has expired";
+      // A new promotion waits until every instance that loses its promotion
+      // has been demoted, so promoted_max holds at every moment.
+      for (const PolicyNode* n : nodes_) {
+        if ((!n->online && n->safe_to_replace) || !runs_on(r.name, n->name, true)) continue;
+        if (std::find(promoted.begin(), promoted.end(), n->name) != promoted.end()) continue;
+        std::erase_if(promoted, [&](const std::string& p) { return !runs_on(r.name, p, true); });
+        reason = "demoting on " + n->name + " before promoting elsewhere";
+        break;
+      }
       for (const auto& p : promoted) {
         if (std::find(nodes.begin(), nodes.end(), p) == nodes.end()) nodes.push_back(p);
       }

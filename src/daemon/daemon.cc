@@ -5,15 +5,20 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
+#include "agent/agent_service.h"
 #include "api/api_server.h"
 #include "coordinator/coordinator.h"
+#include "daemon/resource_operations.h"
 #include "membership/membership_service.h"
 #include "security/certs.h"
 #include "security/crypto.h"
 #include "store/embedded_etcd.h"
 #include "store/store.h"
+#include "sys/process.h"
+#include "sys/process_group.h"
 #include "sys/system_clock.h"
 
 namespace bulwark {
@@ -28,6 +33,26 @@ constexpr int kMemberChangeRetryMs = 12000;
 // this long after its lease ran out.
 constexpr int kControlTickMs = 20;
 constexpr int kHealthIntervalMs = 1000;
+// How long a shutdown waits for the node's resources to stop.
+constexpr int kAgentShutdownMs = 60000;
+
+// The agent's runtime directory (pid files, OCF state). Like /run, it must
+// not survive a reboot: a pid recorded before it names another process now.
+// It is emptied when the boot id recorded in it is not this boot's.
+std::string runtime_dir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::string boot_id;
+  std::ifstream("/proc/sys/kernel/random/boot_id") >> boot_id;
+  std::string recorded;
+  std::ifstream(dir + "/boot_id") >> recorded;
+  if (recorded != boot_id) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    fs::create_directories(dir, ec);
+    std::ofstream(dir + "/boot_id") << boot_id << "\n";
+  }
+  return dir;
+}
 
 struct EtcdHealth {
   bool healthy = false;
@@ -54,6 +79,20 @@ class Daemon final : public ApiBackend {
   Result<int64_t> set_node_attributes(const std::string& name,
                                       const std::map<std::string, std::string>& set,
                                       const std::vector<std::string>& unset) override;
+  Result<int64_t> set_node_mode(const std::string& name, const std::string& mode) override {
+    return resource_ops_->set_node_mode(name, mode);
+  }
+  Result<int64_t> apply_resources(const std::string& text, const std::string& source) override {
+    return resource_ops_->apply(text, source);
+  }
+  json resources() override { return resource_ops_->list(); }
+  Result<int64_t> resource_directive(const std::string& resource, const std::string& action,
+                                     const std::string& node) override {
+    return resource_ops_->directive(resource, action, node);
+  }
+  Result<int64_t> set_maintenance(bool enabled) override {
+    return resource_ops_->set_maintenance(enabled);
+  }
 
  private:
   Status require_quorum();
@@ -79,6 +118,8 @@ class Daemon final : public ApiBackend {
   std::unique_ptr<Store> store_;
   std::unique_ptr<MembershipService> membership_;
   std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<AgentService> agent_;
+  std::unique_ptr<ResourceOperations> resource_ops_;
   std::unique_ptr<ApiServer> api_;
 
   std::mutex health_mu_;
@@ -177,7 +218,14 @@ int Daemon::run() {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // SIGCHLD goes to the agent's signalfd: blocked everywhere, waited for
+  // by no one else.
+  sigset_t blocked = signals;
+  sigaddset(&blocked, SIGCHLD);
+  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
+  // Orphans of resources (daemonised grandchildren) become ours, and are
+  // reaped the moment they exit.
+  if (auto st = become_subreaper(); !st) spdlog::warn("{}", st.error().message);
   ::signal(SIGPIPE, SIG_IGN);
 
   EtcdClientOptions eo;
@@ -230,7 +278,36 @@ int Daemon::run() {
                                    config_.cluster_name, coordinator_timeout_ms);
   store_->start();
 
-  coordinator_ = std::make_unique<Coordinator>(clock_, *store_, self_.name, founding_nodes());
+  CoordinatorOptions co;
+  co.lease_margin_ms = 2 * config_.heartbeat_ms;
+  coordinator_ = std::make_unique<Coordinator>(clock_, *store_, self_.name, founding_nodes(), co);
+
+  AgentServiceOptions ago;
+  ago.agent.node = self_.name;
+  ago.agent.node_address = self_.address;
+  // Exclusive resources stop when the lease has this little left, so that
+  // they are gone before it can have expired anywhere.
+  ago.agent.lease_guard_ms = config_.lease_ms / 3;
+  ago.runner.runtime_dir = runtime_dir(config_.node_data_dir(self_.name) + "/run");
+  ago.runner.log_dir = config_.node_data_dir(self_.name) + "/logs";
+  // A dev node's marker goes on to its resources: `bulwark dev kill` finds
+  // them by it, also once a later daemon of the node has adopted them.
+  for (auto& kv : current_environment({})) {
+    if (kv.rfind(std::string(kDevNodeVariable) + "=", 0) == 0)
+      ago.runner.inherited_env.push_back(kv);
+  }
+  agent_ = std::make_unique<AgentService>(clock_, *store_, *membership_, ago);
+  if (auto st = agent_->start(); !st) {
+    spdlog::error("agent: {}", st.error().message);
+    membership_->stop();
+    store_->stop();
+    if (embedded_) embedded_->stop();
+    return kExitFailure;
+  }
+
+  resource_ops_ = std::make_unique<ResourceOperations>(
+      clock_, *store_, [this] { return require_quorum(); },
+      [this](Result<int64_t> r) { return committed(std::move(r)); });
 
   ApiServerOptions ao;
   ao.address = self_.address;
@@ -299,7 +376,9 @@ int Daemon::run() {
     std::string inputs =
         std::to_string(state.revision) + (view.holds_lease ? "L" : "-") + (settled ? "S" : "-");
     for (const auto& m : view.members)
-      inputs += m.name + (m.online ? "+" : "-") + (m.peer_sees_watched ? "w" : "");
+      inputs += m.name + (m.online ? "+" : "-") + (m.peer_sees_watched ? "w" : "") +
+                (m.peer_holds_lease ? "l" : "") +
+                (coordinator_->safe_to_replace(view, m.name) ? "s" : "");
     const int64_t now = clock_.mono_ms();
     if (inputs != last_inputs || now >= next_step_ms) {
       const bool again = coordinator_->step(view, state, settled);
@@ -308,6 +387,9 @@ int Daemon::run() {
     }
   }
   stopping_ = true;
+  // Resources stop while the node still holds its lease and its store
+  // connection, so that their final state is published.
+  agent_->shutdown(kAgentShutdownMs);
   api_->stop();
   if (health_thread_.joinable()) health_thread_.join();
   membership_->stop();

@@ -147,7 +147,36 @@ TEST(PlacementPolicyTest, MigrationThresholdBanAndMove) {
   EXPECT_NE(f.where("s"), (Nodes{"n1"}));
   f.in.bans.clear();
   f.in.moves["s"] = "n3";
+  EXPECT_EQ(f.where("s"), Nodes{});  // stopped on n1 first
+  f.in.running.clear();
   EXPECT_EQ(f.where("s"), (Nodes{"n3"}));
+}
+
+TEST(PlacementPolicyTest, AMovedSingletonStopsBeforeItStartsElsewhere) {
+  Fixture f(kSingleton, 3);
+  f.in.running["s"] = {{"n1", false}};
+  f.node("n1").standby = true;
+  Placement p = f.place();
+  EXPECT_EQ(p.resources.at("s").nodes, Nodes{});
+  EXPECT_NE(p.resources.at("s").reason.find("stopping on n1 before it starts on"),
+            std::string::npos);
+  f.in.running.clear();  // n1 reported it stopped
+  p = f.place();
+  ASSERT_EQ(p.resources.at("s").nodes.size(), 1U);
+  EXPECT_NE(p.resources.at("s").nodes[0], "n1");
+}
+
+TEST(PlacementPolicyTest, APromotionWaitsForTheDemotion) {
+  Fixture f("resources: [{name: db, agent: 'ocf:x:db', promotable: {promoted: 1}}]\n", 3);
+  f.in.running["db"] = {{"n1", false}, {"n2", true}, {"n3", false}};
+  f.in.moves["db"] = "n3";
+  f.in.bans["db"] = {"n2"};  // the primary must leave n2
+  Placement p = f.place();
+  EXPECT_EQ(p.resources.at("db").promoted, Nodes{});
+  EXPECT_NE(p.resources.at("db").reason.find("demoting on n2"), std::string::npos);
+  f.in.running["db"] = {{"n1", false}, {"n3", false}};  // n2 demoted and stopped
+  p = f.place();
+  EXPECT_EQ(p.resources.at("db").promoted, (Nodes{"n3"}));
 }
 
 TEST(PlacementPolicyTest, AnExclusiveResourceWaitsForItsOldNodeToBeSafe) {

@@ -1,0 +1,162 @@
+#include "agent/agent_service.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "sys/process.h"
+
+namespace bulwark {
+namespace {
+
+constexpr uint64_t kSignalTag = 1;
+// How often the loop looks at the store and the lease when no operation
+// wakes it: bounds how late a new placement or a lost lease is acted on.
+constexpr int64_t kPollMs = 10;
+// Status writes are batched: at most one per this period, except claims.
+constexpr int64_t kPublishMinMs = 50;
+
+}  // namespace
+
+AgentService::AgentService(const Clock& clock, Store& store, const MembershipService& membership,
+                           AgentServiceOptions options)
+    : clock_(clock),
+      store_(store),
+      membership_(membership),
+      options_(std::move(options)),
+      runner_(clock, loop_, options_.runner),
+      agent_(clock, runner_, options_.agent) {}
+
+AgentService::~AgentService() {
+  stop_ = true;
+  loop_.wake();
+  if (thread_.joinable()) thread_.join();
+  if (signal_fd_ >= 0) ::close(signal_fd_);
+}
+
+Status AgentService::start() {
+  // SIGCHLD is blocked in every thread (the daemon blocks it before any
+  // thread starts); the signalfd receives it.
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  signal_fd_ = ::signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (signal_fd_ < 0) return make_error(Errc::kIo, "signalfd failed");
+  if (auto st = loop_.add(signal_fd_, EPOLLIN, kSignalTag); !st) return st;
+  thread_ = std::thread([this] { run(); });
+  return Ok{};
+}
+
+void AgentService::shutdown(int timeout_ms) {
+  shutdown_deadline_ms_ = clock_.mono_ms() + timeout_ms;
+  shutting_down_ = true;
+  loop_.wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+AgentView AgentService::build_view(const ClusterState& state) const {
+  AgentView v;
+  v.store_loaded = state.loaded && state.schema_version > 0;
+  v.config = state.resource_config;
+  v.placement = state.placement;
+  v.directives = state.directives;
+  if (auto n = state.nodes.find(options_.agent.node); n != state.nodes.end())
+    v.node_mode = n->second.mode;
+  const MembershipView m = membership_.view();
+  v.holds_lease = m.holds_lease;
+  v.lease_remaining_ms = m.lease_remaining_ms;
+  return v;
+}
+
+void AgentService::claim(int64_t placement_revision) {
+  if (placement_revision == refused_claim_) return;
+  NodeStatusRecord rec = stamped(agent_.status());
+  auto r = store_.put_status(options_.agent.node, rec, placement_revision);
+  if (!r) {
+    if (r.error().code == Errc::kConflict) refused_claim_ = placement_revision;
+    spdlog::info("agent: claim on placement revision {} not made: {}", placement_revision,
+                 r.error().message);
+    return;
+  }
+  published_ = Schema::encode_status(rec);
+  published_mono_ms_ = clock_.mono_ms();
+  agent_.on_claimed(placement_revision);
+}
+
+void AgentService::publish(bool force) {
+  // Until every resource was probed, the record from before this daemon
+  // started stays: it is a better guess of what runs here than nothing,
+  // and its incarnation tells the coordinator it is only a guess.
+  if (!agent_.probed()) return;
+  const int64_t now = clock_.mono_ms();
+  if (!force && now - published_mono_ms_ < kPublishMinMs) return;
+  const NodeStatusRecord rec = stamped(agent_.status());
+  std::string encoded = Schema::encode_status(rec);
+  if (encoded == published_) return;
+  auto r = store_.put_status(options_.agent.node, rec, std::nullopt);
+  if (!r) {
+    spdlog::warn("agent: cannot publish this node's status: {}", r.error().message);
+    published_mono_ms_ = now;  // retried after the period, not in a tight loop
+    return;
+  }
+  published_ = std::move(encoded);
+  published_mono_ms_ = now;
+}
+
+NodeStatusRecord AgentService::stamped(NodeStatusRecord rec) const {
+  const MembershipView m = membership_.view();
+  if (const MemberStatus* self = m.find(options_.agent.node)) rec.incarnation = self->incarnation;
+  return rec;
+}
+
+void AgentService::reap() {
+  signalfd_siginfo info;
+  while (::read(signal_fd_, &info, sizeof info) == sizeof info) {
+  }
+  reap_orphans();
+}
+
+void AgentService::run() {
+  int64_t seen_revision = -1;
+  ClusterState state;
+  bool shutdown_begun = false;
+  while (!stop_) {
+    if (const int64_t rev = store_.cache_info().revision; rev != seen_revision) {
+      state = store_.state();
+      seen_revision = rev;
+    }
+    if (shutting_down_ && !shutdown_begun) {
+      spdlog::info("agent: stopping every resource on this node");
+      agent_.begin_shutdown();
+      shutdown_begun = true;
+    }
+    runner_.tick();
+    for (const auto& c : runner_.take_completions()) agent_.on_completion(c);
+    AgentView view = build_view(state);
+    view.statuses = &state.statuses;
+    agent_.step(view);
+    if (auto rev = agent_.wants_claim()) {
+      claim(*rev);
+      if (!agent_.wants_claim()) continue;  // claimed: start at once
+    }
+    publish(false);
+    if (shutdown_begun && (agent_.idle() || clock_.mono_ms() >= shutdown_deadline_ms_)) {
+      publish(true);
+      break;
+    }
+    const int64_t now = clock_.mono_ms();
+    const int64_t due = std::min({agent_.next_due_ms(), runner_.next_deadline_ms(), now + kPollMs});
+    for (const epoll_event& ev : loop_.wait(static_cast<int>(std::max<int64_t>(due - now, 0)))) {
+      if (ev.data.u64 == kSignalTag) {
+        reap();
+      } else if (ProcessRunner::owns(ev.data.u64)) {
+        runner_.on_event(ev.data.u64, ev.events);
+      }
+    }
+  }
+}
+
+}  // namespace bulwark

@@ -1,0 +1,395 @@
+#include "agent/node_agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace bulwark {
+namespace {
+
+// With nothing scheduled, a step is still due this often (aging of
+// failures, a lease that changed).
+constexpr int64_t kIdleStepMs = 1000;
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+bool started_state(InstanceState s) {
+  return s == InstanceState::kStarted || s == InstanceState::kPromoted;
+}
+
+}  // namespace
+
+NodeAgent::NodeAgent(const Clock& clock, OperationRunner& runner, AgentOptions options)
+    : clock_(clock), runner_(runner), options_(std::move(options)) {}
+
+bool NodeAgent::runs(Phase phase) {
+  return phase == Phase::kRunning || phase == Phase::kPromoting || phase == Phase::kPromoted ||
+         phase == Phase::kDemoting;
+}
+
+bool NodeAgent::exclusive_allowed(const AgentView& view) const {
+  return view.holds_lease && view.lease_remaining_ms > options_.lease_guard_ms && !shutting_down_;
+}
+
+void NodeAgent::on_claimed(int64_t placement_revision) {
+  claimed_revision_ = std::max(claimed_revision_, placement_revision);
+  if (wants_claim_ && *wants_claim_ <= claimed_revision_) wants_claim_.reset();
+}
+
+bool NodeAgent::idle() const {
+  return std::all_of(instances_.begin(), instances_.end(), [](const auto& e) {
+    const Instance& i = e.second;
+    return i.op_id == 0 && (i.phase == Phase::kStopped || i.phase == Phase::kUnprobed ||
+                            i.phase == Phase::kBlocked);
+  });
+}
+
+void NodeAgent::refresh_config(const AgentView& view) {
+  if (view.config.get() == seen_config_) return;
+  seen_config_ = view.config.get();
+  if (!view.config) return;
+  for (const auto& spec : view.config->resources) {
+    auto [it, added] = instances_.try_emplace(spec.name);
+    it->second.spec = spec;
+    if (added) spdlog::debug("agent: resource {} configured", spec.name);
+  }
+}
+
+NodeAgent::Role NodeAgent::desired_role(const std::string& name, const Instance& inst,
+                                        const AgentView& view) const {
+  if (shutting_down_ || !view.config || !view.config->find(name)) return Role::kNone;
+  Role role = Role::kNone;
+  if (!view.placement) {
+    // Nothing was ever placed: leave what runs alone until the coordinator
+    // has spoken (it takes what runs into account).
+    if (inst.phase == Phase::kPromoted) role = Role::kPromote;
+    if (inst.phase == Phase::kRunning) role = Role::kRun;
+  } else {
+    const auto p = view.placement->resources.find(name);
+    if (p != view.placement->resources.end()) {
+      if (contains(p->second.promoted, options_.node)) {
+        role = Role::kPromote;
+      } else if (contains(p->second.nodes, options_.node)) {
+        role = Role::kRun;
+      }
+    }
+  }
+  if (!exclusive_allowed(view)) {
+    if (role == Role::kPromote) role = Role::kRun;
+    if (role == Role::kRun && inst.spec.exclusive() && inst.spec.kind == ResourceKind::kSingleton)
+      role = Role::kNone;
+  }
+  return role;
+}
+
+bool NodeAgent::predecessors_started(const std::string& name, const AgentView& view) const {
+  const auto started_anywhere = [&](const std::string& other) {
+    auto it = instances_.find(other);
+    if (it != instances_.end() && runs(it->second.phase)) return true;
+    if (!view.statuses) return false;
+    return std::any_of(view.statuses->begin(), view.statuses->end(), [&](const auto& e) {
+      auto r = e.second.resources.find(other);
+      return r != e.second.resources.end() && started_state(r->second.state);
+    });
+  };
+  for (const auto& order : view.config->orders) {
+    for (std::size_t i = 1; i < order.sequence.size(); ++i) {
+      if (order.sequence[i] == name && !started_anywhere(order.sequence[i - 1])) return false;
+    }
+  }
+  for (const auto& g : view.config->groups) {
+    for (std::size_t i = 1; i < g.resources.size(); ++i) {
+      if (g.resources[i] != name) continue;
+      // Group members share the node: the one before must run here.
+      auto it = instances_.find(g.resources[i - 1]);
+      if (it == instances_.end() || !runs(it->second.phase)) return false;
+    }
+  }
+  return true;
+}
+
+bool NodeAgent::successors_stopped(const std::string& name, const AgentView& view) const {
+  if (!view.config) return true;
+  // A successor that is stopping here too stops first (reverse order); one
+  // that stays running does not hold this stop up.
+  const auto stopping_after = [&](const std::string& other) {
+    auto it = instances_.find(other);
+    return it != instances_.end() && (runs(it->second.phase) || it->second.op_id != 0) &&
+           desired_role(other, it->second, view) == Role::kNone;
+  };
+  for (const auto& order : view.config->orders) {
+    for (std::size_t i = 0; i + 1 < order.sequence.size(); ++i) {
+      if (order.sequence[i] == name && stopping_after(order.sequence[i + 1])) return false;
+    }
+  }
+  for (const auto& g : view.config->groups) {
+    for (std::size_t i = 0; i + 1 < g.resources.size(); ++i) {
+      if (g.resources[i] == name && stopping_after(g.resources[i + 1])) return false;
+    }
+  }
+  return true;
+}
+
+void NodeAgent::begin(const std::string& name, Instance& inst, OpKind kind, int timeout_ms) {
+  OpRequest req;
+  req.id = next_op_id_++;
+  req.kind = kind;
+  req.spec = inst.spec;
+  req.vars = InstanceVars{options_.node, options_.node_address, name, name + ":" + options_.node};
+  req.timeout_ms = std::max(timeout_ms, 1);
+  inst.op_id = req.id;
+  inst.op = kind;
+  switch (kind) {
+    case OpKind::kStart:
+      inst.phase = Phase::kStarting;
+      break;
+    case OpKind::kStop:
+      inst.phase = Phase::kStopping;
+      break;
+    case OpKind::kPromote:
+      inst.phase = Phase::kPromoting;
+      break;
+    case OpKind::kDemote:
+      inst.phase = Phase::kDemoting;
+      break;
+    case OpKind::kProbe:
+    case OpKind::kMonitor:
+      break;
+  }
+  if (kind != OpKind::kMonitor)
+    spdlog::info("agent: {} {} ({} ms)", op_kind_name(kind), name, req.timeout_ms);
+  runner_.begin(req);
+}
+
+void NodeAgent::fail(Instance& inst, const std::string& what) {
+  ++inst.fail_count;
+  inst.last_failure = what;
+  inst.last_failure_mono_ms = clock_.mono_ms();
+  inst.last_failure_wall_ms = clock_.wall_ms();
+  inst.phase = Phase::kFailed;
+  inst.exited = false;
+  spdlog::warn("agent: {} failed ({} failures): {}", inst.spec.name, inst.fail_count, what);
+}
+
+void NodeAgent::step(const AgentView& view) {
+  if (!view.store_loaded) return;
+  refresh_config(view);
+  const int64_t now = clock_.mono_ms();
+  lease_expires_mono_ms_ = view.holds_lease ? now + view.lease_remaining_ms : now;
+  // A lost lease voids the claim: after it returns, the placement may have
+  // moved on without this node seeing it yet.
+  if (!exclusive_allowed(view)) claimed_revision_ = 0;
+  wants_claim_.reset();
+  claim_waiting_.clear();
+  next_due_ms_ = now + kIdleStepMs;
+  for (auto& [name, inst] : instances_) {
+    if (inst.op_id == 0) step_instance(name, inst, view);
+    if (runs(inst.phase) && inst.op_id == 0)
+      next_due_ms_ = std::min(next_due_ms_, inst.next_monitor_ms);
+  }
+  // Instances of resources no longer in the file are forgotten once stopped.
+  std::erase_if(instances_, [&](const auto& e) {
+    return (!view.config || !view.config->find(e.first)) && e.second.op_id == 0 &&
+           (e.second.phase == Phase::kStopped || e.second.phase == Phase::kUnprobed);
+  });
+  probed_ = view.config != nullptr &&
+            std::none_of(instances_.begin(), instances_.end(),
+                         [](const auto& e) { return e.second.phase == Phase::kUnprobed; });
+}
+
+void NodeAgent::step_instance(const std::string& name, Instance& inst, const AgentView& view) {
+  const ResourceSpec& spec = inst.spec;
+  const int64_t now = clock_.mono_ms();
+  if (spec.failure_timeout_ms > 0 && inst.fail_count > 0) {
+    if (now - inst.last_failure_mono_ms >= spec.failure_timeout_ms) {
+      inst.fail_count = 0;
+    } else {
+      next_due_ms_ =
+          std::min(next_due_ms_, inst.last_failure_mono_ms + int64_t{spec.failure_timeout_ms});
+    }
+  }
+  if (auto c = view.directives.cleanups.find(name);
+      c != view.directives.cleanups.end() && c->second > inst.cleanup_generation) {
+    inst.cleanup_generation = c->second;
+    inst.fail_count = 0;
+    inst.last_failure.clear();
+    inst.last_failure_wall_ms = 0;
+    // A blocked instance is tried again: its stop may succeed now.
+    if (inst.phase == Phase::kBlocked) inst.phase = Phase::kFailed;
+  }
+  if (inst.phase == Phase::kUnprobed) {
+    begin(name, inst, OpKind::kProbe, spec.monitor.timeout_ms);
+    return;
+  }
+  const bool maintenance = view.directives.maintenance || view.node_mode == NodeMode::kMaintenance;
+  if (maintenance && !shutting_down_) return;
+  const Role role = desired_role(name, inst, view);
+  // An exclusive stop must be over before the lease can have expired on the
+  // majority side: it is cut short (SIGKILL) at the lease's end.
+  int stop_ms = spec.stop_timeout_ms;
+  if (!exclusive_allowed(view) && !shutting_down_ &&
+      (spec.kind == ResourceKind::kSingleton || inst.phase == Phase::kPromoted))
+    stop_ms = static_cast<int>(
+        std::clamp<int64_t>(lease_expires_mono_ms_ - now, 1, spec.stop_timeout_ms));
+  const auto claimed = [&]() {
+    if (view.placement && claimed_revision_ == view.placement->mod_revision) return true;
+    if (view.placement) {
+      wants_claim_ = view.placement->mod_revision;
+      claim_waiting_[name] = role;
+    }
+    return false;
+  };
+  if (inst.exited && runs(inst.phase)) fail(inst, "the process exited");
+  switch (inst.phase) {
+    case Phase::kStopped:
+      if (role == Role::kNone || inst.fail_count >= spec.migration_threshold) return;
+      if (!predecessors_started(name, view)) return;
+      if (spec.kind == ResourceKind::kSingleton && !claimed()) return;
+      begin(name, inst, OpKind::kStart, spec.start_timeout_ms);
+      return;
+    case Phase::kRunning:
+      if (role == Role::kNone) {
+        if (successors_stopped(name, view)) begin(name, inst, OpKind::kStop, stop_ms);
+        return;
+      }
+      if (role == Role::kPromote) {
+        if (claimed()) begin(name, inst, OpKind::kPromote, spec.start_timeout_ms);
+        return;
+      }
+      break;
+    case Phase::kPromoted:
+      if (role != Role::kPromote) {
+        begin(name, inst, OpKind::kDemote, stop_ms);
+        return;
+      }
+      break;
+    case Phase::kFailed:
+      begin(name, inst, OpKind::kStop, stop_ms);
+      return;
+    default:
+      return;
+  }
+  if (now >= inst.next_monitor_ms) begin(name, inst, OpKind::kMonitor, spec.monitor.timeout_ms);
+}
+
+void NodeAgent::on_completion(const OpCompletion& c) {
+  const int64_t now = clock_.mono_ms();
+  auto it = instances_.find(c.resource);
+  if (it == instances_.end()) return;
+  Instance& inst = it->second;
+  if (c.id == 0) {
+    // The process of a running exec resource exited on its own: handled at
+    // the next step, after any operation in flight has answered.
+    if (runs(inst.phase) || inst.phase == Phase::kStarting) inst.exited = true;
+    next_due_ms_ = now;
+    return;
+  }
+  if (c.id != inst.op_id) return;  // an answer to an operation since superseded
+  inst.op_id = 0;
+  next_due_ms_ = now;
+  const std::string what = std::string(op_kind_name(c.kind)) + ": " + op_outcome_name(c.outcome) +
+                           (c.detail.empty() ? "" : " (" + c.detail + ")");
+  const bool ok = c.outcome == OpOutcome::kOk;
+  switch (c.kind) {
+    case OpKind::kProbe:
+      if (ok) {
+        inst.phase = Phase::kRunning;
+      } else if (c.outcome == OpOutcome::kRunningPromoted) {
+        inst.phase = Phase::kPromoted;
+      } else if (c.outcome == OpOutcome::kNotRunning) {
+        inst.phase = Phase::kStopped;
+      } else {
+        // Unknown state: stop it to know it (not counted as a failure).
+        inst.phase = Phase::kFailed;
+        inst.last_failure = what;
+      }
+      if (runs(inst.phase)) {
+        spdlog::info("agent: {} already runs here; adopted", c.resource);
+        inst.next_monitor_ms = now + inst.spec.monitor.interval_ms;
+      }
+      return;
+    case OpKind::kStart:
+      if (!ok) return fail(inst, what);
+      inst.phase = Phase::kRunning;
+      inst.exited = false;
+      inst.next_monitor_ms = now + inst.spec.monitor.interval_ms;
+      return;
+    case OpKind::kStop:
+      if (ok || c.outcome == OpOutcome::kNotRunning) {
+        inst.phase = Phase::kStopped;
+        inst.exited = false;
+        return;
+      }
+      inst.phase = Phase::kBlocked;
+      inst.last_failure = what;
+      inst.last_failure_wall_ms = clock_.wall_ms();
+      spdlog::error("agent: {} could not be stopped: {}", c.resource, what);
+      return;
+    case OpKind::kMonitor: {
+      const bool expected =
+          inst.phase == Phase::kPromoted ? c.outcome == OpOutcome::kRunningPromoted : ok;
+      if (!runs(inst.phase)) return;  // the instance changed since the monitor began
+      if (!expected) return fail(inst, what);
+      inst.next_monitor_ms = now + inst.spec.monitor.interval_ms;
+      return;
+    }
+    case OpKind::kPromote:
+      if (!ok) return fail(inst, what);
+      inst.phase = Phase::kPromoted;
+      inst.next_monitor_ms = now + inst.spec.monitor.interval_ms;
+      return;
+    case OpKind::kDemote:
+      if (!ok) return fail(inst, what);
+      inst.phase = Phase::kRunning;
+      inst.next_monitor_ms = now + inst.spec.monitor.interval_ms;
+      return;
+  }
+}
+
+NodeStatusRecord NodeAgent::status() const {
+  NodeStatusRecord rec;
+  rec.probed = probed_;
+  for (const auto& [name, inst] : instances_) {
+    InstanceStatus st;
+    Phase phase = inst.phase;
+    if (auto w = claim_waiting_.find(name); w != claim_waiting_.end())
+      phase = w->second == Role::kPromote ? Phase::kPromoting : Phase::kStarting;
+    switch (phase) {
+      case Phase::kUnprobed:
+        continue;
+      case Phase::kStopped:
+        st.state = InstanceState::kStopped;
+        break;
+      case Phase::kStarting:
+        st.state = InstanceState::kStarting;
+        break;
+      case Phase::kRunning:
+        st.state = InstanceState::kStarted;
+        break;
+      case Phase::kPromoting:  // counted as promoted from the moment it may be
+      case Phase::kPromoted:
+      case Phase::kDemoting:
+        st.state = InstanceState::kPromoted;
+        break;
+      case Phase::kStopping:
+        st.state = InstanceState::kStopping;
+        break;
+      case Phase::kFailed:
+        st.state = InstanceState::kFailed;
+        break;
+      case Phase::kBlocked:
+        st.state = InstanceState::kBlocked;
+        break;
+    }
+    st.fail_count = inst.fail_count;
+    st.last_failure = inst.last_failure;
+    st.last_failure_wall_ms = inst.last_failure_wall_ms;
+    st.cleanup_generation = inst.cleanup_generation;
+    rec.resources[name] = st;
+  }
+  return rec;
+}
+
+}  // namespace bulwark

@@ -1,0 +1,72 @@
+// Resource operations: what the node agent asks a resource agent to do, and
+// the answers it gets. The node agent's logic (node_agent.h) sees only these
+// types and the OperationRunner interface, so the deterministic simulation
+// can answer operations itself while bulwarkd runs real processes
+// (process_runner.h).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/resource_config.h"
+
+namespace bulwark {
+
+enum class OpKind { kProbe, kStart, kStop, kMonitor, kPromote, kDemote };
+const char* op_kind_name(OpKind kind);
+
+// The answer of an operation, in OCF terms (the other agent classes map
+// onto these): probe and monitor answer kRunning, kNotRunning or
+// kRunningPromoted; start, stop, promote and demote answer kOk or a failure.
+enum class OpOutcome {
+  kOk,               // done; for probe/monitor: running (OCF 0)
+  kNotRunning,       // OCF 7: cleanly stopped
+  kRunningPromoted,  // OCF 8
+  kFailed,           // OCF 1-6, 9, or a failed check: needs a stop before anything else
+  kTimeout,          // killed at its timeout; counts as failed
+};
+const char* op_outcome_name(OpOutcome outcome);
+
+// Values Bulwark substitutes for ${BULWARK_...} and exports to every agent.
+struct InstanceVars {
+  std::string node;
+  std::string node_address;
+  std::string resource;
+  std::string instance;  // RESOURCE:NODE
+};
+
+struct OpRequest {
+  uint64_t id = 0;  // unique per runner; 0 is never used
+  OpKind kind = OpKind::kProbe;
+  ResourceSpec spec;  // a copy: a resource removed from the file is still stopped with it
+  InstanceVars vars;
+  int timeout_ms = 0;  // kill the operation (or, exec stop: SIGKILL) after this
+};
+
+struct OpCompletion {
+  // The request answered; 0 for an unsolicited report: an exec resource's
+  // process exited on its own.
+  uint64_t id = 0;
+  std::string resource;
+  OpKind kind = OpKind::kMonitor;
+  OpOutcome outcome = OpOutcome::kOk;
+  std::string detail;  // for logs and `resource list`: exit status, check error
+};
+
+// Runs operations without blocking the caller. Completions are returned by
+// the owner's poll (see ProcessRunner); the node agent receives them through
+// NodeAgent::on_completion.
+class OperationRunner {
+ public:
+  virtual ~OperationRunner() = default;
+  virtual void begin(const OpRequest& request) = 0;
+};
+
+// ${BULWARK_NODE} and friends replaced in `text`.
+std::string expand_vars(const std::string& text, const InstanceVars& vars);
+// The BULWARK_* variables as KEY=VALUE entries.
+std::vector<std::string> vars_environment(const InstanceVars& vars);
+
+}  // namespace bulwark

@@ -1,0 +1,246 @@
+#include "daemon/resource_operations.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "coordinator/placement_policy.h"
+
+namespace bulwark {
+namespace {
+
+using json = nlohmann::json;
+
+const char* kind_name(ResourceKind k) {
+  switch (k) {
+    case ResourceKind::kSingleton:
+      return "singleton";
+    case ResourceKind::kClone:
+      return "clone";
+    case ResourceKind::kPromotable:
+      return "promotable";
+  }
+  return "singleton";
+}
+
+std::string agent_name(const AgentSpec& a) {
+  switch (a.agent_class) {
+    case AgentClass::kExec:
+      return "exec";
+    case AgentClass::kOcf:
+      return "ocf:" + a.provider + ":" + a.type;
+    case AgentClass::kSystemd:
+      return "systemd:" + a.unit;
+  }
+  return "exec";
+}
+
+json instance_json(const std::string& node, const InstanceStatus* st) {
+  json j = {{"node", node},
+            {"state", st ? instance_state_name(st->state) : "stopped"},
+            {"fail_count", st ? st->fail_count : 0}};
+  if (st && !st->last_failure.empty()) {
+    j["last_failure"] = st->last_failure;
+    j["last_failure_wall_ms"] = st->last_failure_wall_ms;
+  }
+  return j;
+}
+
+}  // namespace
+
+ResourceOperations::ResourceOperations(const Clock& clock, Store& store,
+                                       std::function<Status()> require_quorum,
+                                       std::function<Result<int64_t>(Result<int64_t>)> committed,
+                                       std::string ocf_root)
+    : clock_(clock),
+      store_(store),
+      require_quorum_(std::move(require_quorum)),
+      committed_(std::move(committed)),
+      ocf_root_(std::move(ocf_root)) {}
+
+Status ResourceOperations::validate(const ResourceConfig& config, const ClusterState& state,
+                                    const std::string& source) const {
+  for (const auto& l : config.locations) {
+    if (!l.node.empty() && !state.nodes.count(l.node))
+      return make_error(Errc::kInvalid, source + ": location of " + l.resource + " names node '" +
+                                            l.node + "', which is not in the cluster");
+  }
+  for (const auto& r : config.resources) {
+    if (r.agent.agent_class != AgentClass::kOcf) continue;
+    const std::string script = ocf_root_ + "/resource.d/" + r.agent.provider + "/" + r.agent.type;
+    if (::access(script.c_str(), X_OK) != 0)
+      return make_error(Errc::kInvalid, source + ": resource " + r.name + ": agent " +
+                                            agent_name(r.agent) + " is not installed (no " +
+                                            script + " on this node)");
+  }
+  // With every node up, every enabled resource must have somewhere to run:
+  // otherwise the constraints contradict each other.
+  PolicyInput in;
+  in.config = &config;
+  for (const auto& [name, n] : state.nodes) {
+    PolicyNode pn;
+    pn.name = name;
+    pn.attributes = n.attributes;
+    in.nodes.push_back(pn);
+  }
+  const Placement p = compute_placement(in);
+  for (const auto& r : config.resources) {
+    if (!r.enabled) continue;
+    auto it = p.resources.find(r.name);
+    if (it == p.resources.end() || it->second.nodes.empty())
+      return make_error(Errc::kInvalid,
+                        source + ": resource " + r.name + " cannot run on any node (" +
+                            (it == p.resources.end() ? "not placed" : it->second.reason) +
+                            "): check its location and colocation constraints");
+  }
+  return Ok{};
+}
+
+Result<int64_t> ResourceOperations::apply(const std::string& text, const std::string& source) {
+  auto config = parse_resource_config(text, source);
+  if (!config) return config.error();
+  ClusterState state = store_.state();
+  if (state.schema_version == 0) {
+    // Right after start the cache may lag: one linearizable read brings it
+    // up to date.
+    if (store_.confirm_fresh()) state = store_.state();
+    if (state.schema_version == 0)
+      return make_error(Errc::kUnavailable, "the cluster state is not initialised yet");
+  }
+  if (auto st = validate(*config, state, source); !st) return st.error();
+  if (auto st = require_quorum_(); !st) return st.error();
+  ResourcesRecord rec;
+  rec.text = text;
+  rec.source = source;
+  rec.applied_wall_ms = clock_.wall_ms();
+  auto r = committed_(store_.put_resources(rec, require_quorum_));
+  if (r)
+    spdlog::info("api: resources from {} applied ({} resources)", source, config->resources.size());
+  return r;
+}
+
+json ResourceOperations::list() const {
+  const ClusterState state = store_.state();
+  json out;
+  out["applied"] = state.resources.has_value();
+  out["source"] = state.resources ? json(state.resources->source) : json(nullptr);
+  out["revision"] = state.resources ? state.resources->mod_revision : 0;
+  out["maintenance"] = state.directives.maintenance;
+  out["placement_epoch"] = state.placement ? json(state.placement->epoch) : json(nullptr);
+  json list = json::array();
+  std::set<std::string> listed;
+  const auto describe = [&](const std::string& name, const ResourceSpec* spec) {
+    listed.insert(name);
+    json r = {{"name", name}};
+    if (spec) {
+      r["kind"] = kind_name(spec->kind);
+      r["agent"] = agent_name(spec->agent);
+      r["enabled"] = spec->enabled;
+    } else {
+      r["kind"] = "removed";
+    }
+    const PlacedResource* placed = nullptr;
+    if (state.placement) {
+      auto it = state.placement->resources.find(name);
+      if (it != state.placement->resources.end()) placed = &it->second;
+    }
+    r["desired"] = {{"nodes", placed ? placed->nodes : std::vector<std::string>{}},
+                    {"promoted", placed ? placed->promoted : std::vector<std::string>{}},
+                    {"reason", placed ? placed->reason : "not placed yet"}};
+    if (auto m = state.directives.moves.find(name); m != state.directives.moves.end())
+      r["moved_to"] = m->second;
+    if (auto b = state.directives.bans.find(name); b != state.directives.bans.end())
+      r["banned_from"] = b->second;
+    json instances = json::array();
+    int fail_total = 0;
+    for (const auto& [node, rec] : state.statuses) {
+      auto it = rec.resources.find(name);
+      const InstanceStatus* st = it == rec.resources.end() ? nullptr : &it->second;
+      const bool desired = placed && std::find(placed->nodes.begin(), placed->nodes.end(), node) !=
+                                         placed->nodes.end();
+      if (st) fail_total += st->fail_count;
+      if (desired || (st && (st->state != InstanceState::kStopped || st->fail_count > 0)))
+        instances.push_back(instance_json(node, st));
+    }
+    r["fail_count"] = fail_total;
+    r["instances"] = instances;
+    list.push_back(r);
+  };
+  if (state.resource_config) {
+    for (const auto& spec : state.resource_config->resources) describe(spec.name, &spec);
+  }
+  for (const auto& [node, rec] : state.statuses) {
+    for (const auto& [name, st] : rec.resources) {
+      if (!listed.count(name) && st.state != InstanceState::kStopped) describe(name, nullptr);
+    }
+  }
+  out["resources"] = list;
+  return out;
+}
+
+Result<int64_t> ResourceOperations::directive(const std::string& resource,
+                                              const std::string& action, const std::string& node) {
+  const ClusterState state = store_.state();
+  if (!state.resource_config)
+    return make_error(Errc::kNotFound, "no resources are applied (bulwark apply FILE)");
+  // A group's directive applies to each of its members.
+  std::vector<std::string> names;
+  if (const GroupSpec* g = state.resource_config->find_group(resource)) {
+    names = g->resources;
+  } else if (state.resource_config->find(resource)) {
+    names = {resource};
+  } else {
+    return make_error(Errc::kNotFound, "no resource or group named '" + resource + "'");
+  }
+  const bool needs_node = action == "move" || action == "ban";
+  if (needs_node && node.empty())
+    return make_error(Errc::kInvalid, action + " needs a node (--node NAME)");
+  if (needs_node && !state.nodes.count(node))
+    return make_error(Errc::kNotFound, "no node named '" + node + "'");
+  if (auto st = require_quorum_(); !st) return st.error();
+  return committed_(store_.update_directives([&](DirectivesRecord& d) -> Status {
+    if (auto st = require_quorum_(); !st) return st;
+    for (const auto& name : names) {
+      if (action == "move") {
+        d.moves[name] = node;
+        if (auto b = d.bans.find(name); b != d.bans.end()) {
+          b->second.erase(node);
+          if (b->second.empty()) d.bans.erase(b);
+        }
+      } else if (action == "ban") {
+        d.bans[name].insert(node);
+        if (auto m = d.moves.find(name); m != d.moves.end() && m->second == node) d.moves.erase(m);
+      } else if (action == "clear") {
+        d.moves.erase(name);
+        d.bans.erase(name);
+      } else if (action == "cleanup") {
+        ++d.cleanups[name];
+      } else {
+        return make_error(Errc::kInvalid, "unknown action '" + action + "'");
+      }
+    }
+    return Ok{};
+  }));
+}
+
+Result<int64_t> ResourceOperations::set_maintenance(bool enabled) {
+  if (auto st = require_quorum_(); !st) return st.error();
+  return committed_(store_.update_directives([&](DirectivesRecord& d) -> Status {
+    if (auto st = require_quorum_(); !st) return st;
+    d.maintenance = enabled;
+    return Ok{};
+  }));
+}
+
+Result<int64_t> ResourceOperations::set_node_mode(const std::string& node,
+                                                  const std::string& mode) {
+  const auto m = parse_node_mode(mode);
+  if (!m) return make_error(Errc::kInvalid, "mode must be online, standby or maintenance");
+  if (auto st = require_quorum_(); !st) return st.error();
+  return committed_(store_.update_node(node, [&](NodeRecord& n) -> Status {
+    if (auto st = require_quorum_(); !st) return st;
+    n.mode = *m;
+    return Ok{};
+  }));
+}
+
+}  // namespace bulwark

@@ -1,0 +1,85 @@
+"""Helpers for resource tests: apply a resources file through the CLI, read
+`bulwark resource list --json`, and find a dev cluster's resource processes
+by what the kernel says (their command line and the BULWARK_* environment
+Bulwark gave them), never by what the cluster reports about itself."""
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+
+def apply(cluster, text, check=True, endpoint=None):
+    path = cluster.dir / "resources.yaml"
+    path.write_text(textwrap.dedent(text))
+    return cluster.cli("apply", str(path), check=check, endpoint=endpoint)
+
+
+def resources(cluster, node=None):
+    ep = cluster.endpoint(node) if node else None
+    out = json.loads(cluster.cli("resource", "list", "--json", endpoint=ep, timeout=10).stdout)
+    return {r["name"]: r for r in out["resources"]}
+
+
+def instances(cluster, name, state="started", node=None):
+    """Nodes where the cluster reports `name` in `state`."""
+    r = resources(cluster, node).get(name)
+    return sorted(i["node"] for i in r["instances"] if i["state"] == state) if r else []
+
+
+def processes(cluster, token):
+    """{pid: node} of live processes of this cluster whose command line
+    contains `token`."""
+    marker = f"BULWARK_DEV_NODE={cluster.dir}/".encode()
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            if stat[stat.rfind(")") + 2] in "ZX":
+                continue
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
+            env = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if token.encode() not in cmdline or not any(e.startswith(marker) for e in env):
+            continue
+        node = next((e.split(b"=", 1)[1].decode() for e in env
+                     if e.startswith(b"BULWARK_NODE=")), None)
+        out[int(entry)] = node
+    return out
+
+
+def nodes_running(cluster, token):
+    return sorted(processes(cluster, token).values())
+
+
+class ExclusivityWatch:
+    """Samples, on a thread, on which nodes processes with `token` live;
+    `overlaps` lists every sample where more than one node ran one."""
+
+    def __init__(self, cluster, token, interval_s=0.01):
+        import threading
+        self.cluster, self.token, self.interval_s = cluster, token, interval_s
+        self.overlaps = []
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            nodes = set(processes(self.cluster, self.token).values())
+            self.samples += 1
+            if len(nodes) > 1:
+                self.overlaps.append(sorted(nodes))
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False
