@@ -371,6 +371,10 @@ int run_cli(int argc, char** argv) {
   kill->add_option("--signal", d.signal, "KILL (power loss), STOP (pause), CONT (resume), TERM")
       ->capture_default_str();
   kill->callback([&] { rc = dev_kill(d); });
+  with_dir(
+      dev->add_subcommand(
+          "fence", "fence agent of dev clusters: reads action=, plug= on stdin (fence-agents)"))
+      ->callback([&] { rc = dev_fence(d); });
   auto* start = with_dir(dev->add_subcommand("start", "start a stopped node on its data dir"));
   start->add_option("node", d.node, "node name")->required();
   start->callback([&] { rc = dev_start(d); });

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -251,6 +252,13 @@ int dev_up(const DevOptions& o) {
     auto c = init_cluster(io);
     if (!c) return fail(exit_code_for(c.error().code), c.error().message);
     config = *c;
+    // The dev fence agent: power-kills a node's whole process tree, so a
+    // lost node's singleton moves only once nothing of the node runs.
+    std::error_code ec;
+    const auto self = fs::read_symlink("/proc/self/exe", ec);
+    config.fencing.command = {self.string(), "dev", "fence", "--dir", dir};
+    config.fencing.timeout_ms = 10000;
+    std::ofstream(config.path, std::ios::trunc) << render_config(config);
   }
   // On any failure below, stop what was started: a failed `dev up` leaves
   // no process behind.
@@ -367,6 +375,54 @@ int dev_kill(const DevOptions& o) {
   }
   if (sig == SIGKILL && !wait_tree_gone(tree, 5000))
     return fail(kCliFailed, "node " + o.node + " still has processes after SIGKILL");
+  return kCliOk;
+}
+
+int dev_fence(const DevOptions& o) {
+  // The fence-agents interface: key=value lines on stdin.
+  std::map<std::string, std::string> opts;
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    const auto eq = line.find('=');
+    if (line.empty() || line[0] == '#' || eq == std::string::npos) continue;
+    opts[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  const std::string action = opts.count("action") ? opts["action"] : "reboot";
+  if (action == "metadata") {
+    std::cout << "<?xml version=\"1.0\" ?>\n<resource-agent name=\"bulwark-dev-fence\" "
+                 "shortdesc=\"Kills a bulwark dev node's whole process tree\">\n"
+                 "<parameters><parameter name=\"plug\" required=\"1\"><content "
+                 "type=\"string\"/></parameter></parameters>\n<actions><action name=\"off\"/>"
+                 "<action name=\"reboot\"/><action name=\"on\"/><action name=\"status\"/>"
+                 "<action name=\"list\"/><action name=\"monitor\"/><action name=\"metadata\"/>"
+                 "</actions>\n</resource-agent>\n";
+    return kCliOk;
+  }
+  auto c = load_dev(o);
+  if (!c) return fail(kCliBadInput, c.error().message);
+  if (action == "list") {
+    for (const auto& n : c->nodes) std::cout << n.name << ",\n";
+    return kCliOk;
+  }
+  if (action == "monitor") return kCliOk;
+  const std::string node = opts.count("plug") ? opts["plug"] : opts["port"];
+  if (!c->find_node(node)) return fail(kCliBadInput, "no node '" + node + "' in " + c->path);
+  const ProcessTree tree = tree_of(*c, node);
+  if (action == "status") {
+    const bool on = tree_alive(tree);
+    std::cout << "Status: " << (on ? "ON" : "OFF") << "\n";
+    return on ? 0 : 2;  // fence-agents: 0 on, 2 off
+  }
+  if (action == "on") return start_node(*c, node) ? kCliOk : kCliFailed;
+  if (action != "off" && action != "reboot")
+    return fail(kCliBadInput, "unknown action '" + action + "'");
+  signal_tree(tree, SIGKILL);
+  if (!wait_tree_gone(tree, 5000))
+    return fail(kCliFailed, "node " + node + " still has processes after SIGKILL");
+  std::cerr << "bulwark dev fence: node " << node << " is off\n";
+  if (action == "reboot") {
+    if (auto st = start_node(*c, node); !st) return fail(kCliFailed, st.error().message);
+  }
   return kCliOk;
 }
 

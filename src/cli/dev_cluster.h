@@ -28,5 +28,8 @@ int dev_ls(const DevOptions& o);
 int dev_kill(const DevOptions& o);
 int dev_start(const DevOptions& o);
 int dev_add(const DevOptions& o);
+// A fence agent (fence-agents interface) for dev clusters: reads action and
+// plug on stdin; off kills the node's whole process tree.
+int dev_fence(const DevOptions& o);
 
 }  // namespace bulwark

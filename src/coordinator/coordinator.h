@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "coordinator/epoch_policy.h"
+#include "coordinator/fencer.h"
 #include "core/env.h"
 #include "store/store.h"
 
@@ -40,6 +41,8 @@ struct CoordinatorOptions {
   // resources are placed elsewhere: covers clock rate differences and the
   // node's final SIGKILL.
   int lease_margin_ms = 100;
+  FencingConfig fencing;                                                   // no command: no fencing
+  std::map<std::string, std::map<std::string, std::string>> fence_params;  // per node
 };
 
 class Coordinator {
@@ -60,10 +63,6 @@ class Coordinator {
   void on_write_failed(const Error& e);
   void publish_liveness(const MembershipView& view, const ClusterState& state);
   void place(const MembershipView& view, const ClusterState& state);
-  // Rewrites the status record of each node that is lost and known to run
-  // nothing exclusive any more, so that its stale record stops counting.
-  // True if it wrote (or must retry): placement waits for the next step.
-  bool void_lost_nodes(const MembershipView& view, const ClusterState& state);
   void set_waiting(const std::string& why);
 
   const Clock& clock_;
@@ -71,6 +70,7 @@ class Coordinator {
   std::string self_;
   std::vector<NodeRecord> founding_nodes_;
   CoordinatorOptions options_;
+  Fencer fencer_;
   std::optional<CoordinatorRecord> mine_;
   int64_t next_claim_mono_ms_ = 0;
   int64_t claim_backoff_ms_ = 0;

@@ -44,6 +44,13 @@ const std::vector<ConfigKeyword> kKeywords = {
     {"nodes[]", "address", "IP address", "(required)", "IPv4 or IPv6 literal of the node"},
     {"nodes[]", "attributes", "map", "{}", "free-form key=value attributes such as zone"},
     {"nodes[]", "ports", "map", "(the ports section)", "per-node port overrides"},
+    {"nodes[]", "fence", "map", "{}",
+     "this node's fence agent options, e.g. {plug: vm-n1} or {ip: 192.0.2.10}"},
+    {"fencing", "command", "list of strings", "(none: no fencing)",
+     "a fence agent (fence-agents interface: options as key=value on stdin)"},
+    {"fencing", "params", "map", "{}", "options sent to every call (login, password...)"},
+    {"fencing", "action", "off|reboot", "off", "what fencing asks the agent to do"},
+    {"fencing", "timeout_ms", "integer, ms", "60000", "a fence call slower than this failed"},
 };
 
 Error config_error(const std::string& path, const YAML::Node& node, const std::string& what) {
@@ -147,6 +154,40 @@ Status parse_store(const std::string& path, const YAML::Node& node, Config& c) {
   return Ok{};
 }
 
+// A mapping of string values (attributes, fence options).
+Status parse_string_map(const std::string& path, const YAML::Node& node, const std::string& what,
+                        bool check_keys, std::map<std::string, std::string>& out) {
+  if (!node.IsMap()) return config_error(path, node, what + " must be a mapping");
+  for (const auto& kv : node) {
+    auto parsed = yaml_key(path, kv.first);
+    if (!parsed) return parsed.error();
+    const std::string& key = *parsed;
+    if (check_keys && !valid_attribute_key(key))
+      return config_error(path, kv.first, "attribute key '" + key + "' is not valid");
+    if (!kv.second.IsScalar())
+      return config_error(path, kv.second, what + " values must be strings");
+    out[key] = kv.second.Scalar();
+  }
+  return Ok{};
+}
+
+Status parse_fencing(const std::string& path, const YAML::Node& node, Config& c) {
+  YamlSection s = section_of(path, node, "fencing");
+  if (auto st = s.check_keys(); !st) return st;
+  FencingConfig& f = c.fencing;
+  if (auto st = s.require("command"); !st) return st;
+  if (auto st = s.get_string_list("command", f.command); !st) return st;
+  if (f.command.empty() || f.command[0].empty() || f.command[0][0] != '/')
+    return config_error(path, node["command"],
+                        "fencing.command must start with an absolute path to the fence agent");
+  if (const YAML::Node params = node["params"]) {
+    if (auto st = parse_string_map(path, params, "fencing.params", false, f.params); !st) return st;
+  }
+  if (auto st = s.get_choice("action", f.action, {"off", "reboot"}); !st) return st;
+  if (auto st = s.get_int("timeout_ms", f.timeout_ms, 1000, 600000); !st) return st;
+  return Ok{};
+}
+
 Status parse_nodes(const std::string& path, const YAML::Node& node, Config& c) {
   if (!node.IsSequence() || node.size() == 0)
     return config_error(path, node, "nodes must be a non-empty list");
@@ -173,17 +214,12 @@ Status parse_nodes(const std::string& path, const YAML::Node& node, Config& c) {
       return config_error(path, n["address"],
                           "address '" + nc.address + "' is not an IPv4 or IPv6 address");
     if (const YAML::Node attrs = n["attributes"]) {
-      if (!attrs.IsMap()) return config_error(path, attrs, "attributes must be a mapping");
-      for (const auto& kv : attrs) {
-        auto parsed = yaml_key(path, kv.first);
-        if (!parsed) return parsed.error();
-        const std::string& key = *parsed;
-        if (!valid_attribute_key(key))
-          return config_error(path, kv.first, "attribute key '" + key + "' is not valid");
-        if (!kv.second.IsScalar())
-          return config_error(path, kv.second, "attribute values must be strings");
-        nc.attributes[key] = kv.second.Scalar();
-      }
+      if (auto st = parse_string_map(path, attrs, "attributes", true, nc.attributes); !st)
+        return st;
+    }
+    if (const YAML::Node fence = n["fence"]) {
+      if (auto st = parse_string_map(path, fence, label + ".fence", false, nc.fence); !st)
+        return st;
     }
     if (const YAML::Node ports = n["ports"]) {
       if (auto st = parse_ports(path, ports, label + ".ports", nc.ports); !st) return st;
@@ -250,7 +286,7 @@ Result<Config> parse_root(const YAML::Node& root, const std::string& path) {
   Config c;
   c.path = fs::absolute(path).lexically_normal().string();
   const std::string base_dir = fs::path(c.path).parent_path().string();
-  static const std::set<std::string> kSections = {"cluster", "store", "ports", "nodes"};
+  static const std::set<std::string> kSections = {"cluster", "store", "ports", "nodes", "fencing"};
   for (const auto& item : root) {
     auto parsed = yaml_key(path, item.first);
     if (!parsed) return parsed.error();
@@ -258,7 +294,7 @@ Result<Config> parse_root(const YAML::Node& root, const std::string& path) {
     if (!kSections.count(key))
       return config_error(
           path, item.first,
-          "unknown key '" + key + "' (expected one of: cluster, nodes, ports, store)");
+          "unknown key '" + key + "' (expected one of: cluster, fencing, nodes, ports, store)");
   }
   if (!root["cluster"]) return config_error(path, root, "the cluster section is required");
   if (auto st = parse_cluster(path, root["cluster"], c); !st) return st.error();
@@ -267,6 +303,9 @@ Result<Config> parse_root(const YAML::Node& root, const std::string& path) {
   }
   if (const YAML::Node store = root["store"]) {
     if (auto st = parse_store(path, store, c); !st) return st.error();
+  }
+  if (const YAML::Node fencing = root["fencing"]) {
+    if (auto st = parse_fencing(path, fencing, c); !st) return st.error();
   }
   if (!root["nodes"]) return config_error(path, root, "the nodes section is required");
   if (auto st = parse_nodes(path, root["nodes"], c); !st) return st.error();
@@ -334,6 +373,14 @@ std::string render_config(const Config& c) {
     if (!value->empty()) out << YAML::Key << key << YAML::Value << rel(*value);
   }
   out << YAML::EndMap;
+  if (!c.fencing.command.empty()) {
+    out << YAML::Key << "fencing" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "command" << YAML::Value << YAML::Flow << c.fencing.command;
+    if (!c.fencing.params.empty()) out << YAML::Key << "params" << YAML::Value << c.fencing.params;
+    out << YAML::Key << "action" << YAML::Value << c.fencing.action;
+    out << YAML::Key << "timeout_ms" << YAML::Value << c.fencing.timeout_ms;
+    out << YAML::EndMap;
+  }
   out << YAML::Key << "ports" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "api" << YAML::Value << c.default_ports.api;
   out << YAML::Key << "heartbeat" << YAML::Value << c.default_ports.heartbeat;
@@ -350,6 +397,7 @@ std::string render_config(const Config& c) {
       for (const auto& [k, v] : n.attributes) out << YAML::Key << k << YAML::Value << v;
       out << YAML::EndMap;
     }
+    if (!n.fence.empty()) out << YAML::Key << "fence" << YAML::Value << n.fence;
     const Ports& p = n.ports;
     const Ports& d = c.default_ports;
     if (p.api != d.api || p.heartbeat != d.heartbeat || p.etcd_client != d.etcd_client ||

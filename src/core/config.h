@@ -24,6 +24,7 @@ struct NodeConfig {
   std::string name;
   std::string address;  // an IPv4 or IPv6 literal
   std::map<std::string, std::string> attributes;
+  std::map<std::string, std::string> fence;  // this node's fence agent options (port, ip...)
   Ports ports;
 };
 
@@ -41,6 +42,16 @@ struct StoreConfig {
   std::string ca_file, cert_file, key_file;  // external mode; default from tls_dir
 };
 
+// A fence agent: powers a lost node off, so that whatever it ran is known
+// to be stopped (DESIGN.md layer 2). The fence-agents interface: options as
+// key=value lines on stdin (action, plug, and the params).
+struct FencingConfig {
+  std::vector<std::string> command;           // argv; empty: no fencing
+  std::map<std::string, std::string> params;  // sent on every call
+  std::string action = "off";                 // off | reboot
+  int timeout_ms = 60000;
+};
+
 struct Config {
   std::string path;  // the file it was read from, absolute
   std::string cluster_name;
@@ -50,6 +61,7 @@ struct Config {
   int heartbeat_ms = 50;
   int lease_ms = 300;
   StoreConfig store;
+  FencingConfig fencing;
   Ports default_ports;
   std::vector<NodeConfig> nodes;
 

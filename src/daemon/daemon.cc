@@ -280,6 +280,10 @@ int Daemon::run() {
 
   CoordinatorOptions co;
   co.lease_margin_ms = 2 * config_.heartbeat_ms;
+  co.fencing = config_.fencing;
+  for (const auto& n : config_.nodes) {
+    if (!n.fence.empty()) co.fence_params[n.name] = n.fence;
+  }
   coordinator_ = std::make_unique<Coordinator>(clock_, *store_, self_.name, founding_nodes(), co);
 
   AgentServiceOptions ago;

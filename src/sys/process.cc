@@ -77,12 +77,23 @@ Result<pid_t> spawn_process(const SpawnOptions& o) {
     }
     groups.resize(std::max(count, 0));
   }
+  int in_pipe[2] = {-1, -1};
+  if (!o.stdin_data.empty()) {
+    if (o.stdin_data.size() > 65536 || ::pipe2(in_pipe, O_CLOEXEC) != 0) {
+      if (log_fd >= 0) ::close(log_fd);
+      return make_error(Errc::kIo, "spawn: cannot make the stdin pipe");
+    }
+  }
   const pid_t parent = ::getpid();
   std::unique_lock owned_lock(owned_mu);
   const pid_t pid = ::fork();
   if (pid < 0) {
     owned_lock.unlock();
     if (log_fd >= 0) ::close(log_fd);
+    if (in_pipe[0] >= 0) {
+      ::close(in_pipe[0]);
+      ::close(in_pipe[1]);
+    }
     return make_error(Errc::kIo, std::string("fork: ") + std::strerror(errno));
   }
   if (pid == 0) {
@@ -95,8 +106,12 @@ Result<pid_t> spawn_process(const SpawnOptions& o) {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    const int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) ::dup2(devnull, 0);
+    if (in_pipe[0] >= 0) {
+      ::dup2(in_pipe[0], 0);
+    } else {
+      const int devnull = ::open("/dev/null", O_RDONLY);
+      if (devnull >= 0) ::dup2(devnull, 0);
+    }
     if (log_fd >= 0) {
       ::dup2(log_fd, 1);
       ::dup2(log_fd, 2);
@@ -117,6 +132,13 @@ Result<pid_t> spawn_process(const SpawnOptions& o) {
   owned.insert(pid);
   owned_lock.unlock();
   if (log_fd >= 0) ::close(log_fd);
+  if (in_pipe[0] >= 0) {
+    ::close(in_pipe[0]);
+    // Fits the pipe's buffer: the write completes without the child reading.
+    const ssize_t n = ::write(in_pipe[1], o.stdin_data.data(), o.stdin_data.size());
+    (void)n;
+    ::close(in_pipe[1]);
+  }
   return pid;
 }
 

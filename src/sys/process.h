@@ -23,6 +23,10 @@ struct SpawnOptions {
   // Run as this user (its uid, primary group and supplementary groups);
   // empty: as the caller.
   std::string user;
+  // Written to the child's stdin, which is then closed (fence agents read
+  // their options there); empty: stdin is /dev/null. At most a pipe's
+  // buffer (64 KiB), so the write never waits for the child.
+  std::string stdin_data;
 };
 
 Result<pid_t> spawn_process(const SpawnOptions& options);

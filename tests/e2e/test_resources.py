@@ -236,3 +236,26 @@ def test_node_that_loses_its_majority_stops_its_singleton(cluster):
         for n in others:
             cluster.kill(n, "CONT")
     wait_until(lambda: len(nodes_running(cluster, SINGLETON)) == 1, what="the singleton to return")
+
+
+def test_paused_node_is_fenced_before_its_singleton_moves(cluster):
+    apply(cluster, BASIC)
+    wait_until(lambda: settled(cluster), what="the resources to start")
+    node = nodes_running(cluster, SINGLETON)[0]
+    rest = [n for n in NODES if n != node]
+    with ExclusivityWatch(cluster, SINGLETON) as watch:
+        # A paused node is not dead: its processes (the singleton among
+        # them) exist, stopped, and would run again on SIGCONT.
+        cluster.kill(node, "STOP")
+        moved = wait_until(lambda: (r := nodes_running(cluster, SINGLETON)) and r[0] != node and r,
+                           timeout_s=15, what="the singleton to run elsewhere")
+        assert moved[0] in rest
+        # The dev fence agent power-killed the paused node's whole tree.
+        assert not cluster.node(node)["running"]
+        assert nodes_running(cluster, SINGLETON) == moved
+    assert watch.overlaps == [], watch.overlaps
+    log = "".join((cluster.dir / "data" / n / "bulwarkd.log").read_text() for n in rest)
+    assert f"{node} is fenced" in log
+    cluster.start(node)
+    wait_until(lambda: settled(cluster), what="the fenced node to rejoin")
+    assert nodes_running(cluster, SINGLETON) == moved

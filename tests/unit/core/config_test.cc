@@ -643,3 +643,56 @@ TEST(ConfigTest, ComplexKeysAreRefusedNotThrown) {
 
 }  // namespace
 }  // namespace bulwark
+
+namespace bulwark {
+namespace {
+
+constexpr const char* kFenced =
+    "cluster: {name: demo}\n"
+    "fencing:\n"
+    "  command: [/usr/sbin/fence_ipmilan]\n"
+    "  params: {username: admin, lanplus: \"1\"}\n"
+    "  action: reboot\n"
+    "  timeout_ms: 20000\n"
+    "nodes:\n"
+    "  - {name: n1, address: 10.0.0.1, fence: {ip: 10.9.0.1}}\n"
+    "  - {name: n2, address: 10.0.0.2}\n";
+
+TEST(ConfigTest, FencingAndNodeFenceOptionsParseAndRenderBack) {
+  const Config c = parse_ok(kFenced);
+  EXPECT_EQ(c.fencing.command, std::vector<std::string>{"/usr/sbin/fence_ipmilan"});
+  EXPECT_EQ(c.fencing.params.at("lanplus"), "1");
+  EXPECT_EQ(c.fencing.action, "reboot");
+  EXPECT_EQ(c.fencing.timeout_ms, 20000);
+  EXPECT_EQ(c.nodes[0].fence.at("ip"), "10.9.0.1");
+  EXPECT_TRUE(c.nodes[1].fence.empty());
+  auto back = parse_config(render_config(c), kPath);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->fencing.command, c.fencing.command);
+  EXPECT_EQ(back->fencing.params, c.fencing.params);
+  EXPECT_EQ(back->fencing.action, "reboot");
+  EXPECT_EQ(back->nodes[0].fence, c.nodes[0].fence);
+  EXPECT_TRUE(parse_ok(kMinimal).fencing.command.empty());  // no fencing by default
+}
+
+TEST(ConfigTest, BadFencingIsRefusedWithItsPosition) {
+  const auto with = [](const std::string& fencing) {
+    return "cluster: {name: demo}\nfencing:\n" + fencing +
+           "nodes: [{name: n1, address: 10.0.0.1}]\n";
+  };
+  EXPECT_EQ(parse_error(with("  command: [fence_ipmilan]\n")),
+            std::string(kPath) +
+                ":3:12: fencing.command must start with an absolute path to the fence agent");
+  EXPECT_NE(parse_error(with("  command: [/bin/true]\n  action: halt\n")).find(":4:11:"),
+            std::string::npos);
+  EXPECT_NE(parse_error(with("  params: {a: b}\n")).find("command"), std::string::npos);
+  EXPECT_NE(parse_error(with("  command: [/bin/true]\n  timeout_ms: 5\n")).find(":4:"),
+            std::string::npos);
+  EXPECT_NE(parse_error("cluster: {name: demo}\n"
+                        "nodes: [{name: n1, address: 10.0.0.1, fence: [a]}]\n")
+                .find("nodes[0].fence must be a mapping"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace bulwark

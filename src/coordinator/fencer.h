@@ -1,0 +1,56 @@
+// Runs the fence agent for lost nodes (DESIGN.md layer 2: "or at once when a
+// fence agent confirms the node is off"). A fence call is a child process
+// of the fence-agents kind: options as key=value lines on stdin (action,
+// plug/port, nodename, then the configured params), exit status 0 when the
+// node is off. Calls never block the coordinator: poll() reaps them; a
+// failed or timed-out call is retried with a growing pause, and the node's
+// exclusive resources stay where they were until one succeeds (safety
+// before availability).
+//
+// Thread-safety: the coordinator's thread only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <set>
+#include <string>
+
+#include "core/config.h"
+#include "core/env.h"
+
+namespace bulwark {
+
+class Fencer {
+ public:
+  Fencer(const Clock& clock, FencingConfig config,
+         std::map<std::string, std::map<std::string, std::string>> node_params);
+  ~Fencer();
+
+  bool configured() const { return !config_.command.empty(); }
+  // Fences `node` unless a call for it is under way or it is confirmed.
+  void request(const std::string& node);
+  void poll();
+  // The node is back: should it be lost again, it must be fenced again.
+  void forget(const std::string& node);
+  const std::set<std::string>& confirmed() const { return confirmed_; }
+  // The stdin a call for `node` sends, for tests and `--help` examples.
+  std::string options_for(const std::string& node) const;
+
+ private:
+  struct Call {
+    pid_t pid = -1;
+    int64_t deadline_ms = 0;
+    int64_t retry_at_ms = 0;  // after a failure; 0: none pending
+    int failures = 0;
+  };
+  void start(const std::string& node, Call& call);
+
+  const Clock& clock_;
+  FencingConfig config_;
+  std::map<std::string, std::map<std::string, std::string>> node_params_;
+  std::map<std::string, Call> calls_;
+  std::set<std::string> confirmed_;
+};
+
+}  // namespace bulwark

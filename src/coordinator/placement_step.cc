@@ -1,0 +1,165 @@
+#include "coordinator/placement_step.h"
+
+#include "coordinator/placement_policy.h"
+
+namespace bulwark {
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out.empty() ? std::string("-") : out;
+}
+
+// Online for placement: we reach it and it holds its own lease.
+bool online(const MembershipView& view, const MemberStatus* m) {
+  return m != nullptr && (m->self ? view.holds_lease : m->online && m->peer_holds_lease);
+}
+
+// The status record of a lost node with its exclusive instances recorded
+// as stopped (promoted ones as demoted); nullopt if it has none running.
+std::optional<NodeStatusRecord> voided(const NodeStatusRecord& st, const ResourceConfig& config) {
+  NodeStatusRecord next = st;
+  bool changed = false;
+  for (auto& [res, is] : next.resources) {
+    const ResourceSpec* spec = config.find(res);
+    const bool singleton = !spec || spec->kind == ResourceKind::kSingleton;
+    if (is.state == InstanceState::kPromoted) {
+      is.state = InstanceState::kStarted;  // it demoted when it lost its lease
+      changed = true;
+    } else if (singleton && is.state != InstanceState::kStopped) {
+      is.state = InstanceState::kStopped;
+      changed = true;
+    }
+  }
+  if (!changed) return std::nullopt;
+  return next;
+}
+
+}  // namespace
+
+bool lease_lapsed(const MembershipView& view, const std::string& name, int margin_ms) {
+  const MemberStatus* m = view.find(name);
+  // The membership layer proves that `name` held no quorum lease from
+  // lease_bound_ms until answers_known_until_ms; the margin covers clock
+  // rates and rounding. Should it take a lease again later, it must claim
+  // the placement before starting anything exclusive, and that claim and
+  // our write exclude each other in the store.
+  if (m == nullptr || m->self || !view.holds_lease) return false;
+  return m->lease_lapse_proven() && m->answers_known_until_ms >= m->lease_bound_ms + margin_ms;
+}
+
+PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema) {
+  PlacementStep out;
+  const ClusterState& state = *in.state;
+  const MembershipView& view = *in.view;
+  if (!state.resources) return out;
+  if (!state.resource_config) {
+    out.waiting_for = "the applied resources do not parse";
+    return out;
+  }
+  if (state.directives.maintenance) {
+    out.waiting_for = "the cluster is in maintenance mode";
+    return out;
+  }
+  const ResourceConfig& config = *state.resource_config;
+
+  // A lost node's exclusive resources count as stopped once it is fenced
+  // (or, without fencing, once its lease has lapsed everywhere): its status
+  // is rewritten to say so, conditioned on nobody having written it since.
+  for (const auto& [name, st] : state.statuses) {
+    const MemberStatus* m = view.find(name);
+    if (m == nullptr || m->self || online(view, m) || !view.holds_lease) continue;
+    auto next = voided(st, config);
+    if (!next) continue;
+    if (in.fencing ? !in.fenced.count(name) : !lease_lapsed(view, name, in.lease_margin_ms)) {
+      if (in.fencing) out.fence.push_back(name);
+      continue;
+    }
+    next->voided = in.fencing ? "fenced" : "its quorum lease expired everywhere";
+    StoreWrite w;
+    w.compares.push_back(Compare::mod_revision(schema.status_key(name), st.mod_revision));
+    w.ops.push_back(TxnOp::put(schema.status_key(name), Schema::encode_status(*next)));
+    w.log.push_back("node " + name + " is lost and " + next->voided +
+                    ": its exclusive resources count as stopped");
+    out.write = std::move(w);
+    return out;  // the next step sees the rewritten record
+  }
+
+  PolicyInput pin;
+  pin.config = &config;
+  pin.moves = state.directives.moves;
+  pin.bans = state.directives.bans;
+  for (const auto& [name, node] : state.nodes) {
+    const MemberStatus* m = view.find(name);
+    PolicyNode pn;
+    pn.name = name;
+    pn.attributes = node.attributes;
+    // A node in maintenance keeps what it runs (unmanaged); standby empties.
+    pn.standby = node.mode == NodeMode::kStandby;
+    pn.online = online(view, m);
+    const auto st = state.statuses.find(name);
+    // A node that runs but has not yet told what runs on it may run
+    // anything: nothing is placed until it has. A record from an earlier
+    // daemon of the node (another incarnation) does not count.
+    if (pn.online && (st == state.statuses.end() || !st->second.probed ||
+                      st->second.incarnation != m->incarnation)) {
+      out.waiting_for = "node " + name + " has not yet probed its resources";
+      return out;
+    }
+    if (st != state.statuses.end()) {
+      for (const auto& [res, is] : st->second.resources) {
+        if (is.fail_count > 0) pin.fail_counts[res][name] = is.fail_count;
+        if (is.state != InstanceState::kStopped)
+          pin.running[res].push_back({name, is.state == InstanceState::kPromoted});
+      }
+    }
+    pin.nodes.push_back(std::move(pn));
+  }
+  const Placement p = compute_placement(pin);
+  PlacementRecord next;
+  next.epoch = in.epoch;
+  next.resources_revision = state.resources->mod_revision;
+  for (const auto& [name, rp] : p.resources)
+    next.resources[name] = PlacedResource{rp.nodes, rp.promoted, rp.reason};
+  if (state.placement && state.placement->resources == next.resources &&
+      state.placement->resources_revision == next.resources_revision)
+    return out;
+
+  StoreWrite w;
+  const std::string key = schema.placement_key();
+  w.compares.push_back(state.placement ? Compare::mod_revision(key, state.placement->mod_revision)
+                                       : Compare::absent(key));
+  // A node may claim an exclusive resource (start it, promote it) under the
+  // placement it saw, which assigns it that resource. Changing such an entry
+  // is valid only if none of those nodes has claimed since we read their
+  // status (a claim rewrites it): claims and this write exclude each other.
+  std::set<std::string> claimants;
+  for (const auto& [name, placed] : next.resources) {
+    const PlacedResource* old = nullptr;
+    if (state.placement) {
+      auto it = state.placement->resources.find(name);
+      if (it != state.placement->resources.end()) old = &it->second;
+    }
+    if (old && *old == placed) continue;
+    w.log.push_back(name + " on " + join(placed.nodes) +
+                    (placed.promoted.empty() ? "" : " promoted " + join(placed.promoted)) +
+                    (old ? " (was " + join(old->nodes) + ")" : "") +
+                    (placed.reason.empty() ? "" : ": " + placed.reason));
+    const ResourceSpec* spec = config.find(name);
+    if (!spec || !old) continue;
+    const auto& holders = spec->kind == ResourceKind::kSingleton ? old->nodes : old->promoted;
+    claimants.insert(holders.begin(), holders.end());
+  }
+  for (const auto& node : claimants) {
+    const auto st = state.statuses.find(node);
+    w.compares.push_back(st != state.statuses.end() ? Compare::mod_revision(schema.status_key(node),
+                                                                            st->second.mod_revision)
+                                                    : Compare::absent(schema.status_key(node)));
+  }
+  w.ops.push_back(TxnOp::put(key, Schema::encode_placement(next)));
+  out.write = std::move(w);
+  return out;
+}
+
+}  // namespace bulwark

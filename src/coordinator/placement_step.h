@@ -1,0 +1,51 @@
+// One placement step of the coordinator as a pure function: from what the
+// coordinator knows (the cluster state from the store, its membership view,
+// which lost nodes a fence agent confirmed off) to what it should do now:
+// fence nodes, and at most one store write (void a lost node's status, or
+// commit a new placement), with the compares that make it safe. Coordinator
+// carries it out against etcd; the deterministic simulation against its
+// simulated store.
+#pragma once
+
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "membership/membership.h"
+#include "store/etcd_client.h"
+#include "store/schema.h"
+
+namespace bulwark {
+
+struct PlacementStepInput {
+  const ClusterState* state = nullptr;
+  const MembershipView* view = nullptr;
+  int64_t epoch = 0;          // of the coordinator
+  int lease_margin_ms = 100;  // see CoordinatorOptions
+  // With a fence agent, a lost node's exclusive resources count as stopped
+  // only once it is fenced: a crashed daemon may have left them running,
+  // which no lease can tell.
+  bool fencing = false;
+  std::set<std::string> fenced;  // lost nodes a fence agent confirmed off
+};
+
+struct StoreWrite {
+  std::vector<Compare> compares;  // besides the coordinator epoch
+  std::vector<TxnOp> ops;
+  std::vector<std::string> log;  // one line per change, for the log
+};
+
+struct PlacementStep {
+  std::string waiting_for;         // why placement is on hold; empty if it is not
+  std::vector<std::string> fence;  // lost nodes to fence now
+  std::optional<StoreWrite> write;
+};
+
+// True when `name` (not this node) can no longer run anything exclusive by
+// the membership layer's proof that its lease lapsed.
+bool lease_lapsed(const MembershipView& view, const std::string& name, int margin_ms);
+
+PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema);
+
+}  // namespace bulwark
