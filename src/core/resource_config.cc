@@ -125,6 +125,7 @@ Status parse_agent(const YamlSection& s, ResourceSpec& r) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
       });
       if (!key_ok) return s.error(kv.first, "param name '" + key + "' must be of A-Z a-z 0-9 _");
+      if (auto st = check_variables(s, kv.second, kv.second.Scalar()); !st) return st;
       a.params[key] = kv.second.Scalar();
     }
   }
@@ -161,6 +162,9 @@ Status parse_kind(const std::string& path, const YamlSection& s, ResourceSpec& r
     if (auto st = p.get_int("promoted", r.promoted_max, 1, 10000); !st) return st;
     if (r.clone_max != 0 && r.promoted_max > r.clone_max)
       return p.error(p["promoted"], "promoted must not exceed max");
+    if (r.agent.agent_class != AgentClass::kOcf)
+      return s.error(prom,
+                     "promotable needs an ocf agent (exec and systemd have no promoted role)");
   }
   if (kinds > 1)
     return s.error(s.node(), "a resource is one of singleton, clone or promotable, not several");

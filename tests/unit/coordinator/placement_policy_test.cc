@@ -166,6 +166,21 @@ TEST(PlacementPolicyTest, AMovedSingletonStopsBeforeItStartsElsewhere) {
   EXPECT_NE(p.resources.at("s").nodes[0], "n1");
 }
 
+TEST(PlacementPolicyTest, ASingletonReportedOnTwoNodesStopsEverywhereFirst) {
+  Fixture f(kSingleton, 3);
+  // A stale report and a real one, or a crashed daemon's orphan: whichever
+  // is true, no node may keep it until only one reports it.
+  f.in.running["s"] = {{"n1", false}, {"n2", false}};
+  Placement p = f.place();
+  EXPECT_EQ(p.resources.at("s").nodes, Nodes{});
+  EXPECT_NE(p.resources.at("s").reason.find("stopping on n1, n2"), std::string::npos);
+  // The same when one of them is a lost node not yet known to be off.
+  f.node("n1").online = false;
+  EXPECT_EQ(f.where("s"), Nodes{});
+  f.node("n1").safe_to_replace = true;  // fenced: only n2 runs it
+  EXPECT_EQ(f.where("s"), (Nodes{"n2"}));
+}
+
 TEST(PlacementPolicyTest, APromotionWaitsForTheDemotion) {
   Fixture f("resources: [{name: db, agent: 'ocf:x:db', promotable: {promoted: 1}}]\n", 3);
   f.in.running["db"] = {{"n1", false}, {"n2", true}, {"n3", false}};
