@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 300
 JOBS       ?= $(shell nproc)
 PYTEST     := /usr/bin/python3 -m pytest
 
-.PHONY: setup build build-asan build-fuzz fuzz test unit e2e demo bench bench-core bench-proxy format lint clean
+.PHONY: setup build build-asan build-fuzz fuzz test unit e2e demo bench bench-core bench-proxy bench-resources format lint clean
 
 setup:
 	@bash scripts/setup.sh
@@ -43,10 +43,14 @@ e2e: build
 demo: build
 	@bash scripts/demo.sh $(BUILD)/bin
 
-bench: bench-core bench-proxy
+bench: bench-core bench-proxy bench-resources
 
 bench-core: build
 	@/usr/bin/python3 bench/core/cluster_bench.py --bin $(BUILD)/bin
+
+# Failover, restart, convergence and policy speed (see bench/resources/README.md).
+bench-resources: build
+	@/usr/bin/python3 bench/resources/resource_bench.py --bin $(BUILD)/bin
 
 # bulwark-proxy against HAProxy, side by side (see bench/proxy/README.md).
 bench-proxy: build

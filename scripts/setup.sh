@@ -11,7 +11,7 @@ packages=(
   clang libclang-rt-14-dev
   # libraries
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-  libssl-dev libcpp-httplib-dev libgtest-dev libgmock-dev
+  libssl-dev libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev
   # the replicated store and its client (etcdctl is for operators, not our code)
   etcd-server etcd-client
   # multi-process tests and benchmarks
