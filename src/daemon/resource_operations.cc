@@ -1,14 +1,22 @@
 #include "daemon/resource_operations.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <map>
+#include <set>
+
 #include "coordinator/placement_policy.h"
+#include "sys/process.h"
 
 namespace bulwark {
 namespace {
 
 using json = nlohmann::json;
+
+// An agent's meta-data is static text; a slower answer is a broken agent.
+constexpr int kMetaDataTimeoutMs = 5000;
 
 const char* kind_name(ResourceKind k) {
   switch (k) {
@@ -47,6 +55,41 @@ json instance_json(const std::string& node, const InstanceStatus* st) {
 
 }  // namespace
 
+Result<ResourceOperations::OcfParameters> ResourceOperations::ocf_parameters(
+    const std::string& script) const {
+  SpawnOptions o;
+  o.argv = {script, "meta-data"};
+  o.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "OCF_ROOT=" + ocf_root_,
+           "OCF_FUNCTIONS_DIR=" + ocf_root_ + "/lib/heartbeat"};
+  auto out = run_command(o, kMetaDataTimeoutMs);
+  if (!out) return make_error(Errc::kInvalid, "meta-data: " + out.error().message);
+  if (!WIFEXITED(out->wait_status) || WEXITSTATUS(out->wait_status) != 0)
+    return make_error(Errc::kInvalid,
+                      "meta-data failed (" + describe_wait_status(out->wait_status) + ")");
+  // <parameter name="ip" unique="1" required="1"> elements, read without an
+  // XML library: the attributes Bulwark needs are plain name="value" pairs.
+  OcfParameters p;
+  const std::string& x = out->output;
+  for (std::size_t pos = 0; (pos = x.find("<parameter ", pos)) != std::string::npos;) {
+    const std::size_t end = x.find('>', pos);
+    if (end == std::string::npos) break;
+    const std::string tag = x.substr(pos, end - pos);
+    pos = end;
+    const auto attr = [&](const std::string& name) -> std::string {
+      const std::string key = " " + name + "=\"";
+      const auto a = tag.find(key);
+      if (a == std::string::npos) return "";
+      const auto b = tag.find('"', a + key.size());
+      return b == std::string::npos ? "" : tag.substr(a + key.size(), b - a - key.size());
+    };
+    const std::string name = attr("name");
+    if (name.empty()) continue;
+    p.all.insert(name);
+    if (attr("required") == "1") p.required.insert(name);
+  }
+  return p;
+}
+
 ResourceOperations::ResourceOperations(const Clock& clock, Store& store,
                                        std::function<Status()> require_quorum,
                                        std::function<Result<int64_t>(Result<int64_t>)> committed,
@@ -64,13 +107,32 @@ Status ResourceOperations::validate(const ResourceConfig& config, const ClusterS
       return make_error(Errc::kInvalid, source + ": location of " + l.resource + " names node '" +
                                             l.node + "', which is not in the cluster");
   }
+  std::map<std::string, Result<OcfParameters>> described;  // by agent, each asked once
   for (const auto& r : config.resources) {
     if (r.agent.agent_class != AgentClass::kOcf) continue;
     const std::string script = ocf_root_ + "/resource.d/" + r.agent.provider + "/" + r.agent.type;
+    const std::string what = source + ": resource " + r.name + ": agent " + agent_name(r.agent);
     if (::access(script.c_str(), X_OK) != 0)
-      return make_error(Errc::kInvalid, source + ": resource " + r.name + ": agent " +
-                                            agent_name(r.agent) + " is not installed (no " +
-                                            script + " on this node)");
+      return make_error(Errc::kInvalid,
+                        what + " is not installed (no " + script + " on this node)");
+    // The agent's own meta-data says which parameters it takes: a typo in a
+    // parameter name, or a missing required one, fails here, not at start.
+    auto it = described.find(script);
+    if (it == described.end()) it = described.emplace(script, ocf_parameters(script)).first;
+    if (!it->second) return make_error(Errc::kInvalid, what + ": " + it->second.error().message);
+    const OcfParameters& known = *it->second;
+    for (const auto& [k, v] : r.agent.params) {
+      if (!known.all.count(k)) {
+        std::string list;
+        for (const auto& p : known.all) list += (list.empty() ? "" : ", ") + p;
+        return make_error(Errc::kInvalid, what + " has no parameter '" + k + "' (it takes: " +
+                                              (list.empty() ? "none" : list) + ")");
+      }
+    }
+    for (const auto& k : known.required) {
+      if (!r.agent.params.count(k))
+        return make_error(Errc::kInvalid, what + " needs parameter '" + k + "'");
+    }
   }
   // With every node up, every enabled resource must have somewhere to run:
   // otherwise the constraints contradict each other.

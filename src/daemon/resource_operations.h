@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "core/config.h"
@@ -35,6 +36,13 @@ class ResourceOperations {
   // placement for every enabled resource with every node up.
   Status validate(const ResourceConfig& config, const ClusterState& state,
                   const std::string& source) const;
+
+  struct OcfParameters {
+    std::set<std::string> all;
+    std::set<std::string> required;
+  };
+  // The parameters an OCF agent declares in its meta-data.
+  Result<OcfParameters> ocf_parameters(const std::string& script) const;
 
   const Clock& clock_;
   Store& store_;

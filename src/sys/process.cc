@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -186,6 +187,36 @@ bool process_alive(pid_t pid) {
   // zombie: dead, only waiting to be reaped.
   const auto close = line.rfind(')');
   return close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z';
+}
+
+Result<CommandOutput> run_command(SpawnOptions options, int timeout_ms) {
+  char path[] = "/tmp/bulwark-command-XXXXXX";
+  const int fd = ::mkstemp(path);
+  if (fd < 0) return make_error(Errc::kIo, std::string("mkstemp: ") + std::strerror(errno));
+  ::close(fd);
+  options.log_file = path;
+  options.new_process_group = true;
+  auto pid = spawn_process(options);
+  if (!pid) {
+    ::unlink(path);
+    return pid.error();
+  }
+  std::optional<int> status;
+  for (int waited = 0; waited <= timeout_ms && !(status = try_reap(*pid)); waited += 5) sleep_ms(5);
+  if (!status) {
+    ::kill(-*pid, SIGKILL);
+    terminate_process(*pid, 0);
+    ::unlink(path);
+    return make_error(Errc::kTimeout, options.argv[0] + " did not finish within " +
+                                          std::to_string(timeout_ms) + " ms");
+  }
+  std::ifstream in(path);
+  CommandOutput out;
+  out.wait_status = *status;
+  out.output.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (out.output.size() > (1u << 20)) out.output.resize(1u << 20);
+  ::unlink(path);
+  return out;
 }
 
 std::optional<uint64_t> process_start_time(pid_t pid) {

@@ -57,6 +57,17 @@ Status become_subreaper();
 // orphans a subreaper inherits). Returns how many it reaped.
 int reap_orphans();
 
+// Runs a short command to completion and returns what it wrote to stdout
+// and stderr (up to 1 MiB) and its wait status. It gets `timeout_ms`; then
+// its process group is killed and the call fails with kTimeout. Blocks the
+// caller: for one-off commands (an OCF agent's meta-data), not for
+// anything on a hot path.
+struct CommandOutput {
+  int wait_status = 0;
+  std::string output;
+};
+Result<CommandOutput> run_command(SpawnOptions options, int timeout_ms);
+
 // The current environment, minus variables whose name starts with one of
 // `drop_prefixes`.
 std::vector<std::string> current_environment(const std::vector<std::string>& drop_prefixes);

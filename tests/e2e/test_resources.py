@@ -96,6 +96,10 @@ def test_bad_input_is_refused_and_nothing_is_committed(cluster):
         "{name: b, agent: exec, command: [/bin/true], enabled: false}]\n"
         "constraints: [{colocate: a, with: b}]\n": "cannot run on any node",
         "resources: [{name: a, agent: teleport}]\n": "resources.yaml:1:",
+        # The OCF agent's own meta-data: a misspelt parameter, a missing one.
+        "resources: [{name: a, agent: 'ocf:heartbeat:Dummy', params: {fake: '1', stat: x}}]\n":
+            "has no parameter 'stat' (it takes: fake, state)",
+        "resources: [{name: a, agent: 'ocf:heartbeat:IPaddr2'}]\n": "needs parameter 'ip'",
     }
     for text, expected in cases.items():
         proc = apply(cluster, text, check=False)
