@@ -38,6 +38,12 @@ AgentService::~AgentService() {
 }
 
 Status AgentService::start() {
+  if (!options_.watchdog.device.empty()) {
+    if (auto st = watchdog_.open(options_.watchdog.device, options_.watchdog.timeout_ms); !st)
+      return st;
+    spdlog::info("agent: watchdog {} armed ({} ms)", options_.watchdog.device,
+                 watchdog_.timeout_ms());
+  }
   // SIGCHLD is blocked in every thread (the daemon blocks it before any
   // thread starts); the signalfd receives it.
   sigset_t chld;
@@ -112,6 +118,14 @@ NodeStatusRecord AgentService::stamped(NodeStatusRecord rec) const {
   return rec;
 }
 
+void AgentService::feed_watchdog(const AgentView& view) {
+  // Fed while the node may run exclusive resources (it holds its lease), or
+  // runs none. A node that lost its lease and could not stop them is reset
+  // within the timeout; so is a node whose bulwarkd hangs or died.
+  if (!watchdog_.armed() || (!view.holds_lease && agent_.exclusive_active())) return;
+  if (auto st = watchdog_.keepalive(); !st) spdlog::error("agent: {}", st.error().message);
+}
+
 void AgentService::reap() {
   signalfd_siginfo info;
   while (::read(signal_fd_, &info, sizeof info) == sizeof info) {
@@ -138,6 +152,7 @@ void AgentService::run() {
     AgentView view = build_view(state);
     view.statuses = &state.statuses;
     agent_.step(view);
+    feed_watchdog(view);
     if (auto rev = agent_.wants_claim()) {
       claim(*rev);
       if (!agent_.wants_claim()) continue;  // claimed: start at once
@@ -145,6 +160,9 @@ void AgentService::run() {
     publish(false);
     if (shutdown_begun && (agent_.idle() || clock_.mono_ms() >= shutdown_deadline_ms_)) {
       publish(true);
+      // A clean end: nothing exclusive runs any more (or the deadline
+      // passed, and then the countdown stays armed).
+      if (!agent_.exclusive_active()) watchdog_.disarm();
       break;
     }
     const int64_t now = clock_.mono_ms();

@@ -20,12 +20,14 @@
 #include "membership/membership_service.h"
 #include "store/store.h"
 #include "sys/event_loop.h"
+#include "sys/watchdog.h"
 
 namespace bulwark {
 
 struct AgentServiceOptions {
   AgentOptions agent;
   ProcessRunnerOptions runner;
+  WatchdogConfig watchdog;  // no device: none
 };
 
 class AgentService {
@@ -34,6 +36,7 @@ class AgentService {
                AgentServiceOptions options);
   ~AgentService();
 
+  // Opens the watchdog (if configured) and starts the thread.
   Status start();
   // Stops every local resource (in reverse order) and ends the thread.
   // Returns once done or after `timeout_ms`, whichever is first.
@@ -45,6 +48,7 @@ class AgentService {
   void publish(bool force);
   void claim(int64_t placement_revision);
   void reap();
+  void feed_watchdog(const AgentView& view);
   // The record with this daemon's membership incarnation.
   NodeStatusRecord stamped(NodeStatusRecord rec) const;
 
@@ -52,6 +56,7 @@ class AgentService {
   Store& store_;
   const MembershipService& membership_;
   AgentServiceOptions options_;
+  Watchdog watchdog_;
   EventLoop loop_;
   ProcessRunner runner_;
   NodeAgent agent_;

@@ -46,6 +46,16 @@ bool NodeAgent::idle() const {
   });
 }
 
+bool NodeAgent::exclusive_active() const {
+  return std::any_of(instances_.begin(), instances_.end(), [](const auto& e) {
+    const Instance& i = e.second;
+    if (i.phase == Phase::kPromoting || i.phase == Phase::kPromoted || i.phase == Phase::kDemoting)
+      return true;
+    return i.spec.kind == ResourceKind::kSingleton && i.phase != Phase::kStopped &&
+           i.phase != Phase::kUnprobed;
+  });
+}
+
 void NodeAgent::refresh_config(const AgentView& view) {
   if (view.config.get() == seen_config_) return;
   seen_config_ = view.config.get();

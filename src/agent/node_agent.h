@@ -71,6 +71,9 @@ class NodeAgent {
   void begin_shutdown() { shutting_down_ = true; }
   // True once nothing runs and no operation is in flight.
   bool idle() const;
+  // Some exclusive instance (a singleton, a promoted instance) may run here:
+  // while the lease is lost, the watchdog is fed only when none does.
+  bool exclusive_active() const;
   // The soonest time a step has something to do (a monitor, a retry).
   int64_t next_due_ms() const { return next_due_ms_; }
 

@@ -184,6 +184,7 @@ void Coordinator::place(const MembershipView& view, const ClusterState& state) {
   in.epoch = mine_->epoch;
   in.lease_margin_ms = options_.lease_margin_ms;
   in.fencing = fencer_.configured();
+  in.watchdog_ms = options_.watchdog_ms;
   // A node that is back (online) is no longer "fenced": should it be lost
   // again, it must be fenced again.
   for (const auto& m : view.members) {

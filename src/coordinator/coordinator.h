@@ -43,6 +43,7 @@ struct CoordinatorOptions {
   int lease_margin_ms = 100;
   FencingConfig fencing;                                                   // no command: no fencing
   std::map<std::string, std::map<std::string, std::string>> fence_params;  // per node
+  int watchdog_ms = 0;  // every node's watchdog timeout; 0: no watchdog
 };
 
 class Coordinator {

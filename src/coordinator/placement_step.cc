@@ -72,11 +72,14 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
     if (m == nullptr || m->self || online(view, m) || !view.holds_lease) continue;
     auto next = voided(st, config);
     if (!next) continue;
-    if (in.fencing ? !in.fenced.count(name) : !lease_lapsed(view, name, in.lease_margin_ms)) {
+    if (in.fencing ? !in.fenced.count(name)
+                   : !lease_lapsed(view, name, in.lease_margin_ms + in.watchdog_ms)) {
       if (in.fencing) out.fence.push_back(name);
       continue;
     }
-    next->voided = in.fencing ? "fenced" : "its quorum lease expired everywhere";
+    next->voided = in.fencing       ? "fenced"
+                   : in.watchdog_ms ? "its quorum lease expired everywhere and its watchdog fired"
+                                    : "its quorum lease expired everywhere";
     StoreWrite w;
     w.compares.push_back(Compare::mod_revision(schema.status_key(name), st.mod_revision));
     w.ops.push_back(TxnOp::put(schema.status_key(name), Schema::encode_status(*next)));

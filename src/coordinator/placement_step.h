@@ -28,6 +28,10 @@ struct PlacementStepInput {
   // which no lease can tell.
   bool fencing = false;
   std::set<std::string> fenced;  // lost nodes a fence agent confirmed off
+  // Without fencing, with a watchdog on every node: a lost node that stopped
+  // feeding it at its lease's end at the latest has been reset this long
+  // after (0: no watchdog).
+  int watchdog_ms = 0;
 };
 
 struct StoreWrite {

@@ -51,6 +51,9 @@ const std::vector<ConfigKeyword> kKeywords = {
     {"fencing", "params", "map", "{}", "options sent to every call (login, password...)"},
     {"fencing", "action", "off|reboot", "off", "what fencing asks the agent to do"},
     {"fencing", "timeout_ms", "integer, ms", "60000", "a fence call slower than this failed"},
+    {"watchdog", "device", "path", "(none: no watchdog)", "e.g. /dev/watchdog (softdog)"},
+    {"watchdog", "timeout_ms", "integer, ms", "10000",
+     "the machine is reset this long after the last keepalive"},
 };
 
 Error config_error(const std::string& path, const YAML::Node& node, const std::string& what) {
@@ -188,6 +191,17 @@ Status parse_fencing(const std::string& path, const YAML::Node& node, Config& c)
   return Ok{};
 }
 
+Status parse_watchdog(const std::string& path, const YAML::Node& node, Config& c) {
+  YamlSection s = section_of(path, node, "watchdog");
+  if (auto st = s.check_keys(); !st) return st;
+  if (auto st = s.require("device"); !st) return st;
+  if (auto st = s.get_string("device", c.watchdog.device); !st) return st;
+  if (c.watchdog.device.empty() || c.watchdog.device[0] != '/')
+    return config_error(path, node["device"], "watchdog.device must be an absolute path");
+  if (auto st = s.get_int("timeout_ms", c.watchdog.timeout_ms, 1000, 600000); !st) return st;
+  return Ok{};
+}
+
 Status parse_nodes(const std::string& path, const YAML::Node& node, Config& c) {
   if (!node.IsSequence() || node.size() == 0)
     return config_error(path, node, "nodes must be a non-empty list");
@@ -286,7 +300,8 @@ Result<Config> parse_root(const YAML::Node& root, const std::string& path) {
   Config c;
   c.path = fs::absolute(path).lexically_normal().string();
   const std::string base_dir = fs::path(c.path).parent_path().string();
-  static const std::set<std::string> kSections = {"cluster", "store", "ports", "nodes", "fencing"};
+  static const std::set<std::string> kSections = {"cluster", "store",   "ports",
+                                                  "nodes",   "fencing", "watchdog"};
   for (const auto& item : root) {
     auto parsed = yaml_key(path, item.first);
     if (!parsed) return parsed.error();
@@ -294,7 +309,8 @@ Result<Config> parse_root(const YAML::Node& root, const std::string& path) {
     if (!kSections.count(key))
       return config_error(
           path, item.first,
-          "unknown key '" + key + "' (expected one of: cluster, fencing, nodes, ports, store)");
+          "unknown key '" + key +
+              "' (expected one of: cluster, fencing, nodes, ports, store, watchdog)");
   }
   if (!root["cluster"]) return config_error(path, root, "the cluster section is required");
   if (auto st = parse_cluster(path, root["cluster"], c); !st) return st.error();
@@ -306,6 +322,9 @@ Result<Config> parse_root(const YAML::Node& root, const std::string& path) {
   }
   if (const YAML::Node fencing = root["fencing"]) {
     if (auto st = parse_fencing(path, fencing, c); !st) return st.error();
+  }
+  if (const YAML::Node watchdog = root["watchdog"]) {
+    if (auto st = parse_watchdog(path, watchdog, c); !st) return st.error();
   }
   if (!root["nodes"]) return config_error(path, root, "the nodes section is required");
   if (auto st = parse_nodes(path, root["nodes"], c); !st) return st.error();
@@ -379,6 +398,12 @@ std::string render_config(const Config& c) {
     if (!c.fencing.params.empty()) out << YAML::Key << "params" << YAML::Value << c.fencing.params;
     out << YAML::Key << "action" << YAML::Value << c.fencing.action;
     out << YAML::Key << "timeout_ms" << YAML::Value << c.fencing.timeout_ms;
+    out << YAML::EndMap;
+  }
+  if (!c.watchdog.device.empty()) {
+    out << YAML::Key << "watchdog" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "device" << YAML::Value << c.watchdog.device;
+    out << YAML::Key << "timeout_ms" << YAML::Value << c.watchdog.timeout_ms;
     out << YAML::EndMap;
   }
   out << YAML::Key << "ports" << YAML::Value << YAML::BeginMap;

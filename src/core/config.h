@@ -52,6 +52,16 @@ struct FencingConfig {
   int timeout_ms = 60000;
 };
 
+// The node's watchdog device: the machine is reset when bulwarkd stops
+// feeding it, which it does while the node has lost its lease with an
+// exclusive resource not yet stopped (a hung stop), or when bulwarkd itself
+// hangs or dies. The coordinator then counts a lost node's exclusive
+// resources as stopped once its lease lapse is proven plus `timeout_ms`.
+struct WatchdogConfig {
+  std::string device;  // empty: no watchdog
+  int timeout_ms = 10000;
+};
+
 struct Config {
   std::string path;  // the file it was read from, absolute
   std::string cluster_name;
@@ -62,6 +72,7 @@ struct Config {
   int lease_ms = 300;
   StoreConfig store;
   FencingConfig fencing;
+  WatchdogConfig watchdog;
   Ports default_ports;
   std::vector<NodeConfig> nodes;
 

@@ -281,6 +281,7 @@ int Daemon::run() {
   CoordinatorOptions co;
   co.lease_margin_ms = 2 * config_.heartbeat_ms;
   co.fencing = config_.fencing;
+  co.watchdog_ms = config_.watchdog.device.empty() ? 0 : config_.watchdog.timeout_ms;
   for (const auto& n : config_.nodes) {
     if (!n.fence.empty()) co.fence_params[n.name] = n.fence;
   }
@@ -294,6 +295,7 @@ int Daemon::run() {
   ago.agent.lease_guard_ms = config_.lease_ms / 3;
   ago.runner.runtime_dir = runtime_dir(config_.node_data_dir(self_.name) + "/run");
   ago.runner.log_dir = config_.node_data_dir(self_.name) + "/logs";
+  ago.watchdog = config_.watchdog;
   // A dev node's marker goes on to its resources: `bulwark dev kill` finds
   // them by it, also once a later daemon of the node has adopted them.
   for (auto& kv : current_environment({})) {

@@ -675,6 +675,23 @@ TEST(ConfigTest, FencingAndNodeFenceOptionsParseAndRenderBack) {
   EXPECT_TRUE(parse_ok(kMinimal).fencing.command.empty());  // no fencing by default
 }
 
+TEST(ConfigTest, WatchdogParsesRendersBackAndIsChecked) {
+  const Config c = parse_ok(
+      "cluster: {name: demo}\nwatchdog: {device: /dev/watchdog, timeout_ms: 5000}\n"
+      "nodes: [{name: n1, address: 10.0.0.1}]\n");
+  EXPECT_EQ(c.watchdog.device, "/dev/watchdog");
+  EXPECT_EQ(c.watchdog.timeout_ms, 5000);
+  auto back = parse_config(render_config(c), kPath);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->watchdog.device, "/dev/watchdog");
+  EXPECT_EQ(back->watchdog.timeout_ms, 5000);
+  EXPECT_TRUE(parse_ok(kMinimal).watchdog.device.empty());
+  EXPECT_NE(parse_error("cluster: {name: demo}\nwatchdog: {device: watchdog}\n"
+                        "nodes: [{name: n1, address: 10.0.0.1}]\n")
+                .find(":2:20: watchdog.device must be an absolute path"),
+            std::string::npos);
+}
+
 TEST(ConfigTest, BadFencingIsRefusedWithItsPosition) {
   const auto with = [](const std::string& fencing) {
     return "cluster: {name: demo}\nfencing:\n" + fencing +
