@@ -638,7 +638,9 @@ json Daemon::status() {
                {"epoch", cs.epoch},
                {"claims", cs.claims},
                {"writes", cs.writes},
-               {"refused_writes", cs.refused_writes}};
+               {"refused_writes", cs.refused_writes},
+               {"placements", cs.placements},
+               {"waiting_for", cs.waiting_for.empty() ? json(nullptr) : json(cs.waiting_for)}};
   j["heartbeat"] = {{"rejected_datagrams", view.rejected_datagrams}};
   json nodes = json::array();
   for (const auto& n : cluster_nodes(state)) {
