@@ -67,6 +67,7 @@ AgentView AgentService::build_view(const ClusterState& state) const {
   AgentView v;
   v.store_loaded = state.loaded && state.schema_version > 0;
   v.config = state.resource_config;
+  v.config_unreadable = state.resources.has_value() && !state.resource_config;
   v.placement = state.placement;
   v.directives = state.directives;
   if (auto n = state.nodes.find(options_.agent.node); n != state.nodes.end())

@@ -49,16 +49,15 @@ bool NodeAgent::idle() const {
 bool NodeAgent::exclusive_active() const {
   return std::any_of(instances_.begin(), instances_.end(), [](const auto& e) {
     const Instance& i = e.second;
-    if (i.phase == Phase::kPromoting || i.phase == Phase::kPromoted || i.phase == Phase::kDemoting)
-      return true;
+    if (i.maybe_promoted) return true;
     return i.spec.kind == ResourceKind::kSingleton && i.phase != Phase::kStopped &&
            i.phase != Phase::kUnprobed;
   });
 }
 
 void NodeAgent::refresh_config(const AgentView& view) {
-  if (view.config.get() == seen_config_) return;
-  seen_config_ = view.config.get();
+  if (view.config == seen_config_) return;
+  seen_config_ = view.config;
   if (!view.config) return;
   for (const auto& spec : view.config->resources) {
     auto [it, added] = instances_.try_emplace(spec.name);
@@ -94,6 +93,12 @@ NodeAgent::Role NodeAgent::desired_role(const std::string& name, const Instance&
   return role;
 }
 
+std::vector<std::string> NodeAgent::members_of(const std::string& name,
+                                               const AgentView& view) const {
+  if (const GroupSpec* g = view.config->find_group(name)) return g->resources;
+  return {name};
+}
+
 bool NodeAgent::predecessors_started(const std::string& name, const AgentView& view) const {
   const auto started_anywhere = [&](const std::string& other) {
     auto it = instances_.find(other);
@@ -106,7 +111,12 @@ bool NodeAgent::predecessors_started(const std::string& name, const AgentView& v
   };
   for (const auto& order : view.config->orders) {
     for (std::size_t i = 1; i < order.sequence.size(); ++i) {
-      if (order.sequence[i] == name && !started_anywhere(order.sequence[i - 1])) return false;
+      const auto mine = members_of(order.sequence[i], view);
+      if (std::find(mine.begin(), mine.end(), name) == mine.end()) continue;
+      // After a group: after every one of its members.
+      for (const auto& before : members_of(order.sequence[i - 1], view)) {
+        if (!started_anywhere(before)) return false;
+      }
     }
   }
   for (const auto& g : view.config->groups) {
@@ -131,7 +141,11 @@ bool NodeAgent::successors_stopped(const std::string& name, const AgentView& vie
   };
   for (const auto& order : view.config->orders) {
     for (std::size_t i = 0; i + 1 < order.sequence.size(); ++i) {
-      if (order.sequence[i] == name && stopping_after(order.sequence[i + 1])) return false;
+      const auto mine = members_of(order.sequence[i], view);
+      if (std::find(mine.begin(), mine.end(), name) == mine.end()) continue;
+      for (const auto& after : members_of(order.sequence[i + 1], view)) {
+        if (stopping_after(after)) return false;
+      }
     }
   }
   for (const auto& g : view.config->groups) {
@@ -154,12 +168,14 @@ void NodeAgent::begin(const std::string& name, Instance& inst, OpKind kind, int 
   switch (kind) {
     case OpKind::kStart:
       inst.phase = Phase::kStarting;
+      inst.exited = false;  // an exit reported from now on is this start's
       break;
     case OpKind::kStop:
       inst.phase = Phase::kStopping;
       break;
     case OpKind::kPromote:
       inst.phase = Phase::kPromoting;
+      inst.maybe_promoted = true;
       break;
     case OpKind::kDemote:
       inst.phase = Phase::kDemoting;
@@ -183,6 +199,36 @@ void NodeAgent::fail(Instance& inst, const std::string& what) {
   spdlog::warn("agent: {} failed ({} failures): {}", inst.spec.name, inst.fail_count, what);
 }
 
+int NodeAgent::exclusive_stop_ms(const Instance& inst, const AgentView& view) const {
+  // An exclusive stop must be over before the lease can have expired on the
+  // majority side: it is cut short (SIGKILL) at the lease's end.
+  const int full = inst.spec.stop_timeout_ms;
+  if (exclusive_allowed(view) || shutting_down_) return full;
+  if (inst.spec.kind != ResourceKind::kSingleton && !inst.maybe_promoted) return full;
+  return static_cast<int>(std::clamp<int64_t>(lease_expires_mono_ms_ - clock_.mono_ms(), 1, full));
+}
+
+void NodeAgent::cut_short(const std::string& name, Instance& inst, const AgentView& view) {
+  if (exclusive_allowed(view)) return;
+  const bool singleton_start =
+      inst.op == OpKind::kStart && inst.spec.kind == ResourceKind::kSingleton;
+  if (!singleton_start && inst.op != OpKind::kPromote) return;
+  // A start or promotion may outlast the lease (start_timeout_ms, an exec
+  // start retrying its check): end it, and undo what it may have done
+  // within the lease.
+  spdlog::warn("agent: lease lost while {} {} was under way; ending it", op_kind_name(inst.op),
+               name);
+  runner_.cancel(inst.op_id);
+  inst.op_id = 0;
+  if (singleton_start) {
+    inst.phase = Phase::kRunning;  // it may be running: stopped below
+    begin(name, inst, OpKind::kStop, exclusive_stop_ms(inst, view));
+  } else {
+    inst.phase = Phase::kPromoted;  // it may be promoted: demoted below
+    begin(name, inst, OpKind::kDemote, exclusive_stop_ms(inst, view));
+  }
+}
+
 void NodeAgent::step(const AgentView& view) {
   if (!view.store_loaded) return;
   refresh_config(view);
@@ -194,9 +240,13 @@ void NodeAgent::step(const AgentView& view) {
   wants_claim_.reset();
   claim_waiting_.clear();
   next_due_ms_ = now + kIdleStepMs;
+  const bool maintenance = view.directives.maintenance || view.node_mode == NodeMode::kMaintenance;
   for (auto& [name, inst] : instances_) {
+    if (inst.op_id != 0 && !maintenance) cut_short(name, inst, view);
     if (inst.op_id == 0) step_instance(name, inst, view);
-    if (runs(inst.phase) && inst.op_id == 0)
+    // Monitors do not run in maintenance: their due times must not keep a
+    // step due at once.
+    if (runs(inst.phase) && inst.op_id == 0 && !maintenance)
       next_due_ms_ = std::min(next_due_ms_, inst.next_monitor_ms);
   }
   // Instances of resources no longer in the file are forgotten once stopped.
@@ -234,15 +284,9 @@ void NodeAgent::step_instance(const std::string& name, Instance& inst, const Age
     return;
   }
   const bool maintenance = view.directives.maintenance || view.node_mode == NodeMode::kMaintenance;
-  if (maintenance && !shutting_down_) return;
+  if ((maintenance || view.config_unreadable) && !shutting_down_) return;
   const Role role = desired_role(name, inst, view);
-  // An exclusive stop must be over before the lease can have expired on the
-  // majority side: it is cut short (SIGKILL) at the lease's end.
-  int stop_ms = spec.stop_timeout_ms;
-  if (!exclusive_allowed(view) && !shutting_down_ &&
-      (spec.kind == ResourceKind::kSingleton || inst.phase == Phase::kPromoted))
-    stop_ms = static_cast<int>(
-        std::clamp<int64_t>(lease_expires_mono_ms_ - now, 1, spec.stop_timeout_ms));
+  const int stop_ms = exclusive_stop_ms(inst, view);
   const auto claimed = [&]() {
     if (view.placement && claimed_revision_ == view.placement->mod_revision) return true;
     if (view.placement) {
@@ -304,6 +348,11 @@ void NodeAgent::on_completion(const OpCompletion& c) {
   const bool ok = c.outcome == OpOutcome::kOk;
   switch (c.kind) {
     case OpKind::kProbe:
+      // A failed probe of a promotable resource (OCF 9: failed while
+      // promoted) may be a primary until it is stopped.
+      inst.maybe_promoted =
+          c.outcome == OpOutcome::kRunningPromoted || (!ok && c.outcome != OpOutcome::kNotRunning &&
+                                                       inst.spec.kind == ResourceKind::kPromotable);
       if (ok) {
         inst.phase = Phase::kRunning;
       } else if (c.outcome == OpOutcome::kRunningPromoted) {
@@ -323,13 +372,13 @@ void NodeAgent::on_completion(const OpCompletion& c) {
     case OpKind::kStart:
       if (!ok) return fail(inst, what);
       inst.phase = Phase::kRunning;
-      inst.exited = false;
       inst.next_monitor_ms = now + inst.spec.monitor.interval_ms;
       return;
     case OpKind::kStop:
       if (ok || c.outcome == OpOutcome::kNotRunning) {
         inst.phase = Phase::kStopped;
         inst.exited = false;
+        inst.maybe_promoted = false;
         return;
       }
       inst.phase = Phase::kBlocked;
@@ -341,6 +390,7 @@ void NodeAgent::on_completion(const OpCompletion& c) {
       const bool expected =
           inst.phase == Phase::kPromoted ? c.outcome == OpOutcome::kRunningPromoted : ok;
       if (!runs(inst.phase)) return;  // the instance changed since the monitor began
+      if (c.outcome == OpOutcome::kRunningPromoted) inst.maybe_promoted = true;
       if (!expected) return fail(inst, what);
       inst.next_monitor_ms = now + inst.spec.monitor.interval_ms;
       return;
@@ -353,6 +403,7 @@ void NodeAgent::on_completion(const OpCompletion& c) {
     case OpKind::kDemote:
       if (!ok) return fail(inst, what);
       inst.phase = Phase::kRunning;
+      inst.maybe_promoted = false;
       inst.next_monitor_ms = now + inst.spec.monitor.interval_ms;
       return;
   }
@@ -393,6 +444,7 @@ NodeStatusRecord NodeAgent::status() const {
         st.state = InstanceState::kBlocked;
         break;
     }
+    st.promoted = inst.maybe_promoted || phase == Phase::kPromoting;
     st.fail_count = inst.fail_count;
     st.last_failure = inst.last_failure;
     st.last_failure_wall_ms = inst.last_failure_wall_ms;

@@ -41,6 +41,9 @@ struct AgentOptions {
 struct AgentView {
   bool store_loaded = false;
   std::shared_ptr<const ResourceConfig> config;  // null: no resources applied
+  // The applied resources exist but do not parse (a newer format during a
+  // rolling upgrade, a hand edit): hold everything as it is.
+  bool config_unreadable = false;
   std::optional<PlacementRecord> placement;
   DirectivesRecord directives;
   NodeMode node_mode = NodeMode::kOnline;
@@ -97,6 +100,9 @@ class NodeAgent {
     OpKind op = OpKind::kProbe;
     int64_t next_monitor_ms = 0;
     bool exited = false;  // the runner reported its process gone
+    // It may be promoted: from the moment a promotion begins until a demote
+    // or stop succeeds (a failed promoted instance may still act as one).
+    bool maybe_promoted = false;
     int fail_count = 0;
     int64_t last_failure_mono_ms = 0;
     int64_t last_failure_wall_ms = 0;
@@ -108,6 +114,13 @@ class NodeAgent {
   Role desired_role(const std::string& name, const Instance& inst, const AgentView& view) const;
   bool exclusive_allowed(const AgentView& view) const;
   bool predecessors_started(const std::string& name, const AgentView& view) const;
+  // The resources a name in an order constraint stands for: a group's
+  // members, or the resource itself.
+  std::vector<std::string> members_of(const std::string& name, const AgentView& view) const;
+  // Ends a start or promotion of an exclusive instance that is under way
+  // while the lease no longer allows it.
+  void cut_short(const std::string& name, Instance& inst, const AgentView& view);
+  int exclusive_stop_ms(const Instance& inst, const AgentView& view) const;
   bool successors_stopped(const std::string& name, const AgentView& view) const;
   void step_instance(const std::string& name, Instance& inst, const AgentView& view);
   void begin(const std::string& name, Instance& inst, OpKind kind, int timeout_ms);
@@ -130,7 +143,9 @@ class NodeAgent {
   bool probed_ = false;
   bool shutting_down_ = false;
   int64_t next_due_ms_ = 0;
-  const ResourceConfig* seen_config_ = nullptr;
+  // The config last seen, kept alive so that a new one is never mistaken
+  // for it (a freed object's address can be reused).
+  std::shared_ptr<const ResourceConfig> seen_config_;
 };
 
 }  // namespace bulwark

@@ -62,6 +62,11 @@ class OperationRunner {
  public:
   virtual ~OperationRunner() = default;
   virtual void begin(const OpRequest& request) = 0;
+  // Ends an operation at once (its command, if it runs one, is killed) and
+  // drops its answer. What it did so far stays done: a cancelled start may
+  // have left the resource running. The default does nothing, for runners
+  // whose operations cannot be interrupted.
+  virtual void cancel(uint64_t id) { (void)id; }
 };
 
 // ${BULWARK_NODE} and friends replaced in `text`.

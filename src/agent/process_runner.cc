@@ -96,6 +96,18 @@ void ProcessRunner::begin(const OpRequest& request) {
   }
 }
 
+void ProcessRunner::cancel(uint64_t id) {
+  auto it = ops_.find(id);
+  if (it == ops_.end()) return;
+  // An exec resource's own process is not the operation's: it stays, and
+  // so does a stop's claim on it (a stop is never cancelled).
+  for (auto& [name, e] : exec_) {
+    if (e.stop_op == id) e.stop_op = 0;
+  }
+  it->second.probe->cancel(SIGKILL);
+  ops_.erase(it);
+}
+
 std::optional<ProcessRunner::ExecProcess> ProcessRunner::adopt(const std::string& resource) {
   std::ifstream f(pid_file(resource));
   pid_t pid = 0;

@@ -45,6 +45,7 @@ class ProcessRunner final : public OperationRunner {
   ~ProcessRunner() override;
 
   void begin(const OpRequest& request) override;
+  void cancel(uint64_t id) override;
   // True if the loop event with this tag belongs to the runner.
   static bool owns(uint64_t tag) { return (tag & kTagRunner) != 0; }
   void on_event(uint64_t tag, uint32_t events);

@@ -22,19 +22,23 @@ Fencer::Fencer(const Clock& clock, FencingConfig config,
 
 Fencer::~Fencer() {
   for (auto& [node, call] : calls_) {
-    if (call.pid > 0) terminate_process(call.pid, 0);
+    if (call.pid <= 0) continue;
+    ::kill(-call.pid, SIGKILL);  // the agent and whatever it started
+    terminate_process(call.pid, 0);
   }
 }
 
 std::string Fencer::options_for(const std::string& node) const {
-  // plug and port are the same option under its two names; nodename is what
-  // agents that fence by cluster node name use.
+  // plug and port are one option under two names (fence-agents read both
+  // into --plug, the last line winning): only `plug` is sent, set from
+  // either name; nodename is what agents that fence by cluster node name use.
   std::map<std::string, std::string> opts = {
-      {"action", config_.action}, {"plug", node}, {"port", node}, {"nodename", node}};
-  for (const auto& [k, v] : config_.params) opts[k] = v;
-  if (auto it = node_params_.find(node); it != node_params_.end()) {
-    for (const auto& [k, v] : it->second) opts[k] = v;
-  }
+      {"action", config_.action}, {"plug", node}, {"nodename", node}};
+  const auto apply = [&](const std::map<std::string, std::string>& params) {
+    for (const auto& [k, v] : params) opts[k == "port" ? "plug" : k] = v;
+  };
+  apply(config_.params);
+  if (auto it = node_params_.find(node); it != node_params_.end()) apply(it->second);
   std::string out;
   for (const auto& [k, v] : opts) out += k + "=" + v + "\n";
   return out;

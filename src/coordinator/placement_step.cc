@@ -24,10 +24,13 @@ std::optional<NodeStatusRecord> voided(const NodeStatusRecord& st, const Resourc
   for (auto& [res, is] : next.resources) {
     const ResourceSpec* spec = config.find(res);
     const bool singleton = !spec || spec->kind == ResourceKind::kSingleton;
-    if (is.state == InstanceState::kPromoted) {
-      is.state = InstanceState::kStarted;  // it demoted when it lost its lease
+    if (is.state == InstanceState::kPromoted || is.promoted) {
+      // It demoted (or stopped) when it lost its lease.
+      if (is.state == InstanceState::kPromoted) is.state = InstanceState::kStarted;
+      is.promoted = false;
       changed = true;
-    } else if (singleton && is.state != InstanceState::kStopped) {
+    }
+    if (singleton && is.state != InstanceState::kStopped) {
       is.state = InstanceState::kStopped;
       changed = true;
     }
@@ -63,6 +66,19 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
     return out;
   }
   const ResourceConfig& config = *state.resource_config;
+
+  // The record of a node no longer in the cluster goes once nothing
+  // exclusive runs there (its daemon stops everything when it learns of its
+  // removal); until then, what it reports stays pinned there (below).
+  for (const auto& [name, st] : state.statuses) {
+    if (state.node_keys.count(name) || voided(st, config)) continue;
+    StoreWrite w;
+    w.compares.push_back(Compare::mod_revision(schema.status_key(name), st.mod_revision));
+    w.ops.push_back(TxnOp::del(schema.status_key(name)));
+    w.log.push_back("the status record of removed node " + name + " is deleted");
+    out.write = std::move(w);
+    return out;
+  }
 
   // A lost node's exclusive resources count as stopped once it is fenced
   // (or, without fencing, once its lease has lapsed everywhere): its status
@@ -114,10 +130,21 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
       for (const auto& [res, is] : st->second.resources) {
         if (is.fail_count > 0) pin.fail_counts[res][name] = is.fail_count;
         if (is.state != InstanceState::kStopped)
-          pin.running[res].push_back({name, is.state == InstanceState::kPromoted});
+          pin.running[res].push_back({name, is.state == InstanceState::kPromoted || is.promoted});
       }
     }
     pin.nodes.push_back(std::move(pn));
+  }
+  for (const auto& [name, st] : state.statuses) {
+    if (state.node_keys.count(name)) continue;
+    PolicyNode gone;  // removed: never eligible, never provably off
+    gone.name = name;
+    gone.online = false;
+    for (const auto& [res, is] : st.resources) {
+      if (is.state != InstanceState::kStopped)
+        pin.running[res].push_back({name, is.state == InstanceState::kPromoted || is.promoted});
+    }
+    pin.nodes.push_back(std::move(gone));
   }
   const Placement p = compute_placement(pin);
   PlacementRecord next;

@@ -542,6 +542,23 @@ Result<int64_t> Daemon::remove_node(const std::string& name) {
   const auto it = state.nodes.find(name);
   if (it == state.nodes.end()) return make_error(Errc::kNotFound, "no node named '" + name + "'");
   if (state.nodes.size() == 1) return make_error(Errc::kInvalid, "cannot remove the last node");
+  // Once removed, a node can be neither fenced nor proven gone: what it may
+  // still run exclusively must have stopped (or been voided) first.
+  if (auto st = state.statuses.find(name); st != state.statuses.end()) {
+    std::string running;
+    for (const auto& [res, is] : st->second.resources) {
+      const ResourceSpec* spec = state.resource_config ? state.resource_config->find(res) : nullptr;
+      const bool exclusive = is.promoted || is.state == InstanceState::kPromoted || !spec ||
+                             spec->kind == ResourceKind::kSingleton;
+      if (exclusive && is.state != InstanceState::kStopped)
+        running += (running.empty() ? "" : ", ") + res;
+    }
+    if (!running.empty())
+      return make_error(Errc::kInvalid,
+                        "node " + name + " may still run " + running +
+                            ": move them off first (bulwark node standby " + name +
+                            "), or wait until it is fenced or its lease has expired");
+  }
   if (config_.store.mode == StoreMode::kEmbedded) {
     const std::string url = peer_url(it->second.address, it->second.ports.etcd_peer);
     auto st = retry_member_change([&]() -> Status {

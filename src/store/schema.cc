@@ -214,6 +214,7 @@ std::string Schema::encode_status(const NodeStatusRecord& r) {
   json res = json::object();
   for (const auto& [name, st] : r.resources) {
     json e = {{"state", instance_state_name(st.state)}, {"fail_count", st.fail_count}};
+    if (st.promoted) e["promoted"] = true;
     if (!st.last_failure.empty()) {
       e["last_failure"] = st.last_failure;
       e["last_failure_wall_ms"] = st.last_failure_wall_ms;
@@ -238,6 +239,7 @@ Result<NodeStatusRecord> Schema::decode_status(const std::string& value) {
       if (!state) throw json::type_error::create(302, "unknown instance state", &e);
       st.state = *state;
       st.fail_count = e.value("fail_count", 0);
+      st.promoted = e.value("promoted", false);
       st.last_failure = e.value("last_failure", "");
       st.last_failure_wall_ms = e.value("last_failure_wall_ms", int64_t{0});
       st.cleanup_generation = e.value("cleanup_generation", int64_t{0});

@@ -97,6 +97,9 @@ std::optional<InstanceState> parse_instance_state(const std::string& s);
 
 struct InstanceStatus {
   InstanceState state = InstanceState::kStopped;
+  // It may be promoted, whatever `state` says: a promotion under way, or a
+  // promoted instance that failed and has not been stopped yet.
+  bool promoted = false;
   int fail_count = 0;
   std::string last_failure;  // what failed, for humans
   int64_t last_failure_wall_ms = 0;

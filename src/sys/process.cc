@@ -130,6 +130,10 @@ Result<pid_t> spawn_process(const SpawnOptions& o) {
     ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
+  // The child makes its group too, but only once it runs: until then a
+  // kill(-pid) would miss it. Both calls make the same group; whichever
+  // comes second fails harmlessly.
+  if (o.new_process_group) ::setpgid(pid, pid);
   owned.insert(pid);
   owned_lock.unlock();
   if (log_fd >= 0) ::close(log_fd);
