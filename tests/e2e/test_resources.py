@@ -162,6 +162,10 @@ def test_standby_evacuates_and_online_does_not_pull_back(cluster):
     apply(cluster, BASIC)
     wait_until(lambda: settled(cluster), what="the resources to start")
     node = nodes_running(cluster, SINGLETON)[0]
+    # A node that runs a singleton cannot be removed: once removed it could
+    # be neither fenced nor proven gone.
+    proc = cluster.cli("node", "remove", node, check=False)
+    assert proc.returncode == 2 and f"node {node} may still run volume" in proc.stderr, proc.stderr
     with ExclusivityWatch(cluster, SINGLETON) as watch:
         cluster.cli("node", "standby", node)
         wait_until(lambda: node not in processes(cluster, "http.server").values()
