@@ -113,6 +113,9 @@ resources:
     command: [/bin/sleep, "{TOKEN}"]
     singleton: true
     monitor: {{interval_ms: 1000}}
+    # Restarts in place are measured, not moves: the default threshold (3)
+    # would move it after the third kill.
+    migration_threshold: 1000
 """
 
 
