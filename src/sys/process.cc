@@ -182,15 +182,46 @@ std::string describe_wait_status(int status) {
   return "status " + std::to_string(status);
 }
 
+std::optional<ProcStat> read_proc_stat(pid_t pid) {
+  if (pid <= 0) return std::nullopt;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  // The command name (field 2) is parenthesised and may hold anything,
+  // spaces and parentheses included: the fields start after the last ')'.
+  const auto close = line.rfind(')');
+  if (close == std::string::npos || close + 2 >= line.size()) return std::nullopt;
+  std::istringstream rest(line.substr(close + 2));
+  ProcStat st;
+  long ppid = 0, pgrp = 0, session = 0;
+  rest >> st.state >> ppid >> pgrp >> session;
+  // Fields 7 (tty_nr) to 21 (itrealvalue), then 22: starttime.
+  std::string skip;
+  for (int field = 7; field < 22; ++field) rest >> skip;
+  rest >> st.start_time;
+  if (!rest) return std::nullopt;
+  st.ppid = static_cast<pid_t>(ppid);
+  st.pgrp = static_cast<pid_t>(pgrp);
+  st.session = static_cast<pid_t>(session);
+  return st;
+}
+
+std::vector<pid_t> all_pids() {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename();
+    if (!name.empty() && name[0] >= '0' && name[0] <= '9')
+      out.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  return out;
+}
+
 bool process_alive(pid_t pid) {
   if (pid <= 0 || ::kill(pid, 0) != 0) return false;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  // Field 3, after the parenthesised command name, is the state; Z is a
-  // zombie: dead, only waiting to be reaped.
-  const auto close = line.rfind(')');
-  return close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z';
+  const auto st = read_proc_stat(pid);
+  // A zombie is dead, only waiting to be reaped.
+  return st && st->state != 'Z' && st->state != 'X';
 }
 
 Result<CommandOutput> run_command(SpawnOptions options, int timeout_ms) {
@@ -224,18 +255,9 @@ Result<CommandOutput> run_command(SpawnOptions options, int timeout_ms) {
 }
 
 std::optional<uint64_t> process_start_time(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (pid <= 0 || !std::getline(stat, line)) return std::nullopt;
-  const auto close = line.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
-  std::istringstream rest(line.substr(close + 2));
-  // Fields after the command: 3 state ... 22 starttime.
-  std::string field;
-  for (int i = 3; i < 22; ++i) rest >> field;
-  uint64_t start = 0;
-  if (!(rest >> start)) return std::nullopt;
-  return start;
+  const auto st = read_proc_stat(pid);
+  if (!st) return std::nullopt;
+  return st->start_time;
 }
 
 Status become_subreaper() {
@@ -250,20 +272,9 @@ int reap_orphans() {
   // owner.
   const pid_t self = ::getpid();
   std::vector<pid_t> children;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
-    const std::string name = entry.path().filename();
-    if (name.empty() || name[0] < '0' || name[0] > '9') continue;
-    std::ifstream stat(entry.path() / "stat");
-    std::string line;
-    if (!std::getline(stat, line)) continue;
-    const auto close = line.rfind(')');
-    if (close == std::string::npos || close + 2 >= line.size()) continue;
-    std::istringstream rest(line.substr(close + 2));
-    char state = 0;
-    long ppid = 0;
-    rest >> state >> ppid;
-    if (ppid == self && state == 'Z') children.push_back(static_cast<pid_t>(std::stol(name)));
+  for (const pid_t pid : all_pids()) {
+    const auto st = read_proc_stat(pid);
+    if (st && st->ppid == self && st->state == 'Z') children.push_back(pid);
   }
   int reaped = 0;
   std::lock_guard lock(owned_mu);

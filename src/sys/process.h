@@ -44,6 +44,18 @@ bool process_alive(pid_t pid);
 // event loop can reap children without polling; -1 on error.
 int open_pidfd(pid_t pid);
 
+// The fields of /proc/PID/stat that Bulwark reads (proc(5)).
+struct ProcStat {
+  char state = 0;  // R, S, D, T, Z (zombie: dead, waiting to be reaped), X...
+  pid_t ppid = 0;
+  pid_t pgrp = 0;
+  pid_t session = 0;
+  uint64_t start_time = 0;  // clock ticks since boot
+};
+std::optional<ProcStat> read_proc_stat(pid_t pid);
+// The pids of every process on the machine, from /proc.
+std::vector<pid_t> all_pids();
+
 // The start time of a process in clock ticks since boot (/proc/PID/stat
 // field 22): with the pid, it names one process for good, so a recorded pid
 // that the kernel gave to another process later is not mistaken for ours.
