@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 
 #include "sys/process.h"
 
@@ -18,6 +19,8 @@ constexpr uint64_t kSignalTag = 1;
 constexpr int64_t kPollMs = 10;
 // Status writes are batched: at most one per this period, except claims.
 constexpr int64_t kPublishMinMs = 50;
+// At shutdown, how long the final status waits for a write in flight.
+constexpr int64_t kFinalWriteWaitMs = 2000;
 
 }  // namespace
 
@@ -34,15 +37,28 @@ AgentService::~AgentService() {
   stop_ = true;
   loop_.wake();
   if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard lock(writer_mu_);
+    writer_stop_ = true;
+  }
+  writer_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
   if (signal_fd_ >= 0) ::close(signal_fd_);
 }
 
 Status AgentService::start() {
   if (!options_.watchdog.device.empty()) {
+    // A marker in the runtime directory (emptied at boot) says an earlier
+    // daemon of this boot armed the watchdog and never disarmed it: it
+    // crashed, and what it ran exclusively may still run.
+    const std::string marker = options_.runner.runtime_dir + "/watchdog.armed";
+    watchdog_recovering_ = ::access(marker.c_str(), F_OK) == 0;
     if (auto st = watchdog_.open(options_.watchdog.device, options_.watchdog.timeout_ms); !st)
       return st;
-    spdlog::info("agent: watchdog {} armed ({} ms)", options_.watchdog.device,
-                 watchdog_.timeout_ms());
+    if (FILE* f = std::fopen(marker.c_str(), "w")) std::fclose(f);
+    spdlog::info("agent: watchdog {} armed ({} ms){}", options_.watchdog.device,
+                 watchdog_.timeout_ms(),
+                 watchdog_recovering_ ? "; fed only once every resource is probed" : "");
   }
   // SIGCHLD is blocked in every thread (the daemon blocks it before any
   // thread starts); the signalfd receives it.
@@ -52,8 +68,57 @@ Status AgentService::start() {
   signal_fd_ = ::signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
   if (signal_fd_ < 0) return make_error(Errc::kIo, "signalfd failed");
   if (auto st = loop_.add(signal_fd_, EPOLLIN, kSignalTag); !st) return st;
+  writer_ = std::thread([this] { run_writer(); });
   thread_ = std::thread([this] { run(); });
   return Ok{};
+}
+
+void AgentService::run_writer() {
+  while (true) {
+    Write write;
+    {
+      std::unique_lock lock(writer_mu_);
+      writer_cv_.wait(lock, [this] { return writer_stop_ || writer_job_.has_value(); });
+      if (!writer_job_) return;  // stopping, nothing left to write
+      write = std::move(*writer_job_);
+      writer_job_.reset();
+    }
+    auto result = store_.put_status(options_.agent.node, write.record, write.claim);
+    loop_.post([this, write = std::move(write), result = std::move(result)] {
+      on_written(write, result);
+    });
+  }
+}
+
+void AgentService::submit(Write write) {
+  write_in_flight_ = true;
+  {
+    std::lock_guard lock(writer_mu_);
+    writer_job_ = std::move(write);
+  }
+  writer_cv_.notify_one();
+}
+
+void AgentService::on_written(const Write& write, const Result<int64_t>& result) {
+  write_in_flight_ = false;
+  const int64_t now = clock_.mono_ms();
+  if (write.claim) {
+    if (!result) {
+      if (result.error().code == Errc::kConflict) refused_claim_ = *write.claim;
+      spdlog::info("agent: claim on placement revision {} not made: {}", *write.claim,
+                   result.error().message);
+      agent_.on_claim_failed();
+      return;
+    }
+    agent_.on_claimed(*write.claim);
+  } else if (!result) {
+    spdlog::warn("agent: cannot publish this node's status: {}", result.error().message);
+    published_mono_ms_ = now;  // retried after the period, not in a tight loop
+    return;
+  }
+  published_ = Schema::encode_status(write.record);
+  published_mono_ms_ = now;
+  loop_.wake();  // a claim let starts go ahead: step at once
 }
 
 void AgentService::shutdown(int timeout_ms) {
@@ -79,38 +144,22 @@ AgentView AgentService::build_view(const ClusterState& state) const {
 }
 
 void AgentService::claim(int64_t placement_revision) {
-  if (placement_revision == refused_claim_) return;
-  NodeStatusRecord rec = stamped(agent_.status());
-  auto r = store_.put_status(options_.agent.node, rec, placement_revision);
-  if (!r) {
-    if (r.error().code == Errc::kConflict) refused_claim_ = placement_revision;
-    spdlog::info("agent: claim on placement revision {} not made: {}", placement_revision,
-                 r.error().message);
-    return;
-  }
-  published_ = Schema::encode_status(rec);
-  published_mono_ms_ = clock_.mono_ms();
-  agent_.on_claimed(placement_revision);
+  // Only once every resource was probed: a claim's record is what this
+  // node runs, and an unprobed instance is missing from it.
+  if (placement_revision == refused_claim_ || write_in_flight_ || !agent_.probed()) return;
+  submit(Write{stamped(agent_.begin_claim()), placement_revision});
 }
 
 void AgentService::publish(bool force) {
   // Until every resource was probed, the record from before this daemon
   // started stays: it is a better guess of what runs here than nothing,
   // and its incarnation tells the coordinator it is only a guess.
-  if (!agent_.probed()) return;
+  if (!agent_.probed() || write_in_flight_) return;
   const int64_t now = clock_.mono_ms();
   if (!force && now - published_mono_ms_ < kPublishMinMs) return;
-  const NodeStatusRecord rec = stamped(agent_.status());
-  std::string encoded = Schema::encode_status(rec);
-  if (encoded == published_) return;
-  auto r = store_.put_status(options_.agent.node, rec, std::nullopt);
-  if (!r) {
-    spdlog::warn("agent: cannot publish this node's status: {}", r.error().message);
-    published_mono_ms_ = now;  // retried after the period, not in a tight loop
-    return;
-  }
-  published_ = std::move(encoded);
-  published_mono_ms_ = now;
+  NodeStatusRecord rec = stamped(agent_.status());
+  if (Schema::encode_status(rec) == published_) return;
+  submit(Write{std::move(rec), std::nullopt});
 }
 
 NodeStatusRecord AgentService::stamped(NodeStatusRecord rec) const {
@@ -123,8 +172,32 @@ void AgentService::feed_watchdog(const AgentView& view) {
   // Fed while the node may run exclusive resources (it holds its lease), or
   // runs none. A node that lost its lease and could not stop them is reset
   // within the timeout; so is a node whose bulwarkd hangs or died.
-  if (!watchdog_.armed() || (!view.holds_lease && agent_.exclusive_active())) return;
+  if (!watchdog_.armed()) return;
+  if (!agent_.probed() ? watchdog_recovering_ : !view.holds_lease && agent_.exclusive_active())
+    return;
   if (auto st = watchdog_.keepalive(); !st) spdlog::error("agent: {}", st.error().message);
+}
+
+void AgentService::finish_shutdown() {
+  // The final record: after any write in flight (bounded), written directly.
+  for (int waited = 0; write_in_flight_ && waited < kFinalWriteWaitMs; waited += kPollMs) {
+    for (const epoll_event& ev : loop_.wait(static_cast<int>(kPollMs))) {
+      if (ProcessRunner::owns(ev.data.u64)) runner_.on_event(ev.data.u64, ev.events);
+    }
+  }
+  if (agent_.probed() && !write_in_flight_) {
+    const NodeStatusRecord rec = stamped(agent_.status());
+    if (Schema::encode_status(rec) != published_) {
+      if (auto r = store_.put_status(options_.agent.node, rec, std::nullopt); !r)
+        spdlog::warn("agent: cannot publish this node's final status: {}", r.error().message);
+    }
+  }
+  // A clean end: nothing exclusive runs any more (or the deadline passed,
+  // and then the countdown stays armed).
+  if (!agent_.exclusive_active() && watchdog_.armed()) {
+    watchdog_.disarm();
+    ::unlink((options_.runner.runtime_dir + "/watchdog.armed").c_str());
+  }
 }
 
 void AgentService::reap() {
@@ -154,16 +227,10 @@ void AgentService::run() {
     view.statuses = &state.statuses;
     agent_.step(view);
     feed_watchdog(view);
-    if (auto rev = agent_.wants_claim()) {
-      claim(*rev);
-      if (!agent_.wants_claim()) continue;  // claimed: start at once
-    }
+    if (auto rev = agent_.wants_claim()) claim(*rev);
     publish(false);
     if (shutdown_begun && (agent_.idle() || clock_.mono_ms() >= shutdown_deadline_ms_)) {
-      publish(true);
-      // A clean end: nothing exclusive runs any more (or the deadline
-      // passed, and then the countdown stays armed).
-      if (!agent_.exclusive_active()) watchdog_.disarm();
+      finish_shutdown();
       break;
     }
     const int64_t now = clock_.mono_ms();

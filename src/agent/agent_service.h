@@ -11,7 +11,10 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -43,10 +46,20 @@ class AgentService {
   void shutdown(int timeout_ms);
 
  private:
+  // A write of this node's status record; with `claim`, conditioned on the
+  // placement revision.
+  struct Write {
+    NodeStatusRecord record;
+    std::optional<int64_t> claim;
+  };
   void run();
+  void run_writer();
   AgentView build_view(const ClusterState& state) const;
   void publish(bool force);
   void claim(int64_t placement_revision);
+  void submit(Write write);
+  void on_written(const Write& write, const Result<int64_t>& result);
+  void finish_shutdown();
   void reap();
   void feed_watchdog(const AgentView& view);
   // The record with this daemon's membership incarnation.
@@ -65,6 +78,20 @@ class AgentService {
   std::string published_;  // the status record last written
   int64_t published_mono_ms_ = 0;
   int64_t refused_claim_ = 0;  // a placement revision whose claim lost: not tried again
+  // The watchdog was armed by an earlier daemon of this boot that did not
+  // disarm it: until this one has probed, something exclusive may run.
+  bool watchdog_recovering_ = false;
+
+  // Status writes run on their own thread: a store that cannot answer (no
+  // quorum) must never delay the agent's loop, whose stops and SIGKILLs are
+  // due by the lease's end. One write at a time, in order, so that a later
+  // record never lands before an earlier one.
+  std::thread writer_;
+  std::mutex writer_mu_;  // guards writer_job_ and writer_stop_
+  std::condition_variable writer_cv_;
+  std::optional<Write> writer_job_;
+  bool writer_stop_ = false;
+  bool write_in_flight_ = false;  // agent thread only
   std::atomic<bool> shutting_down_{false};
   std::atomic<int64_t> shutdown_deadline_ms_{0};
   std::atomic<bool> stop_{false};

@@ -33,8 +33,18 @@ bool NodeAgent::exclusive_allowed(const AgentView& view) const {
   return view.holds_lease && view.lease_remaining_ms > options_.lease_guard_ms && !shutting_down_;
 }
 
+NodeStatusRecord NodeAgent::begin_claim() {
+  claim_snapshot_ = claim_waiting_;
+  return status();
+}
+
 void NodeAgent::on_claimed(int64_t placement_revision) {
-  claimed_revision_ = std::max(claimed_revision_, placement_revision);
+  const auto announced = claim_snapshot_ ? *claim_snapshot_ : claim_waiting_;
+  claim_snapshot_.reset();
+  if (placement_revision < claimed_revision_) return;
+  if (placement_revision > claimed_revision_) claimed_.clear();
+  claimed_revision_ = placement_revision;
+  for (const auto& [name, role] : announced) claimed_[name] = role;
   if (wants_claim_ && *wants_claim_ <= claimed_revision_) wants_claim_.reset();
 }
 
@@ -236,7 +246,13 @@ void NodeAgent::step(const AgentView& view) {
   lease_expires_mono_ms_ = view.holds_lease ? now + view.lease_remaining_ms : now;
   // A lost lease voids the claim: after it returns, the placement may have
   // moved on without this node seeing it yet.
-  if (!exclusive_allowed(view)) claimed_revision_ = 0;
+  // A claim covers one placement revision, and only while the lease holds:
+  // after either changes, the placement may have moved on.
+  if (!exclusive_allowed(view) ||
+      (view.placement && view.placement->mod_revision != claimed_revision_)) {
+    claimed_revision_ = 0;
+    claimed_.clear();
+  }
   wants_claim_.reset();
   claim_waiting_.clear();
   next_due_ms_ = now + kIdleStepMs;
@@ -288,7 +304,10 @@ void NodeAgent::step_instance(const std::string& name, Instance& inst, const Age
   const Role role = desired_role(name, inst, view);
   const int stop_ms = exclusive_stop_ms(inst, view);
   const auto claimed = [&]() {
-    if (view.placement && claimed_revision_ == view.placement->mod_revision) return true;
+    if (view.placement && claimed_revision_ == view.placement->mod_revision) {
+      auto c = claimed_.find(name);
+      if (c != claimed_.end() && (c->second == role || c->second == Role::kPromote)) return true;
+    }
     if (view.placement) {
       wants_claim_ = view.placement->mod_revision;
       claim_waiting_[name] = role;
@@ -415,8 +434,21 @@ NodeStatusRecord NodeAgent::status() const {
   for (const auto& [name, inst] : instances_) {
     InstanceStatus st;
     Phase phase = inst.phase;
-    if (auto w = claim_waiting_.find(name); w != claim_waiting_.end())
-      phase = w->second == Role::kPromote ? Phase::kPromoting : Phase::kStarting;
+    // What waits for a claim, what a claim in flight announced, and what a
+    // committed claim covers (it may start again, a restart in place, with
+    // no new claim): all reported as at least starting (promoted), so that
+    // no record understates them until the placement or the lease changes.
+    bool covered_promote = false;
+    for (const auto* set :
+         {&claim_waiting_, &claimed_, claim_snapshot_ ? &*claim_snapshot_ : &claim_waiting_}) {
+      auto w = set->find(name);
+      if (w == set->end()) continue;
+      if (phase == Phase::kStopped) phase = Phase::kStarting;
+      if (w->second == Role::kPromote) {
+        covered_promote = true;
+        if (phase == Phase::kRunning) phase = Phase::kPromoting;
+      }
+    }
     switch (phase) {
       case Phase::kUnprobed:
         continue;
@@ -444,7 +476,7 @@ NodeStatusRecord NodeAgent::status() const {
         st.state = InstanceState::kBlocked;
         break;
     }
-    st.promoted = inst.maybe_promoted || phase == Phase::kPromoting;
+    st.promoted = inst.maybe_promoted || covered_promote;
     st.fail_count = inst.fail_count;
     st.last_failure = inst.last_failure;
     st.last_failure_wall_ms = inst.last_failure_wall_ms;

@@ -62,8 +62,15 @@ class NodeAgent {
 
   // The placement revision an exclusive start or promotion waits to claim.
   std::optional<int64_t> wants_claim() const { return wants_claim_; }
-  // The claim on `placement_revision` committed.
+  // The status record to write as the claim on wants_claim(); the starts
+  // and promotions it announces are what the claim will cover.
+  NodeStatusRecord begin_claim();
+  // The claim on `placement_revision` committed: it covers what the record
+  // of begin_claim() announced (without begin_claim, what status() shows
+  // now).
   void on_claimed(int64_t placement_revision);
+  // The claim was refused or failed: it covers nothing.
+  void on_claim_failed() { claim_snapshot_.reset(); }
 
   // What to publish as this node's status record.
   NodeStatusRecord status() const;
@@ -138,7 +145,13 @@ class NodeAgent {
   // record (which the claim writes) reports them as already starting or
   // promoted: what a node publishes must never understate what it may run.
   std::map<std::string, Role> claim_waiting_;
+  // The placement revision of the last claim that committed, and what the
+  // claims under it announced: a claim covers only the starts and
+  // promotions its status record showed, never a later one under the same
+  // revision (the coordinator may have acted on the record in between).
   int64_t claimed_revision_ = 0;
+  std::map<std::string, Role> claimed_;
+  std::optional<std::map<std::string, Role>> claim_snapshot_;  // of the claim in flight
   int64_t lease_expires_mono_ms_ = 0;
   bool probed_ = false;
   bool shutting_down_ = false;

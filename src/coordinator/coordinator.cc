@@ -177,6 +177,12 @@ void Coordinator::set_waiting(const std::string& why) {
 
 void Coordinator::place(const MembershipView& view, const ClusterState& state) {
   if (!mine_) return;
+  // A node that is back (online) is no longer "fenced": should it be lost
+  // again, it must be fenced again. Forgotten before new confirmations are
+  // taken, so that a confirmation never meets a view older than itself.
+  for (const auto& m : view.members) {
+    if (m.online && m.peer_holds_lease) fencer_.forget(m.name);
+  }
   fencer_.poll();
   PlacementStepInput in;
   in.state = &state;
@@ -185,11 +191,6 @@ void Coordinator::place(const MembershipView& view, const ClusterState& state) {
   in.lease_margin_ms = options_.lease_margin_ms;
   in.fencing = fencer_.configured();
   in.watchdog_ms = options_.watchdog_ms;
-  // A node that is back (online) is no longer "fenced": should it be lost
-  // again, it must be fenced again.
-  for (const auto& m : view.members) {
-    if (m.online && m.peer_holds_lease) fencer_.forget(m.name);
-  }
   in.fenced = fencer_.confirmed();
   const PlacementStep step = plan_placement(in, store_.schema());
   set_waiting(step.waiting_for);

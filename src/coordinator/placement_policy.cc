@@ -260,6 +260,18 @@ class Planner {
       if (!pinned.empty())
         reason = "a promoted instance stays on " + pinned.front() +
                  " until that node is fenced or its lease has expired";
+      // More instances report (or may be) promoted than allowed (a stale
+      // report, a promotion that lost its claim): every one demotes before
+      // any is promoted again, whoever reported it.
+      int reported = 0;
+      for (const PolicyNode* n : nodes_) {
+        if ((n->online || !n->safe_to_replace) && runs_on(r.name, n->name, true)) ++reported;
+      }
+      if (reported > r.promoted_max) {
+        promoted.clear();
+        reason = "demoting: " + std::to_string(reported) + " instances report promoted, at most " +
+                 std::to_string(r.promoted_max) + " may be";
+      }
       // A new promotion waits until every instance that loses its promotion
       // has been demoted, so promoted_max holds at every moment.
       for (const PolicyNode* n : nodes_) {

@@ -90,7 +90,10 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
     if (!next) continue;
     if (in.fencing ? !in.fenced.count(name)
                    : !lease_lapsed(view, name, in.lease_margin_ms + in.watchdog_ms)) {
-      if (in.fencing) out.fence.push_back(name);
+      // Fenced only when we cannot reach it: a node that answers but holds
+      // no lease (it just started, or lost its majority) stops its exclusive
+      // resources itself and reports so.
+      if (in.fencing && !m->online) out.fence.push_back(name);
       continue;
     }
     next->voided = in.fencing       ? "fenced"

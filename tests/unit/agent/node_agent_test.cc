@@ -183,8 +183,7 @@ TEST(NodeAgentTest, ProbesEveryResourceBeforeAnythingElse) {
   Harness h;
   h.place("s", {"n1"});
   h.place("c", {"n1"});
-  h.agent.on_claimed(h.revision());
-  // Placed here and claimed, yet nothing starts before every probe answered.
+  // Placed here, yet nothing starts before every probe answered.
   EXPECT_EQ(h.step_ops(), (Ops{"probe c 500", "probe db 500", "probe s 500"}));
   EXPECT_FALSE(h.agent.probed());
   EXPECT_FALSE(h.agent.status().probed);
@@ -195,6 +194,9 @@ TEST(NodeAgentTest, ProbesEveryResourceBeforeAnythingElse) {
   EXPECT_EQ(h.step_ops(), Ops{"start c 3000"});  // c may start; s awaits its own probe
   EXPECT_FALSE(h.agent.probed());
   h.answer("s", OpOutcome::kNotRunning);
+  EXPECT_EQ(h.step_ops(), Ops{});  // the singleton waits for its claim
+  EXPECT_EQ(h.agent.wants_claim(), h.revision());
+  h.agent.on_claimed(h.revision());
   EXPECT_EQ(h.step_ops(), Ops{"start s 3000"});
   EXPECT_TRUE(h.agent.probed());
   EXPECT_TRUE(h.agent.status().probed);
@@ -494,8 +496,13 @@ TEST(NodeAgentTest, AtTheMigrationThresholdItIsNotRestarted) {
   record();
   EXPECT_EQ(all, (Ops{"start s 3000", "monitor s 500", "stop s 4000", "start s 3000",
                       "monitor s 500", "stop s 4000"}));
-  EXPECT_EQ(h.state("s"), InstanceState::kStopped);
+  // Stopped, but still covered by the claim on this placement: published as
+  // starting (it could restart with no new claim) until the placement moves.
+  EXPECT_EQ(h.state("s"), InstanceState::kStarting);
   EXPECT_EQ(h.status("s").fail_count, 2);
+  h.place("s", {"n2"});  // the coordinator moves it away at the threshold
+  h.step();
+  EXPECT_EQ(h.state("s"), InstanceState::kStopped);
 }
 
 TEST(NodeAgentTest, FailureTimeoutForgetsFailures) {
@@ -703,6 +710,9 @@ TEST(NodeAgentTest, GroupMembersStartInOrderOnThisNodeAndStopInReverse) {
   EXPECT_EQ(h.step_ops(), Ops{"start a 3000"});
   EXPECT_EQ(h.step_ops(), Ops{});
   h.answer("a", OpOutcome::kOk);
+  // The claim covered a, the only start it announced; b needs its own.
+  EXPECT_EQ(h.step_ops(), Ops{});
+  h.agent.on_claimed(h.revision());
   EXPECT_EQ(h.step_ops(), Ops{"start b 3000"});
   h.answer("b", OpOutcome::kOk);
   h.place("a", {});
@@ -729,9 +739,14 @@ TEST(NodeAgentTest, OrderAfterAGroupWaitsForTheGroup) {
   h.agent.on_claimed(h.revision());
   EXPECT_EQ(h.step_ops(), Ops{"start a 3000"});
   h.answer("a", OpOutcome::kOk);
-  EXPECT_EQ(h.step_ops(), Ops{"start b 3000"});
+  const auto claim_then = [&](const Ops& ops) {
+    EXPECT_EQ(h.step_ops(), Ops{});  // each start its own claim
+    h.agent.on_claimed(h.revision());
+    EXPECT_EQ(h.step_ops(), ops);
+  };
+  claim_then(Ops{"start b 3000"});
   h.answer("b", OpOutcome::kOk);
-  EXPECT_EQ(h.step_ops(), Ops{"start x 3000"});
+  claim_then(Ops{"start x 3000"});
 }
 
 // --- maintenance and shutdown ---
@@ -795,6 +810,9 @@ TEST(NodeAgentTest, ShutdownStopsEverythingAndEndsIdle) {
   h.answer("c", OpOutcome::kOk);
   h.answer("db", OpOutcome::kOk);
   h.answer("s", OpOutcome::kOk);
+  // The claim covered s's start, not db's promotion: that needs its own.
+  EXPECT_EQ(h.step_ops(), Ops{});
+  h.agent.on_claimed(h.revision());
   EXPECT_EQ(h.step_ops(), Ops{"promote db 3000"});
   h.answer("db", OpOutcome::kOk);
   EXPECT_FALSE(h.agent.idle());
