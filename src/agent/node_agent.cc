@@ -244,10 +244,9 @@ void NodeAgent::step(const AgentView& view) {
   refresh_config(view);
   const int64_t now = clock_.mono_ms();
   lease_expires_mono_ms_ = view.holds_lease ? now + view.lease_remaining_ms : now;
-  // A lost lease voids the claim: after it returns, the placement may have
-  // moved on without this node seeing it yet.
   // A claim covers one placement revision, and only while the lease holds:
-  // after either changes, the placement may have moved on.
+  // after either changes, the placement may have moved on (after a lost
+  // lease, without this node having seen it yet).
   if (!exclusive_allowed(view) ||
       (view.placement && view.placement->mod_revision != claimed_revision_)) {
     claimed_revision_ = 0;
