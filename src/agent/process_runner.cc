@@ -338,7 +338,8 @@ void ProcessRunner::on_probe_result(Op& op, const CheckResult& res) {
 void ProcessRunner::on_event(uint64_t tag, uint32_t events) {
   if (tag & kTagExec) {
     auto it = exec_by_tag_.find(tag);
-    if (it != exec_by_tag_.end()) on_exec_exit(it->second);
+    // A copy: on_exec_exit erases the entry it would otherwise refer to.
+    if (it != exec_by_tag_.end()) on_exec_exit(std::string(it->second));
     return;
   }
   auto op = ops_.find(tag & ~kTagRunner);
