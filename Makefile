@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 300
 JOBS       ?= $(shell nproc)
 PYTEST     := /usr/bin/python3 -m pytest
 
-.PHONY: setup build build-asan build-fuzz fuzz test unit e2e demo bench bench-core bench-proxy bench-resources format lint clean
+.PHONY: setup build build-asan build-fuzz fuzz test unit e2e demo bench bench-core bench-proxy bench-resources sim format lint clean
 
 setup:
 	@bash scripts/setup.sh
@@ -55,6 +55,20 @@ bench-resources: build
 # bulwark-proxy against HAProxy, side by side (see bench/proxy/README.md).
 bench-proxy: build
 	@/usr/bin/python3 bench/proxy/proxy_bench.py --bin $(BUILD)/bin
+
+# The deterministic simulation (tests/sim/README.md): `make sim SEED=N`
+# replays one seed exactly (VERBOSE=1: every event); without SEED, SIM_SEEDS
+# seeds from SIM_FIRST.
+SIM_SEEDS ?= 2000
+SIM_FIRST ?= 1
+sim: setup
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target bulwark_sim
+	@if [ -n "$(SEED)" ]; then \
+	  $(BUILD)/bin/bulwark_sim --seed $(SEED) $(if $(VERBOSE),--verbose); \
+	else \
+	  $(BUILD)/bin/bulwark_sim --seeds $(SIM_SEEDS) --first $(SIM_FIRST); \
+	fi
 
 format:
 	@find src tests -name '*.cc' -o -name '*.h' | xargs clang-format -i

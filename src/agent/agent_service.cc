@@ -53,12 +53,15 @@ Status AgentService::start() {
     // crashed, and what it ran exclusively may still run.
     const std::string marker = options_.runner.runtime_dir + "/watchdog.armed";
     watchdog_recovering_ = ::access(marker.c_str(), F_OK) == 0;
-    if (auto st = watchdog_.open(options_.watchdog.device, options_.watchdog.timeout_ms); !st)
+    if (watchdog_recovering_) {
+      // Opening the device feeds it: the countdown the crashed daemon left
+      // must run on until this one knows what runs (feed_watchdog).
+      spdlog::warn(
+          "agent: the watchdog was left armed by a crashed bulwarkd; it is opened only "
+          "once every resource is probed");
+    } else if (auto st = arm_watchdog(); !st) {
       return st;
-    if (FILE* f = std::fopen(marker.c_str(), "w")) std::fclose(f);
-    spdlog::info("agent: watchdog {} armed ({} ms){}", options_.watchdog.device,
-                 watchdog_.timeout_ms(),
-                 watchdog_recovering_ ? "; fed only once every resource is probed" : "");
+    }
   }
   // SIGCHLD is blocked in every thread (the daemon blocks it before any
   // thread starts); the signalfd receives it.
@@ -168,13 +171,30 @@ NodeStatusRecord AgentService::stamped(NodeStatusRecord rec) const {
   return rec;
 }
 
+Status AgentService::arm_watchdog() {
+  if (auto st = watchdog_.open(options_.watchdog.device, options_.watchdog.timeout_ms); !st)
+    return st;
+  const std::string marker = options_.runner.runtime_dir + "/watchdog.armed";
+  if (FILE* f = std::fopen(marker.c_str(), "w")) std::fclose(f);
+  spdlog::info("agent: watchdog {} armed ({} ms)", options_.watchdog.device,
+               watchdog_.timeout_ms());
+  return Ok{};
+}
+
 void AgentService::feed_watchdog(const AgentView& view) {
   // Fed while the node may run exclusive resources (it holds its lease), or
   // runs none. A node that lost its lease and could not stop them is reset
   // within the timeout; so is a node whose bulwarkd hangs or died.
-  if (!watchdog_.armed()) return;
-  if (!agent_.probed() ? watchdog_recovering_ : !view.holds_lease && agent_.exclusive_active())
+  if (options_.watchdog.device.empty()) return;
+  const bool may_feed = view.holds_lease || !agent_.exclusive_active();
+  if (!watchdog_.armed()) {
+    // After a crash: opened (which feeds it) only once every resource is
+    // probed and feeding is allowed; until then the old countdown runs.
+    if (!watchdog_recovering_ || !agent_.probed() || !may_feed) return;
+    if (auto st = arm_watchdog(); !st) spdlog::error("agent: {}", st.error().message);
     return;
+  }
+  if (!agent_.probed() ? watchdog_recovering_ : !may_feed) return;
   if (auto st = watchdog_.keepalive(); !st) spdlog::error("agent: {}", st.error().message);
 }
 

@@ -62,6 +62,7 @@ class AgentService {
   void finish_shutdown();
   void reap();
   void feed_watchdog(const AgentView& view);
+  Status arm_watchdog();
   // The record with this daemon's membership incarnation.
   NodeStatusRecord stamped(NodeStatusRecord rec) const;
 

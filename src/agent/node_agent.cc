@@ -182,6 +182,7 @@ void NodeAgent::begin(const std::string& name, Instance& inst, OpKind kind, int 
       break;
     case OpKind::kStop:
       inst.phase = Phase::kStopping;
+      inst.stop_cut = req.timeout_ms < inst.spec.stop_timeout_ms;
       break;
     case OpKind::kPromote:
       inst.phase = Phase::kPromoting;
@@ -215,6 +216,11 @@ int NodeAgent::exclusive_stop_ms(const Instance& inst, const AgentView& view) co
   const int full = inst.spec.stop_timeout_ms;
   if (exclusive_allowed(view) || shutting_down_) return full;
   if (inst.spec.kind != ResourceKind::kSingleton && !inst.maybe_promoted) return full;
+  // Only an exec resource's process can be ended by force (SIGKILL of its
+  // group): cutting an OCF or systemd action short would leave the resource
+  // in an unknown state. Those run to their timeout, and without fencing
+  // the coordinator waits for that too (placement_step.h).
+  if (inst.spec.agent.agent_class != AgentClass::kExec) return full;
   return static_cast<int>(std::clamp<int64_t>(lease_expires_mono_ms_ - clock_.mono_ms(), 1, full));
 }
 
@@ -399,9 +405,16 @@ void NodeAgent::on_completion(const OpCompletion& c) {
         inst.maybe_promoted = false;
         return;
       }
-      inst.phase = Phase::kBlocked;
       inst.last_failure = what;
       inst.last_failure_wall_ms = clock_.wall_ms();
+      if (inst.stop_cut) {
+        // Cut short at the lease's end, not refused: stopped again (with
+        // its full timeout once the lease no longer limits it).
+        inst.phase = Phase::kFailed;
+        spdlog::warn("agent: {}'s stop was cut short at the lease's end: {}", c.resource, what);
+        return;
+      }
+      inst.phase = Phase::kBlocked;
       spdlog::error("agent: {} could not be stopped: {}", c.resource, what);
       return;
     case OpKind::kMonitor: {

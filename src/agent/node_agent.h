@@ -110,6 +110,7 @@ class NodeAgent {
     // It may be promoted: from the moment a promotion begins until a demote
     // or stop succeeds (a failed promoted instance may still act as one).
     bool maybe_promoted = false;
+    bool stop_cut = false;  // the stop in flight got less than its full timeout
     int fail_count = 0;
     int64_t last_failure_mono_ms = 0;
     int64_t last_failure_wall_ms = 0;

@@ -181,7 +181,7 @@ void Coordinator::place(const MembershipView& view, const ClusterState& state) {
   // again, it must be fenced again. Forgotten before new confirmations are
   // taken, so that a confirmation never meets a view older than itself.
   for (const auto& m : view.members) {
-    if (m.online && m.peer_holds_lease) fencer_.forget(m.name);
+    if (m.online && m.peer_holds_lease) fencer_.forget_if_new_life(m.name, m.incarnation);
   }
   fencer_.poll();
   PlacementStepInput in;
@@ -194,7 +194,10 @@ void Coordinator::place(const MembershipView& view, const ClusterState& state) {
   in.fenced = fencer_.confirmed();
   const PlacementStep step = plan_placement(in, store_.schema());
   set_waiting(step.waiting_for);
-  for (const auto& node : step.fence) fencer_.request(node);
+  for (const auto& node : step.fence) {
+    auto st = state.statuses.find(node);
+    fencer_.request(node, st == state.statuses.end() ? 0 : st->second.incarnation);
+  }
   if (!step.write) return;
   auto r = store_.coordinator_write(*mine_, step.write->compares, step.write->ops);
   if (!r) {

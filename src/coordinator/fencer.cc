@@ -44,10 +44,12 @@ std::string Fencer::options_for(const std::string& node) const {
   return out;
 }
 
-void Fencer::request(const std::string& node) {
-  if (!configured() || confirmed_.count(node)) return;
+void Fencer::request(const std::string& node, uint64_t incarnation) {
+  if (!configured()) return;
+  if (auto c = confirmed_.find(node); c != confirmed_.end() && c->second == incarnation) return;
   Call& call = calls_[node];
   if (call.pid > 0 || (call.retry_at_ms != 0 && clock_.mono_ms() < call.retry_at_ms)) return;
+  call.incarnation = incarnation;
   start(node, call);
 }
 
@@ -86,7 +88,7 @@ void Fencer::poll() {
     } else if (*status == 0) {
       call.pid = -1;
       call.failures = 0;
-      confirmed_.insert(node);
+      confirmed_[node] = call.incarnation;
       spdlog::warn("fencing: {} is fenced (action {})", node, config_.action);
       continue;
     } else {
@@ -101,8 +103,10 @@ void Fencer::poll() {
   }
 }
 
-void Fencer::forget(const std::string& node) {
-  confirmed_.erase(node);
+void Fencer::forget_if_new_life(const std::string& node, uint64_t incarnation) {
+  auto c = confirmed_.find(node);
+  if (c == confirmed_.end() || c->second == incarnation) return;
+  confirmed_.erase(c);
   auto it = calls_.find(node);
   if (it != calls_.end() && it->second.pid <= 0) calls_.erase(it);
 }

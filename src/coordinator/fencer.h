@@ -28,12 +28,18 @@ class Fencer {
   ~Fencer();
 
   bool configured() const { return !config_.command.empty(); }
-  // Fences `node` unless a call for it is under way or it is confirmed.
-  void request(const std::string& node);
+  // Fences the life `incarnation` of `node` (the daemon incarnation that
+  // wrote the status record whose resources must be stopped), unless a
+  // call for it is under way or that life is confirmed off.
+  void request(const std::string& node, uint64_t incarnation);
   void poll();
-  // The node is back: should it be lost again, it must be fenced again.
-  void forget(const std::string& node);
-  const std::set<std::string>& confirmed() const { return confirmed_; }
+  // The node answers again as `incarnation`: if that is a new life, the
+  // confirmation about the old one is done with (should the node be lost
+  // again, it must be fenced again). The same life answering means the
+  // view is older than the fence: nothing is forgotten.
+  void forget_if_new_life(const std::string& node, uint64_t incarnation);
+  // Node -> the incarnation whose life a fence agent confirmed off.
+  const std::map<std::string, uint64_t>& confirmed() const { return confirmed_; }
   // The stdin a call for `node` sends, for tests and `--help` examples.
   std::string options_for(const std::string& node) const;
 
@@ -43,6 +49,7 @@ class Fencer {
     int64_t deadline_ms = 0;
     int64_t retry_at_ms = 0;  // after a failure; 0: none pending
     int failures = 0;
+    uint64_t incarnation = 0;  // the life being fenced
   };
   void start(const std::string& node, Call& call);
 
@@ -50,7 +57,7 @@ class Fencer {
   FencingConfig config_;
   std::map<std::string, std::map<std::string, std::string>> node_params_;
   std::map<std::string, Call> calls_;
-  std::set<std::string> confirmed_;
+  std::map<std::string, uint64_t> confirmed_;
 };
 
 }  // namespace bulwark

@@ -1,5 +1,7 @@
 #include "coordinator/placement_step.h"
 
+#include <algorithm>
+
 #include "coordinator/placement_policy.h"
 
 namespace bulwark {
@@ -39,9 +41,29 @@ std::optional<NodeStatusRecord> voided(const NodeStatusRecord& st, const Resourc
   return next;
 }
 
+// An OCF or systemd stop cannot be cut short at the lease's end (only an
+// exec resource's process can be SIGKILLed): a node that lost its lease
+// runs them to their timeouts (SIGTERM, then SIGKILL 2 s later), a demote
+// and a stop for a promoted instance. Without fencing, the coordinator
+// waits that long too.
+int64_t stop_allowance_ms(const NodeStatusRecord& st, const ResourceConfig& config) {
+  constexpr int64_t kTermGraceMs = 2000;  // ProcessRunner: SIGTERM, then SIGKILL
+  int64_t wait_ms = 0;
+  for (const auto& [res, is] : st.resources) {
+    const ResourceSpec* spec = config.find(res);
+    if (!spec || spec->agent.agent_class == AgentClass::kExec ||
+        is.state == InstanceState::kStopped)
+      continue;
+    const bool promoted = is.promoted || is.state == InstanceState::kPromoted;
+    if (!promoted && spec->kind != ResourceKind::kSingleton) continue;
+    wait_ms = std::max(wait_ms, (promoted ? 2 : 1) * (spec->stop_timeout_ms + kTermGraceMs));
+  }
+  return wait_ms;
+}
+
 }  // namespace
 
-bool lease_lapsed(const MembershipView& view, const std::string& name, int margin_ms) {
+bool lease_lapsed(const MembershipView& view, const std::string& name, int64_t margin_ms) {
   const MemberStatus* m = view.find(name);
   // The membership layer proves that `name` held no quorum lease from
   // lease_bound_ms until answers_known_until_ms; the margin covers clock
@@ -85,11 +107,19 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
   // is rewritten to say so, conditioned on nobody having written it since.
   for (const auto& [name, st] : state.statuses) {
     const MemberStatus* m = view.find(name);
-    if (m == nullptr || m->self || online(view, m) || !view.holds_lease) continue;
+    if (m == nullptr || m->self || !view.holds_lease) continue;
+    const auto fenced = in.fenced.find(name);
+    const bool fenced_this_life = fenced != in.fenced.end() && fenced->second == st.incarnation;
+    // The record of a life a fence agent ended is void whatever the view
+    // says (a view can lag a power-off by a lease, or show the node's next
+    // life already); a newer life writes its own record.
+    if (online(view, m) && !fenced_this_life) continue;
     auto next = voided(st, config);
     if (!next) continue;
-    if (in.fencing ? !in.fenced.count(name)
-                   : !lease_lapsed(view, name, in.lease_margin_ms + in.watchdog_ms)) {
+    if (in.fencing
+            ? !fenced_this_life
+            : !lease_lapsed(view, name,
+                            in.lease_margin_ms + in.watchdog_ms + stop_allowance_ms(st, config))) {
       // Fenced only when we cannot reach it: a node that answers but holds
       // no lease (it just started, or lost its majority) stops its exclusive
       // resources itself and reports so.

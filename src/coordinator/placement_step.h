@@ -7,6 +7,7 @@
 // simulated store.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -27,7 +28,11 @@ struct PlacementStepInput {
   // only once it is fenced: a crashed daemon may have left them running,
   // which no lease can tell.
   bool fencing = false;
-  std::set<std::string> fenced;  // lost nodes a fence agent confirmed off
+  // Lost node -> the incarnation (daemon life) a fence agent confirmed off:
+  // only a status record that life wrote is voided. (A record of a later
+  // life is not, even if the fence ended that life too: which lives a late
+  // confirmation covers cannot be known, and the node is fenced again.)
+  std::map<std::string, uint64_t> fenced;
   // Without fencing, with a watchdog on every node: a lost node that stopped
   // feeding it at its lease's end at the latest has been reset this long
   // after (0: no watchdog).
@@ -48,7 +53,7 @@ struct PlacementStep {
 
 // True when `name` (not this node) can no longer run anything exclusive by
 // the membership layer's proof that its lease lapsed.
-bool lease_lapsed(const MembershipView& view, const std::string& name, int margin_ms);
+bool lease_lapsed(const MembershipView& view, const std::string& name, int64_t margin_ms);
 
 PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema);
 

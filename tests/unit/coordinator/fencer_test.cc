@@ -207,35 +207,35 @@ TEST_F(FencerTest, APerNodePlugOverrideIsThePlugTheAgentReads) {
 
 TEST_F(FencerTest, ASuccessfulCallConfirmsTheNode) {
   Fencer f(clock_, config(), {{"n2", {{"port", "vm-n2"}}}});
-  f.request("n2");
+  f.request("n2", 7);
   const pid_t pid = one_new_call();
   ASSERT_TRUE(exited_within(pid, kWaitMs));
   EXPECT_TRUE(f.confirmed().empty());  // only once poll() has seen the exit
-  f.request("n2");                     // under way: not a second call
+  f.request("n2", 7);                  // under way: not a second call
   EXPECT_EQ(new_calls(), std::vector<pid_t>{});
   finish_call(f, pid);
-  EXPECT_EQ(f.confirmed(), std::set<std::string>{"n2"});
+  EXPECT_EQ(f.confirmed(), (std::map<std::string, uint64_t>{{"n2", 7}}));
   EXPECT_EQ(stdin_of(pid), f.options_for("n2"));
   EXPECT_EQ(
       stdin_of(pid),
       "action=off\nipaddr=192.0.2.9\nlogin=admin\nnodename=n2\npassword=s3cret\nplug=vm-n2\n");
-  f.request("n2");  // confirmed: nothing more to do
+  f.request("n2", 7);  // confirmed: nothing more to do
   clock_.set_mono_ms(clock_.mono_ms() + 60000);
-  f.request("n2");
+  f.request("n2", 7);
   f.poll();
   EXPECT_EQ(new_calls(), std::vector<pid_t>{});
-  EXPECT_EQ(f.confirmed(), std::set<std::string>{"n2"});
+  EXPECT_EQ(f.confirmed(), (std::map<std::string, uint64_t>{{"n2", 7}}));
 }
 
 TEST_F(FencerTest, NodesAreFencedInParallelEachWithItsOwnOptions) {
   Fencer f(clock_, config(), {});
-  f.request("n2");
+  f.request("n2", 7);
   const pid_t first = one_new_call();
-  f.request("n3");
+  f.request("n3", 7);
   const pid_t second = one_new_call();
   finish_call(f, first);
   finish_call(f, second);
-  EXPECT_EQ(f.confirmed(), (std::set<std::string>{"n2", "n3"}));
+  EXPECT_EQ(f.confirmed(), (std::map<std::string, uint64_t>{{"n2", 7}, {"n3", 7}}));
   EXPECT_EQ(stdin_of(first), f.options_for("n2"));
   EXPECT_EQ(stdin_of(second), f.options_for("n3"));
 }
@@ -245,7 +245,7 @@ TEST_F(FencerTest, AFailedCallIsRetriedAfterADoublingPause) {
   Fencer f(clock_, config(), {});
   // The pause after the n-th failure in a row: 500 ms doubling, at most 10 s.
   const int64_t pauses[] = {500, 1000, 2000, 4000, 8000, 10000, 10000};
-  f.request("n2");
+  f.request("n2", 7);
   pid_t pid = one_new_call();
   for (int64_t pause : pauses) {
     SCOPED_TRACE("pause " + std::to_string(pause));
@@ -254,31 +254,34 @@ TEST_F(FencerTest, AFailedCallIsRetriedAfterADoublingPause) {
     finish_call(f, pid);
     EXPECT_TRUE(f.confirmed().empty());
     clock_.set_mono_ms(failed_at + pause - 1);
-    f.request("n2");
+    f.request("n2", 7);
     f.poll();
     ASSERT_EQ(new_calls(), std::vector<pid_t>{});
     clock_.set_mono_ms(failed_at + pause);
-    f.request("n2");
+    f.request("n2", 7);
     pid = one_new_call();
     ASSERT_GT(pid, 0);
   }
   finish_call(f, pid);  // the eighth failure
   set_mode("0");
   clock_.set_mono_ms(clock_.mono_ms() + 10000);
-  f.request("n2");
+  f.request("n2", 7);
   finish_call(f, one_new_call());
-  EXPECT_EQ(f.confirmed(), std::set<std::string>{"n2"});
+  EXPECT_EQ(f.confirmed(), (std::map<std::string, uint64_t>{{"n2", 7}}));
   // A success resets the count: after forget, the first failure pauses 500 ms.
-  f.forget("n2");
+  f.forget_if_new_life("n2", 7);  // the same life answering: a view older than the fence
+  EXPECT_EQ(f.confirmed(), (std::map<std::string, uint64_t>{{"n2", 7}}));
+  f.forget_if_new_life("n2", 8);  // a new life: done with
+  EXPECT_TRUE(f.confirmed().empty());
   set_mode("1");
-  f.request("n2");
+  f.request("n2", 7);
   const int64_t failed_at = clock_.mono_ms();
   finish_call(f, one_new_call());
   clock_.set_mono_ms(failed_at + 499);
-  f.request("n2");
+  f.request("n2", 7);
   EXPECT_EQ(new_calls(), std::vector<pid_t>{});
   clock_.set_mono_ms(failed_at + 500);
-  f.request("n2");
+  f.request("n2", 7);
   EXPECT_EQ(new_calls().size(), 1U);
 }
 
@@ -286,11 +289,11 @@ TEST_F(FencerTest, AMissingAgentIsAFailedCall) {
   FencingConfig c = config();
   c.command = {dir_ + "/no_such_fence_agent"};
   Fencer f(clock_, c, {});
-  f.request("n2");
+  f.request("n2", 7);
   finish_call(f, one_new_call());  // the child's exec fails: exit 127
   EXPECT_TRUE(f.confirmed().empty());
   clock_.set_mono_ms(clock_.mono_ms() + 500);
-  f.request("n2");
+  f.request("n2", 7);
   EXPECT_EQ(new_calls().size(), 1U);  // retried like any failure
 }
 
@@ -298,7 +301,7 @@ TEST_F(FencerTest, AHungCallIsKilledAtItsTimeoutAndRetried) {
   set_mode("hang");
   Fencer f(clock_, config(1000), {});
   const int64_t begun = clock_.mono_ms();
-  f.request("n2");
+  f.request("n2", 7);
   const pid_t pid = one_new_call();
   const pid_t child = hanging_child(pid);
   ASSERT_GT(child, 0);
@@ -315,32 +318,34 @@ TEST_F(FencerTest, AHungCallIsKilledAtItsTimeoutAndRetried) {
   // Retried after the first pause, counted from the kill.
   set_mode("0");
   clock_.set_mono_ms(begun + 1499);
-  f.request("n2");
+  f.request("n2", 7);
   EXPECT_EQ(new_calls(), std::vector<pid_t>{});
   clock_.set_mono_ms(begun + 1500);
-  f.request("n2");
+  f.request("n2", 7);
   finish_call(f, one_new_call());
-  EXPECT_EQ(f.confirmed(), std::set<std::string>{"n2"});
+  EXPECT_EQ(f.confirmed(), (std::map<std::string, uint64_t>{{"n2", 7}}));
 }
 
 TEST_F(FencerTest, ForgetMeansTheNextLossIsFencedAgain) {
   Fencer f(clock_, config(), {});
-  f.request("n2");
+  f.request("n2", 7);
   finish_call(f, one_new_call());
-  ASSERT_EQ(f.confirmed(), std::set<std::string>{"n2"});
-  f.forget("n2");
+  ASSERT_EQ(f.confirmed(), (std::map<std::string, uint64_t>{{"n2", 7}}));
+  f.forget_if_new_life("n2", 7);  // the same life answering: a view older than the fence
+  EXPECT_EQ(f.confirmed(), (std::map<std::string, uint64_t>{{"n2", 7}}));
+  f.forget_if_new_life("n2", 8);  // a new life: done with
   EXPECT_TRUE(f.confirmed().empty());
-  f.request("n2");
+  f.request("n2", 7);
   const pid_t again = one_new_call();
   // Forgetting while a call is under way does not start a second one, and
   // the call's answer still counts.
-  f.forget("n2");
-  f.request("n2");
+  f.forget_if_new_life("n2", 8);
+  f.request("n2", 7);
   EXPECT_EQ(new_calls(), std::vector<pid_t>{});
   finish_call(f, again);
-  EXPECT_EQ(f.confirmed(), std::set<std::string>{"n2"});
-  f.forget("n3");  // never fenced: nothing happens
-  EXPECT_EQ(f.confirmed(), std::set<std::string>{"n2"});
+  EXPECT_EQ(f.confirmed(), (std::map<std::string, uint64_t>{{"n2", 7}}));
+  f.forget_if_new_life("n3", 1);  // never fenced: nothing happens
+  EXPECT_EQ(f.confirmed(), (std::map<std::string, uint64_t>{{"n2", 7}}));
 }
 
 TEST_F(FencerTest, WithoutACommandNothingIsFenced) {
@@ -348,7 +353,7 @@ TEST_F(FencerTest, WithoutACommandNothingIsFenced) {
   c.command.clear();
   Fencer f(clock_, c, {});
   EXPECT_FALSE(f.configured());
-  f.request("n2");
+  f.request("n2", 7);
   f.poll();
   EXPECT_EQ(new_calls(), std::vector<pid_t>{});
   EXPECT_TRUE(f.confirmed().empty());
@@ -364,7 +369,7 @@ TEST_F(FencerTest, DestroyingTheFencerEndsCallsUnderWayWithTheirChildren) {
   pid_t child = 0;
   {
     Fencer f(clock_, config(), {});
-    f.request("n2");
+    f.request("n2", 7);
     pid = one_new_call();
     child = hanging_child(pid);
     ASSERT_GT(child, 0);

@@ -192,7 +192,7 @@ TEST(PlacementStepTest, MaintenanceWaitsAndVoidsNothing) {
   w.lose("n3");
   w.runs("n3", "s", InstanceState::kStarted);
   w.in.fencing = true;
-  w.in.fenced = {"n3"};
+  w.in.fenced = {{"n3", w.state.statuses["n3"].incarnation}};
   const PlacementStep step = w.plan();
   EXPECT_EQ(step.waiting_for, "the cluster is in maintenance mode");
   EXPECT_FALSE(step.write.has_value());
@@ -366,7 +366,7 @@ TEST(PlacementStepTest, AFencedNodesStatusIsVoidedUnderItsRevision) {
   w.settle();
   w.lose("n3");
   w.in.fencing = true;
-  w.in.fenced = {"n3"};
+  w.in.fenced = {{"n3", w.state.statuses["n3"].incarnation}};
   const PlacementStep step = w.plan();
   EXPECT_TRUE(step.fence.empty());
   ASSERT_TRUE(step.write.has_value());
@@ -396,7 +396,7 @@ TEST(PlacementStepTest, EveryNonStoppedSingletonStateIsVoided) {
     w.runs("n3", "s", s);
     w.lose("n3");
     w.in.fencing = true;
-    w.in.fenced = {"n3"};
+    w.in.fenced = {{"n3", w.state.statuses["n3"].incarnation}};
     const PlacementStep step = w.plan();
     ASSERT_TRUE(step.write.has_value());
     EXPECT_EQ(w.written_status(*step.write, "n3").resources.at("s").state, InstanceState::kStopped);
@@ -466,7 +466,7 @@ TEST(PlacementStepTest, AVoidedNodesSingletonMovesUnderAClaimCompare) {
   w.runs("n3", "s", InstanceState::kStopped);
   w.state.statuses["n3"].mod_revision = 70;
   w.in.fencing = true;
-  w.in.fenced = {"n3"};
+  w.in.fenced = {{"n3", w.state.statuses["n3"].incarnation}};
   const PlacementStep step = w.plan();
   EXPECT_TRUE(step.fence.empty());
   ASSERT_TRUE(step.write.has_value());
@@ -490,6 +490,23 @@ TEST(PlacementStepTest, ALostNodeWithOnlyClonesIsNeitherFencedNorVoided) {
   EXPECT_EQ(w.puts(*step.write), Lines{"put " + pkey()});
   EXPECT_EQ(w.compares(*step.write), Lines{pkey() + " mod_revision = 60"});
   EXPECT_EQ(w.written_placement(*step.write).resources.at("c").nodes, (Lines{"n1", "n2"}));
+}
+
+// A confirmation is about one life of the node: a record a later life wrote
+// (the node rebooted after the fence, and claimed) is never voided by it;
+// the lost node is fenced again instead.
+TEST(PlacementStepTest, AFenceOfAnOlderLifeDoesNotVoidANewerRecord) {
+  World w;
+  w.runs("n3", "s", InstanceState::kStarted);
+  w.settle();
+  w.lose("n3");
+  w.in.fencing = true;
+  w.in.fenced = {{"n3", w.state.statuses["n3"].incarnation - 1}};
+  const PlacementStep step = w.plan();
+  EXPECT_EQ(step.fence, Lines{"n3"});
+  if (step.write) {
+    for (const auto& line : w.puts(*step.write)) EXPECT_NE(line, "put " + skey("n3"));
+  }
 }
 
 // A node removed from the cluster (`bulwark node remove`) may keep its status

@@ -1,0 +1,44 @@
+// The invariants a run must keep, checked against the ground truth (which
+// processes really run) rather than against what any node believes.
+//
+//   exclusive_at_most_once   DESIGN.md invariant 1: a singleton (a group
+//       member is one) never runs on two nodes at the same instant, and a
+//       promotable never has more than promoted_max promoted instances.
+//   stopped_by_lease_end     DESIGN.md layer 2: a node that loses its
+//       quorum lease has stopped (demoted) its exclusive instances when the
+//       lease ends. Checked where neither fencing nor a watchdog covers a
+//       lost node (the coordinator then relies on exactly this), for
+//       instances the current daemon life started, on a daemon that has run
+//       unpaused for a while.
+//   converged                DESIGN.md invariant 4: every enabled resource is
+//       placed (singletons on one node, clones and promotables on every
+//       node, promoted_max promoted), and runs exactly where the committed
+//       placement says.
+// Each returns an empty string when the invariant holds, else what is wrong.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/resource_config.h"
+#include "sim/sim_node.h"
+#include "sim/sim_processes.h"
+#include "store/schema.h"
+
+namespace bulwark::sim {
+
+std::string exclusive_at_most_once(const ResourceConfig& config, const Processes& procs,
+                                   const std::vector<std::string>& nodes);
+
+// Slack for the millisecond steps of the simulation.
+constexpr int64_t kLeaseSlackMs = 2;
+
+std::string stopped_by_lease_end(const ResourceConfig& config, const Processes& procs,
+                                 const std::vector<const SimNode*>& nodes, int64_t now_ms,
+                                 int lease_ms);
+
+std::string converged(const ClusterState& committed, const Processes& procs,
+                      const std::vector<const SimNode*>& nodes);
+
+}  // namespace bulwark::sim

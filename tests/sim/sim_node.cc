@@ -1,0 +1,229 @@
+#include "sim/sim_node.h"
+
+#include <limits>
+
+#include "agent/node_agent.h"
+#include "membership/membership.h"
+#include "sim/sim_agent_loop.h"
+#include "sim/sim_coordinator.h"
+#include "sim/sim_runner.h"
+
+namespace bulwark::sim {
+namespace {
+
+// daemon.cc's control loop period and coordinator re-step period.
+constexpr int64_t kControlTickMs = 20;
+constexpr int64_t kStepEveryMs = 100;
+// A socket buffer holds this many datagrams; more are dropped.
+constexpr std::size_t kInboxMax = 256;
+
+std::shared_ptr<const ClusterState> empty_state() {
+  static const auto kEmpty = std::make_shared<const ClusterState>();
+  return kEmpty;
+}
+
+}  // namespace
+
+// One life of bulwarkd. Members are built in dependency order.
+struct SimNode::Daemon {
+  Daemon(SimWorld& world, int index, const Clock& clock, const Schema& schema,
+         uint64_t incarnation_in, bool watchdog_recovering)
+      : incarnation(incarnation_in),
+        started_ms(clock.mono_ms()),
+        membership(clock, world.config().cluster, world.config().nodes[index],
+                   world.config().secret, world.config().heartbeat_ms, world.config().lease_ms,
+                   incarnation_in),
+        runner(clock, world, index),
+        agent(clock, runner,
+              AgentOptions{world.config().nodes[index], world.config().nodes[index],
+                           world.config().lease_guard_ms}),
+        coordinator(clock, world, index, incarnation_in, schema),
+        agent_loop(clock, world, index, incarnation_in, schema, membership, agent, runner, cache,
+                   lease_expires_ms, watchdog_recovering) {}
+
+  uint64_t incarnation;
+  int64_t started_ms;  // local
+  Membership membership;
+  SimRunner runner;
+  NodeAgent agent;
+  SimCoordinator coordinator;
+  std::shared_ptr<const ClusterState> cache;  // null until the first load
+  // The own lease end (local ms), as Membership::view() says it; it moves
+  // only when a round trip completes, and is read after each pong.
+  int64_t lease_expires_ms = std::numeric_limits<int64_t>::min();
+  SimAgentLoop agent_loop;
+  std::deque<std::vector<uint8_t>> inbox;
+  // daemon.cc's control loop
+  bool control_busy = false;
+  int64_t control_wake_ms = 0;
+  int64_t next_step_ms = 0;
+  std::string last_inputs;
+  std::string watched;
+};
+
+SimNode::SimNode(SimWorld& world, int index, const int64_t& global_ms, int64_t clock_offset_ms,
+                 const Schema& schema)
+    : world_(world),
+      index_(index),
+      name_(world.config().nodes[index]),
+      global_ms_(global_ms),
+      clock_(global_ms, clock_offset_ms),
+      schema_(schema) {}
+
+SimNode::~SimNode() = default;
+
+uint64_t SimNode::incarnation() const { return daemon_ ? daemon_->incarnation : 0; }
+SimRunner* SimNode::runner() { return daemon_ ? &daemon_->runner : nullptr; }
+int64_t SimNode::cache_revision() const {
+  return daemon_ && daemon_->cache ? daemon_->cache->revision : -1;
+}
+int64_t SimNode::status_write_ms() const {
+  return daemon_ ? daemon_->agent_loop.write_in_flight_ms() : -1;
+}
+
+bool SimNode::holds_lease() const {
+  return daemon_ && daemon_->lease_expires_ms > clock_.mono_ms();
+}
+
+int64_t SimNode::lease_end_ms() const {
+  if (!daemon_ || daemon_->lease_expires_ms == std::numeric_limits<int64_t>::min())
+    return std::numeric_limits<int64_t>::min();
+  return daemon_->lease_expires_ms - clock_.offset_ms();
+}
+
+void SimNode::power_on(int64_t boot_ms) {
+  if (powered_) return;
+  powered_ = true;
+  boot_ms_ = boot_ms;
+}
+
+void SimNode::power_off() {
+  powered_ = false;
+  machine_up_ = false;
+  watchdog_marker_ = false;  // the runtime directory is emptied at boot
+  boot_ms_ = -1;
+  paused_until_ms_ = -1;
+  daemon_.reset();
+  held_lease_ = false;
+}
+
+void SimNode::crash_daemon(int64_t restart_ms) {
+  if (!powered_) return;
+  daemon_.reset();
+  held_lease_ = false;
+  paused_until_ms_ = -1;
+  boot_ms_ = restart_ms;
+}
+
+void SimNode::pause_until(int64_t until_ms) {
+  if (daemon_) paused_until_ms_ = std::max(paused_until_ms_, until_ms);
+}
+
+void SimNode::boot() {
+  boot_ms_ = -1;
+  machine_up_ = true;
+  uint64_t incarnation = 0;
+  while (incarnation == 0) incarnation = world_.rng().next_u64();
+  // AgentService::start: the marker an earlier daemon of this boot left in
+  // the runtime directory when it armed the watchdog (no simulated daemon
+  // ends cleanly, so none removed it).
+  const bool watchdog = world_.config().watchdog_ms > 0;
+  const bool recovering = watchdog && watchdog_marker_;
+  if (watchdog && !recovering) watchdog_marker_ = true;
+  daemon_ = std::make_unique<Daemon>(world_, index_, clock_, schema_, incarnation, recovering);
+  daemon_started_ms_ = global_ms_;
+  std::vector<PeerEndpoint> members;
+  for (const auto& n : world_.config().nodes) members.push_back(PeerEndpoint{n, n, 0});
+  daemon_->membership.set_members(members);
+  note_lease();
+  // AgentService::start opens the watchdog, which counts as a keepalive,
+  // unless it is recovering: then it is opened later (feed_watchdog).
+  if (watchdog && !recovering) world_.feed_watchdog(index_);
+  world_.trace().add(name_,
+                     "bulwarkd starts (incarnation " + std::to_string(incarnation % 100000) + ")");
+}
+
+void SimNode::receive(std::vector<uint8_t> bytes) {
+  if (!daemon_ || daemon_->inbox.size() >= kInboxMax) return;
+  daemon_->inbox.push_back(std::move(bytes));
+}
+
+void SimNode::set_cache(std::shared_ptr<const ClusterState> state) {
+  if (daemon_) daemon_->cache = std::move(state);
+}
+
+void SimNode::run() {
+  world_.trace().set_actor(name_);
+  if (!daemon_ && powered_ && boot_ms_ >= 0 && global_ms_ >= boot_ms_) boot();
+  if (!daemon_ || paused()) return;
+  run_membership();
+  run_control();
+  daemon_->agent_loop.run_if_due();
+}
+
+void SimNode::run_membership() {
+  Daemon& d = *daemon_;
+  bool pong = false;
+  // Bounded by the socket buffer.
+  while (!d.inbox.empty()) {
+    auto reply = d.membership.receive(d.inbox.front());
+    d.inbox.pop_front();
+    if (reply) {
+      world_.send(index_, *reply);
+    } else {
+      pong = true;  // (or a rejected datagram): only a pong moves the lease
+    }
+  }
+  if (clock_.mono_ms() >= d.membership.next_tick_ms()) {
+    for (const auto& dg : d.membership.tick()) world_.send(index_, dg);
+  }
+  if (pong) note_lease();
+  const bool holds = holds_lease();
+  if (holds != held_lease_) {
+    world_.trace().add(name_, holds ? "holds the quorum lease" : "lost the quorum lease");
+    held_lease_ = holds;
+  }
+}
+
+void SimNode::note_lease() {
+  // The own lease end only moves when a round trip completes; the view
+  // says it as the self member's lease bound.
+  const MembershipView v = daemon_->membership.view();
+  if (const MemberStatus* self = v.find(name_)) daemon_->lease_expires_ms = self->lease_bound_ms;
+}
+
+void SimNode::run_control() {
+  Daemon& d = *daemon_;
+  d.coordinator.poll_wait(cache_revision());
+  const int64_t now = clock_.mono_ms();
+  if (d.control_busy || now < d.control_wake_ms) return;
+  const std::shared_ptr<const ClusterState> state = d.cache ? d.cache : empty_state();
+  const auto& cfg = world_.config();
+  const bool settled = now - d.started_ms >= cfg.lease_ms + cfg.heartbeat_ms;
+  const std::string holder = state->coordinator ? state->coordinator->node : "";
+  if (holder != d.watched) {
+    d.membership.set_watched(holder);
+    d.watched = holder;
+  }
+  const MembershipView view = d.membership.view();
+  std::string inputs =
+      std::to_string(state->revision) + (view.holds_lease ? "L" : "-") + (settled ? "S" : "-");
+  for (const auto& m : view.members)
+    inputs += m.name + (m.online ? "+" : "-") + (m.peer_sees_watched ? "w" : "") +
+              (m.peer_holds_lease ? "l" : "") +
+              (d.coordinator.safe_to_replace(view, m.name) ? "s" : "");
+  if (inputs == d.last_inputs && now < d.next_step_ms) {
+    d.control_wake_ms = now + kControlTickMs;
+    return;
+  }
+  d.control_busy = true;
+  Daemon* daemon = &d;
+  d.coordinator.step(view, state, settled, [this, daemon, inputs, now](bool again) {
+    daemon->last_inputs = inputs;
+    daemon->next_step_ms = again ? now : now + kStepEveryMs;
+    daemon->control_busy = false;
+    daemon->control_wake_ms = clock_.mono_ms() + kControlTickMs;
+  });
+}
+
+}  // namespace bulwark::sim

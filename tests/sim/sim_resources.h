@@ -1,0 +1,77 @@
+// The resources file every simulated cluster applies: a clone, two
+// singletons with a colocation and an order constraint, a group of two,
+// and a promotable (an OCF agent, so that it can be promoted). Timeouts are
+// short so that a schedule fits in a few simulated seconds; failures are
+// forgotten after failure_timeout_ms so that every resource must run again
+// once the faults are over.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace bulwark::sim {
+
+inline const char* resources_yaml() {
+  return R"(resources:
+  - name: api
+    agent: exec
+    command: [/usr/bin/sim-api, "${BULWARK_NODE}"]
+    clone: {}
+    monitor: {interval_ms: 400, timeout_ms: 400}
+    start_timeout_ms: 1000
+    stop_timeout_ms: 500
+    failure_timeout_ms: 2500
+  - name: volume
+    agent: exec
+    command: [/usr/bin/sim-volume]
+    monitor: {interval_ms: 400, timeout_ms: 400}
+    start_timeout_ms: 1000
+    stop_timeout_ms: 500
+    failure_timeout_ms: 2500
+  - name: scheduler
+    agent: exec
+    command: [/usr/bin/sim-scheduler]
+    monitor: {interval_ms: 400, timeout_ms: 400}
+    start_timeout_ms: 1000
+    stop_timeout_ms: 500
+    failure_timeout_ms: 2500
+  - name: vip
+    agent: exec
+    command: [/usr/bin/sim-vip]
+    monitor: {interval_ms: 400, timeout_ms: 400}
+    start_timeout_ms: 1000
+    stop_timeout_ms: 500
+    failure_timeout_ms: 2500
+  - name: lb
+    agent: exec
+    command: [/usr/bin/sim-lb]
+    monitor: {interval_ms: 400, timeout_ms: 400}
+    start_timeout_ms: 1000
+    stop_timeout_ms: 500
+    failure_timeout_ms: 2500
+  - name: db
+    agent: ocf:sim:db
+    promotable: {promoted: 1}
+    monitor: {interval_ms: 400, timeout_ms: 400}
+    start_timeout_ms: 1000
+    stop_timeout_ms: 500
+    failure_timeout_ms: 2500
+groups:
+  - name: front
+    resources: [vip, lb]
+constraints:
+  - colocate: scheduler
+    with: volume
+  - order: [volume, scheduler]
+)";
+}
+
+// Resources whose stop can hang until SIGKILL (exec: the kill always works).
+inline std::vector<std::string> exec_resources() {
+  return {"api", "volume", "scheduler", "vip", "lb"};
+}
+inline std::vector<std::string> all_resources() {
+  return {"api", "volume", "scheduler", "vip", "lb", "db"};
+}
+
+}  // namespace bulwark::sim
