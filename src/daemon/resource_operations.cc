@@ -4,8 +4,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "coordinator/placement_policy.h"
 #include "sys/process.h"
@@ -90,6 +92,41 @@ Result<ResourceOperations::OcfParameters> ResourceOperations::ocf_parameters(
   return p;
 }
 
+Status ResourceOperations::ocf_validate(const std::string& script, const ResourceSpec& r) const {
+  // The agent's own check of its parameters. Only OCF_ERR_CONFIGURED (6),
+  // "invalid everywhere", refuses the file: OCF_ERR_ARGS (2) and
+  // OCF_ERR_INSTALLED (5) may hold on this node alone (a missing interface,
+  // a missing binary), not on the nodes that will run it.
+  constexpr int kOcfErrConfigured = 6;
+  char dir[] = "/tmp/bulwark-validate-XXXXXX";
+  if (::mkdtemp(dir) == nullptr) return Ok{};  // no check rather than a false refusal
+  SpawnOptions o;
+  o.argv = {script, "validate-all"};
+  o.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+           "LANG=C.UTF-8",
+           "OCF_ROOT=" + ocf_root_,
+           "OCF_FUNCTIONS_DIR=" + ocf_root_ + "/lib/heartbeat",
+           "OCF_RESOURCE_INSTANCE=" + r.name,
+           std::string("HA_RSCTMP=") + dir};
+  // ${BULWARK_...} in params are per node: left as written for this check.
+  for (const auto& [k, v] : r.agent.params) o.env.push_back("OCF_RESKEY_" + k + "=" + v);
+  auto out = run_command(o, kMetaDataTimeoutMs);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (!out || !WIFEXITED(out->wait_status) || WEXITSTATUS(out->wait_status) != kOcfErrConfigured)
+    return Ok{};
+  // What the agent said, on one line (its ERROR lines and exit reason).
+  std::string reason;
+  std::istringstream lines(out->output);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    reason += (reason.empty() ? "" : "; ") + line;
+  }
+  if (reason.size() > 300) reason = reason.substr(0, 300) + "...";
+  return make_error(Errc::kInvalid, "validate-all says the configuration is invalid (OCF exit 6)" +
+                                        (reason.empty() ? std::string() : ": " + reason));
+}
+
 ResourceOperations::ResourceOperations(const Clock& clock, Store& store,
                                        std::function<Status()> require_quorum,
                                        std::function<Result<int64_t>(Result<int64_t>)> committed,
@@ -133,6 +170,8 @@ Status ResourceOperations::validate(const ResourceConfig& config, const ClusterS
       if (!r.agent.params.count(k))
         return make_error(Errc::kInvalid, what + " needs parameter '" + k + "'");
     }
+    if (auto st = ocf_validate(script, r); !st)
+      return make_error(Errc::kInvalid, what + ": " + st.error().message);
   }
   // With every node up, every enabled resource must have somewhere to run:
   // otherwise the constraints contradict each other.

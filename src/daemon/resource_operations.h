@@ -43,6 +43,9 @@ class ResourceOperations {
   };
   // The parameters an OCF agent declares in its meta-data.
   Result<OcfParameters> ocf_parameters(const std::string& script) const;
+  // The agent's validate-all with the resource's params: refused only when
+  // the agent says the configuration is invalid everywhere.
+  Status ocf_validate(const std::string& script, const ResourceSpec& r) const;
 
   const Clock& clock_;
   Store& store_;

@@ -100,6 +100,9 @@ def test_bad_input_is_refused_and_nothing_is_committed(cluster):
         "resources: [{name: a, agent: 'ocf:heartbeat:Dummy', params: {fake: '1', stat: x}}]\n":
             "has no parameter 'stat' (it takes: fake, state)",
         "resources: [{name: a, agent: 'ocf:heartbeat:IPaddr2'}]\n": "needs parameter 'ip'",
+        # The agent's own validate-all (OCF exit 6: invalid everywhere).
+        "resources: [{name: a, agent: 'ocf:heartbeat:IPaddr2', params: {ip: not-an-ip}}]\n":
+            "validate-all says the configuration is invalid",
     }
     for text, expected in cases.items():
         proc = apply(cluster, text, check=False)
