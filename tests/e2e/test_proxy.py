@@ -30,6 +30,14 @@ def http_config(servers, balance="roundrobin", check=None, backend_extra=None,
     return {"frontends": [frontend], "backends": [backend]}, port
 
 
+def in_flight_at_a_server(proxy):
+    """Waits until a request is in flight at one of the first backend's
+    servers: a fixed sleep before acting on a slow request lost that race on
+    a loaded machine under ASan."""
+    wait_until(lambda: any(s["active"] >= 1 for s in proxy.stats()["backends"][0]["servers"]),
+               10, what="a request in flight at a server")
+
+
 def server(b, **kw):
     return {"name": b.name, "address": b.address, **kw}
 
@@ -56,11 +64,11 @@ def test_roundrobin_follows_weights(proxy_lab):
 def test_leastconn_avoids_the_busy_server(proxy_lab):
     a, b = proxy_lab.backend("a"), proxy_lab.backend("b")
     config, port = http_config([server(a), server(b)], balance="leastconn")
-    proxy_lab.proxy(config)
+    proxy = proxy_lab.proxy(config)
     busy = []
-    slow = threading.Thread(target=lambda: busy.append(who(get(port, "/slow?ms=1500"))))
+    slow = threading.Thread(target=lambda: busy.append(who(get(port, "/slow?ms=3000"))))
     slow.start()
-    time.sleep(0.3)
+    in_flight_at_a_server(proxy)
     seen = {who(get(port)) for _ in range(10)}
     slow.join()
     assert len(busy) == 1
@@ -242,7 +250,7 @@ def test_drain_lets_established_requests_finish(proxy_lab):
     slow = []
     t = threading.Thread(target=lambda: slow.append(get(port, "/slow?ms=1000")))
     t.start()
-    time.sleep(0.3)
+    in_flight_at_a_server(proxy)
     proxy.ctl("drain", "app", "a")
     assert proxy.server("app", "a")["state"] == "drain"
     assert {who(get(port)) for _ in range(5)} == {"b"}
@@ -378,10 +386,10 @@ def test_frontend_maxconn_holds_further_clients_in_the_backlog(proxy_lab):
 def test_full_queue_answers_503(proxy_lab):
     a = proxy_lab.backend("a")
     config, port = http_config([server(a, maxconn=1)], backend_extra={"queue_max": 0})
-    proxy_lab.proxy(config)
-    t = threading.Thread(target=lambda: get(port, "/slow?ms=800"))
+    proxy = proxy_lab.proxy(config)
+    t = threading.Thread(target=lambda: get(port, "/slow?ms=2000"))
     t.start()
-    time.sleep(0.3)
+    in_flight_at_a_server(proxy)
     assert get(port)[0] == 503
     t.join()
 
@@ -620,7 +628,7 @@ def test_sigterm_lets_a_request_in_flight_finish(proxy_lab):
     result = []
     t = threading.Thread(target=lambda: result.append(get(port, "/slow?ms=1000")))
     t.start()
-    time.sleep(0.3)
+    in_flight_at_a_server(proxy)
     proxy.proc.send_signal(signal.SIGTERM)
     # Listening stops at once; the request in flight still finishes.
     wait_until(lambda: not proxy._connects("127.0.0.1", port), 2, what="listener closed")
