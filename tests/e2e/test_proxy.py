@@ -69,7 +69,14 @@ def test_leastconn_avoids_the_busy_server(proxy_lab):
     slow = threading.Thread(target=lambda: busy.append(who(get(port, "/slow?ms=3000"))))
     slow.start()
     in_flight_at_a_server(proxy)
-    seen = {who(get(port)) for _ in range(10)}
+    seen = set()
+    for _ in range(10):
+        # The previous request's server counts as active until the proxy has
+        # finished with it, a moment after the client has its response: wait
+        # for exactly one busy server, so that leastconn has one answer.
+        wait_until(lambda: sum(s["active"] for s in proxy.stats()["backends"][0]["servers"]) == 1,
+                   10, what="only the slow request in flight")
+        seen.add(who(get(port)))
     slow.join()
     assert len(busy) == 1
     assert seen == {"b" if busy[0] == "a" else "a"}
