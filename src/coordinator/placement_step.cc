@@ -159,6 +159,14 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
       out.waiting_for = "node " + name + " has not yet probed its resources";
       return out;
     }
+    // A restarted daemon answers before it holds its lease: until it has
+    // rejoined and probed, nothing of the node moves (what runs there is
+    // adopted, not restarted elsewhere and then here again).
+    if (!pn.online && m != nullptr && m->online && !m->self &&
+        (st == state.statuses.end() || st->second.incarnation != m->incarnation)) {
+      out.waiting_for = "node " + name + " restarted and has not rejoined yet";
+      return out;
+    }
     if (st != state.statuses.end()) {
       for (const auto& [res, is] : st->second.resources) {
         if (is.fail_count > 0) pin.fail_counts[res][name] = is.fail_count;
