@@ -84,6 +84,13 @@ Result<pid_t> spawn_process(const SpawnOptions& o) {
       if (log_fd >= 0) ::close(log_fd);
       return make_error(Errc::kIo, "spawn: cannot make the stdin pipe");
     }
+    // Written before fork, while we hold the read end too: it fits the
+    // pipe's buffer, and a child that exits at once (exec failed) cannot
+    // turn the write into a SIGPIPE.
+    const ssize_t n = ::write(in_pipe[1], o.stdin_data.data(), o.stdin_data.size());
+    (void)n;
+    ::close(in_pipe[1]);
+    in_pipe[1] = -1;
   }
   const pid_t parent = ::getpid();
   std::unique_lock owned_lock(owned_mu);
@@ -91,10 +98,7 @@ Result<pid_t> spawn_process(const SpawnOptions& o) {
   if (pid < 0) {
     owned_lock.unlock();
     if (log_fd >= 0) ::close(log_fd);
-    if (in_pipe[0] >= 0) {
-      ::close(in_pipe[0]);
-      ::close(in_pipe[1]);
-    }
+    if (in_pipe[0] >= 0) ::close(in_pipe[0]);
     return make_error(Errc::kIo, std::string("fork: ") + std::strerror(errno));
   }
   if (pid == 0) {
@@ -137,13 +141,7 @@ Result<pid_t> spawn_process(const SpawnOptions& o) {
   owned.insert(pid);
   owned_lock.unlock();
   if (log_fd >= 0) ::close(log_fd);
-  if (in_pipe[0] >= 0) {
-    ::close(in_pipe[0]);
-    // Fits the pipe's buffer: the write completes without the child reading.
-    const ssize_t n = ::write(in_pipe[1], o.stdin_data.data(), o.stdin_data.size());
-    (void)n;
-    ::close(in_pipe[1]);
-  }
+  if (in_pipe[0] >= 0) ::close(in_pipe[0]);
   return pid;
 }
 
