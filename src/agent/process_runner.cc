@@ -15,9 +15,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A command still running at its deadline gets SIGTERM, and this long later
-// SIGKILL.
-constexpr int64_t kTermGraceMs = 2000;
 // An exec resource killed with SIGKILL at its stop timeout that still has
 // not exited after this long (stuck in the kernel) makes the stop fail.
 constexpr int64_t kKillWaitMs = 5000;
@@ -409,7 +406,7 @@ void ProcessRunner::tick() {
     }
     if (!op.timed_out && now >= op.deadline_ms) {
       op.timed_out = true;
-      op.kill_at_ms = now + (exec_stop ? kKillWaitMs : kTermGraceMs);
+      op.kill_at_ms = now + (exec_stop ? kKillWaitMs : kOperationTermGraceMs);
       if (exec_stop) {
         if (auto e = exec_.find(r.vars.resource); e != exec_.end()) {
           spdlog::warn("agent: {} did not stop within {} ms; SIGKILL", r.vars.resource,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "agent/operation.h"
 #include "coordinator/placement_policy.h"
 
 namespace bulwark {
@@ -47,7 +48,6 @@ std::optional<NodeStatusRecord> voided(const NodeStatusRecord& st, const Resourc
 // and a stop for a promoted instance. Without fencing, the coordinator
 // waits that long too.
 int64_t stop_allowance_ms(const NodeStatusRecord& st, const ResourceConfig& config) {
-  constexpr int64_t kTermGraceMs = 2000;  // ProcessRunner: SIGTERM, then SIGKILL
   int64_t wait_ms = 0;
   for (const auto& [res, is] : st.resources) {
     const ResourceSpec* spec = config.find(res);
@@ -56,7 +56,7 @@ int64_t stop_allowance_ms(const NodeStatusRecord& st, const ResourceConfig& conf
       continue;
     const bool promoted = is.promoted || is.state == InstanceState::kPromoted;
     if (!promoted && spec->kind != ResourceKind::kSingleton) continue;
-    wait_ms = std::max(wait_ms, (promoted ? 2 : 1) * (spec->stop_timeout_ms + kTermGraceMs));
+    wait_ms = std::max(wait_ms, (promoted ? 2 : 1) * (spec->stop_timeout_ms + kOperationTermGraceMs));
   }
   return wait_ms;
 }
