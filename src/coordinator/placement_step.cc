@@ -56,7 +56,8 @@ int64_t stop_allowance_ms(const NodeStatusRecord& st, const ResourceConfig& conf
       continue;
     const bool promoted = is.promoted || is.state == InstanceState::kPromoted;
     if (!promoted && spec->kind != ResourceKind::kSingleton) continue;
-    wait_ms = std::max(wait_ms, (promoted ? 2 : 1) * (spec->stop_timeout_ms + kOperationTermGraceMs));
+    wait_ms =
+        std::max(wait_ms, (promoted ? 2 : 1) * (spec->stop_timeout_ms + kOperationTermGraceMs));
   }
   return wait_ms;
 }
