@@ -143,6 +143,10 @@ AgentView AgentService::build_view(const ClusterState& state) const {
   const MembershipView m = membership_.view();
   v.holds_lease = m.holds_lease;
   v.lease_remaining_ms = m.lease_remaining_ms;
+  for (const auto& [name, node] : state.nodes) v.nodes.push_back(name);
+  for (const MemberStatus& member : m.members) {
+    if (!member.self && !member.online) v.unreachable.insert(member.name);
+  }
   return v;
 }
 

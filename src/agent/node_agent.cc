@@ -11,6 +11,26 @@ namespace {
 // failures, a lease that changed).
 constexpr int64_t kIdleStepMs = 1000;
 
+// How much longer than a notify action's timeout an announcing node waits
+// for its peers to say they were told: their status writes and the store.
+constexpr int64_t kNotifyWaitMarginMs = 1000;
+
+// The order in which notifications are delivered, as Pacemaker orders a
+// transition's actions.
+constexpr OpKind kNotifyOrder[] = {OpKind::kDemote, OpKind::kStop, OpKind::kStart,
+                                   OpKind::kPromote};
+
+bool notified_kind(OpKind kind) {
+  return kind == OpKind::kStart || kind == OpKind::kStop || kind == OpKind::kPromote ||
+         kind == OpKind::kDemote;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : " ") + s;
+  return out;
+}
+
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
@@ -27,6 +47,11 @@ NodeAgent::NodeAgent(const Clock& clock, OperationRunner& runner, AgentOptions o
 bool NodeAgent::runs(Phase phase) {
   return phase == Phase::kRunning || phase == Phase::kPromoting || phase == Phase::kPromoted ||
          phase == Phase::kDemoting;
+}
+
+bool NodeAgent::must_demote(const Instance& inst, const AgentView& view) const {
+  return inst.maybe_promoted &&
+         (!view.holds_lease || view.lease_remaining_ms <= options_.lease_guard_ms);
 }
 
 bool NodeAgent::exclusive_allowed(const AgentView& view) const {
@@ -173,6 +198,8 @@ void NodeAgent::begin(const std::string& name, Instance& inst, OpKind kind, int 
   req.spec = inst.spec;
   req.vars = InstanceVars{options_.node, options_.node_address, name, name + ":" + options_.node};
   req.timeout_ms = std::max(timeout_ms, 1);
+  req.clone_max = inst.spec.clone_max > 0 ? inst.spec.clone_max : cluster_size_;
+  if (kind == OpKind::kNotify) req.notify = inst.notify.in_flight;
   inst.op_id = req.id;
   inst.op = kind;
   switch (kind) {
@@ -193,9 +220,10 @@ void NodeAgent::begin(const std::string& name, Instance& inst, OpKind kind, int 
       break;
     case OpKind::kProbe:
     case OpKind::kMonitor:
+    case OpKind::kNotify:
       break;
   }
-  if (kind != OpKind::kMonitor)
+  if (kind != OpKind::kMonitor && kind != OpKind::kNotify)
     spdlog::info("agent: {} {} ({} ms)", op_kind_name(kind), name, req.timeout_ms);
   runner_.begin(req);
 }
@@ -226,6 +254,15 @@ int NodeAgent::exclusive_stop_ms(const Instance& inst, const AgentView& view) co
 
 void NodeAgent::cut_short(const std::string& name, Instance& inst, const AgentView& view) {
   if (exclusive_allowed(view)) return;
+  const bool exclusive_here =
+      inst.maybe_promoted || (inst.spec.kind == ResourceKind::kSingleton && runs(inst.phase));
+  if ((inst.op == OpKind::kMonitor || inst.op == OpKind::kNotify) && exclusive_here) {
+    // Its stop or demotion must not wait for a monitor or a notification
+    // (up to their timeouts): they only look, and are ended at once.
+    runner_.cancel(inst.op_id);
+    inst.op_id = 0;
+    return;
+  }
   const bool singleton_start =
       inst.op == OpKind::kStart && inst.spec.kind == ResourceKind::kSingleton;
   if (!singleton_start && inst.op != OpKind::kPromote) return;
@@ -241,6 +278,7 @@ void NodeAgent::cut_short(const std::string& name, Instance& inst, const AgentVi
     begin(name, inst, OpKind::kStop, exclusive_stop_ms(inst, view));
   } else {
     inst.phase = Phase::kPromoted;  // it may be promoted: demoted below
+    if (inst.spec.notify) record_done(inst, OpKind::kPromote);
     begin(name, inst, OpKind::kDemote, exclusive_stop_ms(inst, view));
   }
 }
@@ -261,10 +299,17 @@ void NodeAgent::step(const AgentView& view) {
   wants_claim_.reset();
   claim_waiting_.clear();
   next_due_ms_ = now + kIdleStepMs;
+  cluster_size_ = static_cast<int>(view.nodes.size());
   const bool maintenance = view.directives.maintenance || view.node_mode == NodeMode::kMaintenance;
   for (auto& [name, inst] : instances_) {
     if (inst.op_id != 0 && !maintenance) cut_short(name, inst, view);
-    if (inst.op_id == 0) step_instance(name, inst, view);
+    if (inst.op_id == 0 && inst.spec.notify && step_notify(name, inst, view)) continue;
+    if (inst.op_id == 0) {
+      inst.notify.pending_wanted = false;
+      step_instance(name, inst, view);
+      // An announced operation no longer wanted is withdrawn.
+      if (inst.op_id == 0 && !inst.notify.pending_wanted) inst.notify.pending.reset();
+    }
     // Monitors do not run in maintenance: their due times must not keep a
     // step due at once.
     if (runs(inst.phase) && inst.op_id == 0 && !maintenance)
@@ -324,27 +369,28 @@ void NodeAgent::step_instance(const std::string& name, Instance& inst, const Age
     case Phase::kStopped:
       if (role == Role::kNone || inst.fail_count >= spec.migration_threshold) return;
       if (!predecessors_started(name, view)) return;
-      if (spec.kind == ResourceKind::kSingleton && !claimed()) return;
-      begin(name, inst, OpKind::kStart, spec.start_timeout_ms);
+      begin_announced(name, inst, OpKind::kStart, spec.start_timeout_ms, view,
+                      spec.kind != ResourceKind::kSingleton || claimed());
       return;
     case Phase::kRunning:
       if (role == Role::kNone) {
-        if (successors_stopped(name, view)) begin(name, inst, OpKind::kStop, stop_ms);
+        if (successors_stopped(name, view))
+          begin_announced(name, inst, OpKind::kStop, stop_ms, view);
         return;
       }
       if (role == Role::kPromote) {
-        if (claimed()) begin(name, inst, OpKind::kPromote, spec.start_timeout_ms);
+        begin_announced(name, inst, OpKind::kPromote, spec.start_timeout_ms, view, claimed());
         return;
       }
       break;
     case Phase::kPromoted:
       if (role != Role::kPromote) {
-        begin(name, inst, OpKind::kDemote, stop_ms);
+        begin_announced(name, inst, OpKind::kDemote, stop_ms, view);
         return;
       }
       break;
     case Phase::kFailed:
-      begin(name, inst, OpKind::kStop, stop_ms);
+      begin_announced(name, inst, OpKind::kStop, stop_ms, view);
       return;
     default:
       return;
@@ -367,6 +413,7 @@ void NodeAgent::on_completion(const OpCompletion& c) {
   if (c.id != inst.op_id) return;  // an answer to an operation since superseded
   inst.op_id = 0;
   next_due_ms_ = now;
+  if (inst.spec.notify && notified_kind(c.kind)) record_done(inst, c.kind);
   const std::string what = std::string(op_kind_name(c.kind)) + ": " + op_outcome_name(c.outcome) +
                            (c.detail.empty() ? "" : " (" + c.detail + ")");
   const bool ok = c.outcome == OpOutcome::kOk;
@@ -437,7 +484,216 @@ void NodeAgent::on_completion(const OpCompletion& c) {
       inst.maybe_promoted = false;
       inst.next_monitor_ms = now + inst.spec.monitor.interval_ms;
       return;
+    case OpKind::kNotify:
+      // A failed notification is the agent's to report; the operation it
+      // was about goes on (Pacemaker does the same).
+      if (!ok) spdlog::warn("agent: {} {}", c.resource, what);
+      on_notify_done(inst);
+      return;
   }
+}
+
+void NodeAgent::record_done(Instance& inst, OpKind kind) {
+  NotifyState& n = inst.notify;
+  if (n.pending && n.pending->op == kind) {
+    n.done = n.pending;
+  } else {
+    // Not announced (a stop or demotion forced by a lost lease): told after.
+    last_announced_seq_ = std::max(last_announced_seq_ + 1, clock_.wall_ms());
+    n.done = Announced{kind, last_announced_seq_};
+  }
+  n.pending.reset();
+}
+
+void NodeAgent::begin_announced(const std::string& name, Instance& inst, OpKind kind,
+                                int timeout_ms, const AgentView& view, bool claimed) {
+  // A stop or demotion that the lease's end forces waits for nobody.
+  const bool forced = (kind == OpKind::kStop || kind == OpKind::kDemote) && must_demote(inst, view);
+  if (!inst.spec.notify || forced) {
+    if (claimed) begin(name, inst, kind, timeout_ms);
+    return;
+  }
+  NotifyState& n = inst.notify;
+  const int64_t now = clock_.mono_ms();
+  n.pending_wanted = true;
+  if (!n.pending || n.pending->op != kind) {
+    // A sequence number that grows across daemon restarts too, so that
+    // peers never take a new announcement for one they were told of.
+    last_announced_seq_ = std::max(last_announced_seq_ + 1, clock_.wall_ms());
+    n.pending = Announced{kind, last_announced_seq_};
+    n.pending_since_ms = now;
+    spdlog::info("agent: {} {} announced to the other instances", op_kind_name(kind), name);
+  }
+  const bool told = peers_told(name, inst, view);
+  const int64_t deadline = n.pending_since_ms + inst.spec.notify_timeout_ms +
+                           kOperationTermGraceMs + kNotifyWaitMarginMs;
+  if (!told && now < deadline) {
+    next_due_ms_ = std::min(next_due_ms_, deadline);
+    return;
+  }
+  if (!claimed) return;
+  if (!told) {
+    spdlog::warn("agent: {} {}: not every active instance confirmed its notification; going on",
+                 op_kind_name(kind), name);
+  }
+  begin(name, inst, kind, timeout_ms);
+}
+
+bool NodeAgent::peers_told(const std::string& name, const Instance& inst,
+                           const AgentView& view) const {
+  const int64_t seq = inst.notify.pending->seq;
+  const auto told_here = [&](const std::map<std::string, int64_t>& told) {
+    auto t = told.find(options_.node);
+    return t != told.end() && t->second >= seq;
+  };
+  if (runs(inst.phase) && !told_here(inst.notify.told)) return false;
+  if (!view.statuses) return true;
+  for (const auto& [node, rec] : *view.statuses) {
+    if (node == options_.node || view.unreachable.count(node)) continue;
+    auto r = rec.resources.find(name);
+    if (r == rec.resources.end() || !started_state(r->second.state)) continue;
+    if (!told_here(r->second.notify.told)) return false;
+  }
+  return true;
+}
+
+bool NodeAgent::step_notify(const std::string& name, Instance& inst, const AgentView& view) {
+  NotifyState& n = inst.notify;
+  // Every node's announcement and newest done, this node's own included.
+  std::map<std::string, Announced> pending;
+  std::map<std::string, Announced> done;
+  if (view.statuses) {
+    for (const auto& [node, rec] : *view.statuses) {
+      if (node == options_.node) continue;
+      auto r = rec.resources.find(name);
+      if (r == rec.resources.end()) continue;
+      const NotifyStatus& ns = r->second.notify;
+      if (auto op = parse_op_kind(ns.pending); op && ns.pending_seq > 0)
+        pending[node] = Announced{*op, ns.pending_seq};
+      if (auto op = parse_op_kind(ns.done); op && ns.done_seq > 0)
+        done[node] = Announced{*op, ns.done_seq};
+    }
+  }
+  if (n.pending) pending[options_.node] = *n.pending;
+  if (n.done) done[options_.node] = *n.done;
+  // What is done is told (post) to the instance if it is active or about
+  // to be: a new instance hears of the starts that went with its own.
+  const bool joining =
+      inst.phase == Phase::kStarting || (n.pending && n.pending->op == OpKind::kStart);
+  const bool listening = runs(inst.phase) || joining;
+  const bool first_look = n.done_seen.empty();
+  for (const auto& [node, d] : done) {
+    auto [seen, added] = n.done_seen.try_emplace(node, 0);
+    if (d.seq <= seen->second) continue;
+    seen->second = d.seq;
+    // At the first look, what others did earlier is history, not news.
+    if (first_look && node != options_.node) continue;
+    if (listening) n.post_due[node] = d;
+  }
+  if (n.done_seen.empty()) n.done_seen[options_.node] = 0;  // the first look happened
+  if (!listening) n.post_due.clear();
+  const bool maintenance = view.directives.maintenance || view.node_mode == NodeMode::kMaintenance;
+  if (!runs(inst.phase) || maintenance || view.config_unreadable) return false;
+  if (must_demote(inst, view)) return false;  // the demotion first
+  const auto begin_notify = [&](bool post, OpKind op, const std::map<std::string, int64_t>& seqs) {
+    std::vector<std::string> batch;
+    batch.reserve(seqs.size());
+    for (const auto& e : seqs) batch.push_back(e.first);
+    n.in_flight = notify_event(name, inst, post, op, batch, view);
+    n.in_flight_seqs = seqs;
+    spdlog::info("agent: notify {}: {}-{} of {}", name, post ? "post" : "pre", op_kind_name(op),
+                 join(batch));
+    begin(name, inst, OpKind::kNotify, inst.spec.notify_timeout_ms);
+  };
+  for (const OpKind op : kNotifyOrder) {
+    std::map<std::string, int64_t> seqs;
+    for (const auto& [node, d] : n.post_due) {
+      if (d.op == op) seqs[node] = d.seq;
+    }
+    if (!seqs.empty()) {
+      begin_notify(true, op, seqs);
+      return true;
+    }
+  }
+  for (const OpKind op : kNotifyOrder) {
+    std::map<std::string, int64_t> seqs;
+    bool news = false;
+    for (const auto& [node, a] : pending) {
+      if (a.op != op) continue;
+      seqs[node] = a.seq;
+      auto t = n.told.find(node);
+      news = news || t == n.told.end() || t->second < a.seq;
+    }
+    if (news) {
+      begin_notify(false, op, seqs);
+      return true;
+    }
+  }
+  return false;
+}
+
+void NodeAgent::on_notify_done(Instance& inst) {
+  NotifyState& n = inst.notify;
+  for (const auto& [node, seq] : n.in_flight_seqs) {
+    if (n.in_flight.post) {
+      auto due = n.post_due.find(node);
+      if (due != n.post_due.end() && due->second.seq <= seq) n.post_due.erase(due);
+    } else {
+      n.told[node] = std::max(n.told[node], seq);
+    }
+  }
+  n.in_flight_seqs.clear();
+}
+
+NotifyEvent NodeAgent::notify_event(const std::string& name, const Instance& inst, bool post,
+                                    OpKind op, const std::vector<std::string>& batch,
+                                    const AgentView& view) const {
+  // The clone as it is now; for a post notification, as it was before the
+  // operation (what Pacemaker passes: the state at the transition's start).
+  std::set<std::string> active;
+  std::set<std::string> promoted;
+  if (runs(inst.phase)) active.insert(options_.node);
+  if (inst.phase == Phase::kPromoted || inst.phase == Phase::kDemoting)
+    promoted.insert(options_.node);
+  std::set<std::string> all(view.nodes.begin(), view.nodes.end());
+  all.insert(options_.node);
+  if (view.statuses) {
+    for (const auto& [node, rec] : *view.statuses) {
+      if (node == options_.node) continue;
+      all.insert(node);
+      auto r = rec.resources.find(name);
+      if (r == rec.resources.end() || !started_state(r->second.state)) continue;
+      active.insert(node);
+      // A node about to promote publishes itself as promoted (what waits
+      // for a claim may never be understated): not yet, for its agent.
+      if (r->second.state == InstanceState::kPromoted && r->second.notify.pending != "promote")
+        promoted.insert(node);
+    }
+  }
+  if (post) {
+    for (const auto& node : batch) {
+      if (op == OpKind::kStart) active.erase(node);
+      if (op == OpKind::kStop) active.insert(node);
+      if (op == OpKind::kPromote) promoted.erase(node);
+      if (op == OpKind::kDemote) promoted.insert(node);
+    }
+  }
+  NotifyEvent e;
+  e.post = post;
+  e.operation = op;
+  e.lists[op_kind_name(op)] = batch;
+  e.lists["active"].assign(active.begin(), active.end());
+  e.lists["all"].assign(all.begin(), all.end());
+  for (const auto& node : all) {
+    if (!active.count(node)) e.lists["inactive"].push_back(node);
+  }
+  if (inst.spec.kind == ResourceKind::kPromotable) {
+    e.lists["promoted"].assign(promoted.begin(), promoted.end());
+    for (const auto& node : active) {
+      if (!promoted.count(node)) e.lists["unpromoted"].push_back(node);
+    }
+  }
+  return e;
 }
 
 NodeStatusRecord NodeAgent::status() const {
@@ -493,6 +749,17 @@ NodeStatusRecord NodeAgent::status() const {
     st.last_failure = inst.last_failure;
     st.last_failure_wall_ms = inst.last_failure_wall_ms;
     st.cleanup_generation = inst.cleanup_generation;
+    if (const NotifyState& n = inst.notify; inst.spec.notify) {
+      if (n.pending) {
+        st.notify.pending = op_kind_name(n.pending->op);
+        st.notify.pending_seq = n.pending->seq;
+      }
+      if (n.done) {
+        st.notify.done = op_kind_name(n.done->op);
+        st.notify.done_seq = n.done->seq;
+      }
+      st.notify.told = n.told;
+    }
     rec.resources[name] = st;
   }
   return rec;

@@ -17,13 +17,33 @@
 // `lease_guard_ms` left, with the stop cut short at the lease's end, so that
 // it is gone before the majority can consider this node's lease expired.
 //
+// Notifications (clones with `notify`, as Pacemaker's notify=true): every
+// active instance's agent is told before ("pre") and after ("post") each
+// start, stop, promotion and demotion of any instance of its clone. There
+// is no central transition here, so the handshake runs through the status
+// records:
+//   - a node about to run such an operation announces it (notify.pending,
+//     with a sequence number) and waits until every reachable node whose
+//     instance is active has run its pre notification and says so
+//     (notify.told), or until notify_timeout_ms plus a margin passed: a
+//     peer that never answers delays the operation, never blocks it;
+//   - when it has run, the node records it (notify.done), and every node
+//     whose instance is active then (the new one included) runs the post
+//     notification;
+//   - posts go before pres, and within each, demotions, stops, starts,
+//     promotions, so that each agent sees events in Pacemaker's order.
+// A stop or demotion forced by a lost lease is never held up: it runs at
+// once, and is only notified after.
+//
 // Thread-safety: none; one thread owns it.
 #pragma once
 
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "agent/operation.h"
 #include "core/env.h"
@@ -48,6 +68,8 @@ struct AgentView {
   DirectivesRecord directives;
   NodeMode node_mode = NodeMode::kOnline;
   const std::map<std::string, NodeStatusRecord>* statuses = nullptr;  // all nodes'
+  std::vector<std::string> nodes;     // the cluster's members, this node included
+  std::set<std::string> unreachable;  // peers the membership does not reach now
   bool holds_lease = false;
   int64_t lease_remaining_ms = 0;
 };
@@ -100,6 +122,24 @@ class NodeAgent {
     kFailed,   // a failure was seen: stop before anything else
     kBlocked,  // stop failed: the instance may still run; needs cleanup or fencing
   };
+  // An operation of a clone with notify, as announced or done.
+  struct Announced {
+    OpKind op = OpKind::kStart;
+    int64_t seq = 0;
+  };
+  struct NotifyState {
+    std::optional<Announced> pending;  // announced, not run yet (or running)
+    int64_t pending_since_ms = 0;
+    bool pending_wanted = false;  // the last step still wanted it
+    std::optional<Announced> done;
+    std::map<std::string, int64_t> told;        // node -> its announcement notified (pre) here
+    std::map<std::string, int64_t> done_seen;   // node -> its newest done this agent has seen
+    std::map<std::string, Announced> post_due;  // node -> its done still to notify (post)
+    // The notify operation in flight: its event, and the announcements
+    // (pre) or dones (post) it covers.
+    NotifyEvent in_flight;
+    std::map<std::string, int64_t> in_flight_seqs;
+  };
   struct Instance {
     ResourceSpec spec;  // as last configured
     Phase phase = Phase::kUnprobed;
@@ -116,11 +156,15 @@ class NodeAgent {
     int64_t last_failure_wall_ms = 0;
     std::string last_failure;
     int64_t cleanup_generation = 0;
+    NotifyState notify;
   };
   enum class Role { kNone, kRun, kPromote };
 
   Role desired_role(const std::string& name, const Instance& inst, const AgentView& view) const;
   bool exclusive_allowed(const AgentView& view) const;
+  // It may be promoted, and the lease no longer allows that: it is demoted
+  // before anything else, notifications included.
+  bool must_demote(const Instance& inst, const AgentView& view) const;
   bool predecessors_started(const std::string& name, const AgentView& view) const;
   // The resources a name in an order constraint stands for: a group's
   // members, or the resource itself.
@@ -134,6 +178,20 @@ class NodeAgent {
   void begin(const std::string& name, Instance& inst, OpKind kind, int timeout_ms);
   void fail(Instance& inst, const std::string& what);
   void refresh_config(const AgentView& view);
+  // Notifications (see the top of this file).
+  // Begins `kind` once `claimed` (the claim an exclusive start or
+  // promotion needs); for a clone with notify, only after announcing it
+  // and waiting for the pre notifications of the other active instances
+  // (the claim is made meanwhile).
+  void begin_announced(const std::string& name, Instance& inst, OpKind kind, int timeout_ms,
+                       const AgentView& view, bool claimed = true);
+  bool peers_told(const std::string& name, const Instance& inst, const AgentView& view) const;
+  // Begins a due notification of this node's instance; false if none is due.
+  bool step_notify(const std::string& name, Instance& inst, const AgentView& view);
+  NotifyEvent notify_event(const std::string& name, const Instance& inst, bool post, OpKind op,
+                           const std::vector<std::string>& batch, const AgentView& view) const;
+  void on_notify_done(Instance& inst);
+  void record_done(Instance& inst, OpKind kind);
   static bool runs(Phase phase);
 
   const Clock& clock_;
@@ -157,6 +215,8 @@ class NodeAgent {
   bool probed_ = false;
   bool shutting_down_ = false;
   int64_t next_due_ms_ = 0;
+  int cluster_size_ = 0;
+  int64_t last_announced_seq_ = 0;
   // The config last seen, kept alive so that a new one is never mistaken
   // for it (a freed object's address can be reused).
   std::shared_ptr<const ResourceConfig> seen_config_;

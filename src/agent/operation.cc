@@ -16,8 +16,18 @@ const char* op_kind_name(OpKind kind) {
       return "promote";
     case OpKind::kDemote:
       return "demote";
+    case OpKind::kNotify:
+      return "notify";
   }
   return "probe";
+}
+
+std::optional<OpKind> parse_op_kind(const std::string& name) {
+  for (OpKind k : {OpKind::kProbe, OpKind::kStart, OpKind::kStop, OpKind::kMonitor,
+                   OpKind::kPromote, OpKind::kDemote, OpKind::kNotify}) {
+    if (name == op_kind_name(k)) return k;
+  }
+  return std::nullopt;
 }
 
 const char* op_outcome_name(OpOutcome outcome) {
@@ -34,6 +44,33 @@ const char* op_outcome_name(OpOutcome outcome) {
       return "timed out";
   }
   return "failed";
+}
+
+std::vector<std::string> notify_environment(const NotifyEvent& event, const std::string& resource) {
+  const std::string prefix = "OCF_RESKEY_CRM_meta_notify_";
+  std::vector<std::string> env = {prefix + "type=" + (event.post ? "post" : "pre"),
+                                  prefix + "operation=" + op_kind_name(event.operation)};
+  const std::pair<const char*, const char*> names[] = {
+      {"start", "start"},       {"stop", "stop"},       {"promote", "promote"},
+      {"demote", "demote"},     {"active", "active"},   {"inactive", "inactive"},
+      {"promoted", "promoted"}, {"promoted", "master"}, {"unpromoted", "unpromoted"},
+      {"unpromoted", "slave"},  {"all", "all"},
+  };
+  for (const auto& [list, name] : names) {
+    std::string unames;
+    std::string instances;
+    if (auto it = event.lists.find(list); it != event.lists.end()) {
+      for (const auto& node : it->second) {
+        unames += (unames.empty() ? "" : " ") + node;
+        instances += (instances.empty() ? "" : " ") + resource + ":" + node;
+      }
+    }
+    // An empty list is one space, as Pacemaker passes it (agents test for
+    // " ").
+    env.push_back(prefix + name + "_uname=" + (unames.empty() ? " " : unames));
+    env.push_back(prefix + name + "_resource=" + (instances.empty() ? " " : instances));
+  }
+  return env;
 }
 
 std::string expand_vars(const std::string& text, const InstanceVars& vars) {

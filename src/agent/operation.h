@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,8 +20,9 @@ namespace bulwark {
 // systemd stops (placement_step.cc) counts on the same figure.
 constexpr int64_t kOperationTermGraceMs = 2000;
 
-enum class OpKind { kProbe, kStart, kStop, kMonitor, kPromote, kDemote };
+enum class OpKind { kProbe, kStart, kStop, kMonitor, kPromote, kDemote, kNotify };
 const char* op_kind_name(OpKind kind);
+std::optional<OpKind> parse_op_kind(const std::string& name);
 
 // The answer of an operation, in OCF terms (the other agent classes map
 // onto these): probe and monitor answer kRunning, kNotRunning or
@@ -42,12 +44,27 @@ struct InstanceVars {
   std::string instance;  // RESOURCE:NODE
 };
 
+// What a notify operation tells an agent (OCF_RESKEY_CRM_meta_notify_*):
+// an operation on some instances of its clone is about to happen ("pre")
+// or has happened ("post"), and who is where. Lists hold node names; the
+// runner also exports them as instance names (RESOURCE:NODE).
+struct NotifyEvent {
+  bool post = false;
+  OpKind operation = OpKind::kStart;  // start, stop, promote or demote
+  // The nodes of this operation ("start", "stop", "promote", "demote": one
+  // is the operation's, the others empty), and the clone as it was before
+  // it: "active", "inactive", "promoted", "unpromoted", "all".
+  std::map<std::string, std::vector<std::string>> lists;
+};
+
 struct OpRequest {
   uint64_t id = 0;  // unique per runner; 0 is never used
   OpKind kind = OpKind::kProbe;
   ResourceSpec spec;  // a copy: a resource removed from the file is still stopped with it
   InstanceVars vars;
   int timeout_ms = 0;  // kill the operation (or, exec stop: SIGKILL) after this
+  int clone_max = 0;   // clones: how many instances there may be
+  NotifyEvent notify;  // kNotify only
 };
 
 struct OpCompletion {
@@ -73,6 +90,12 @@ class OperationRunner {
   // whose operations cannot be interrupted.
   virtual void cancel(uint64_t id) { (void)id; }
 };
+
+// The OCF_RESKEY_CRM_meta_notify_* variables of `event`, as KEY=VALUE
+// entries, with the names both of Pacemaker 2.1 (promoted, unpromoted) and
+// of older agents (master, slave). Lists are space-separated; an empty one
+// is a single space.
+std::vector<std::string> notify_environment(const NotifyEvent& event, const std::string& resource);
 
 // ${BULWARK_NODE} and friends replaced in `text`.
 std::string expand_vars(const std::string& text, const InstanceVars& vars);

@@ -196,6 +196,8 @@ void ProcessRunner::begin_exec(Op& op) {
     case OpKind::kPromote:
     case OpKind::kDemote:
       return complete(r.id, OpOutcome::kFailed, "exec resources have no promoted role");
+    case OpKind::kNotify:
+      return complete(r.id, OpOutcome::kFailed, "exec resources have no notify action");
   }
 }
 
@@ -258,9 +260,24 @@ void ProcessRunner::begin_ocf(Op& op) {
   env.push_back("OCF_RESKEY_CRM_meta_interval=" +
                 std::to_string(r.kind == OpKind::kMonitor ? r.spec.monitor.interval_ms : 0));
   env.push_back("OCF_RESKEY_CRM_meta_on_node=" + r.vars.node);
-  if (r.spec.kind == ResourceKind::kPromotable) {
-    env.push_back("OCF_RESKEY_CRM_meta_promotable=true");
-    env.push_back("OCF_RESKEY_CRM_meta_promoted_max=" + std::to_string(r.spec.promoted_max));
+  if (r.spec.kind != ResourceKind::kSingleton) {
+    // Pacemaker's clone meta attributes, promoted ones under their old
+    // names too (agents such as mariadb read master_max).
+    const std::string meta = "OCF_RESKEY_CRM_meta_";
+    const bool promotable = r.spec.kind == ResourceKind::kPromotable;
+    env.push_back(meta + "clone_max=" + std::to_string(r.clone_max));
+    env.push_back(meta + "clone_node_max=1");
+    env.push_back(meta + "notify=" + (r.spec.notify ? "true" : "false"));
+    env.push_back(meta + "promotable=" + (promotable ? "true" : "false"));
+    if (promotable) {
+      for (const char* name : {"promoted_max=", "master_max="})
+        env.push_back(meta + name + std::to_string(r.spec.promoted_max));
+      for (const char* name : {"promoted_node_max=", "master_node_max="})
+        env.push_back(meta + name + "1");
+    }
+  }
+  if (r.kind == OpKind::kNotify) {
+    for (auto& e : notify_environment(r.notify, r.vars.resource)) env.push_back(std::move(e));
   }
   for (const auto& [k, v] : a.params)
     env.push_back("OCF_RESKEY_" + k + "=" + expand_vars(v, r.vars));
@@ -293,6 +310,8 @@ void ProcessRunner::begin_systemd(Op& op) {
     case OpKind::kPromote:
     case OpKind::kDemote:
       return complete(r.id, OpOutcome::kFailed, "systemd units have no promoted role");
+    case OpKind::kNotify:
+      return complete(r.id, OpOutcome::kFailed, "systemd units have no notify action");
   }
   begin_command(op, std::move(argv), base_environment(r));
 }

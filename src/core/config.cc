@@ -54,6 +54,8 @@ const std::vector<ConfigKeyword> kKeywords = {
     {"watchdog", "device", "path", "(none: no watchdog)", "e.g. /dev/watchdog (softdog)"},
     {"watchdog", "timeout_ms", "integer, ms", "10000",
      "the machine is reset this long after the last keepalive"},
+    {"agents", "ocf_root", "path", "/usr/lib/ocf",
+     "OCF_ROOT: agents in OCF_ROOT/resource.d/PROVIDER/TYPE"},
 };
 
 Error config_error(const std::string& path, const YAML::Node& node, const std::string& what) {
@@ -202,6 +204,15 @@ Status parse_watchdog(const std::string& path, const YAML::Node& node, Config& c
   return Ok{};
 }
 
+Status parse_agents(const std::string& path, const YAML::Node& node, Config& c) {
+  YamlSection s = section_of(path, node, "agents");
+  if (auto st = s.check_keys(); !st) return st;
+  if (auto st = s.get_string("ocf_root", c.ocf_root); !st) return st;
+  if (c.ocf_root.empty() || c.ocf_root[0] != '/')
+    return config_error(path, node["ocf_root"], "agents.ocf_root must be an absolute path");
+  return Ok{};
+}
+
 Status parse_nodes(const std::string& path, const YAML::Node& node, Config& c) {
   if (!node.IsSequence() || node.size() == 0)
     return config_error(path, node, "nodes must be a non-empty list");
@@ -300,8 +311,8 @@ Result<Config> parse_root(const YAML::Node& root, const std::string& path) {
   Config c;
   c.path = fs::absolute(path).lexically_normal().string();
   const std::string base_dir = fs::path(c.path).parent_path().string();
-  static const std::set<std::string> kSections = {"cluster", "store",   "ports",
-                                                  "nodes",   "fencing", "watchdog"};
+  static const std::set<std::string> kSections = {"cluster", "store",    "ports", "nodes",
+                                                  "fencing", "watchdog", "agents"};
   for (const auto& item : root) {
     auto parsed = yaml_key(path, item.first);
     if (!parsed) return parsed.error();
@@ -310,7 +321,7 @@ Result<Config> parse_root(const YAML::Node& root, const std::string& path) {
       return config_error(
           path, item.first,
           "unknown key '" + key +
-              "' (expected one of: cluster, fencing, nodes, ports, store, watchdog)");
+              "' (expected one of: agents, cluster, fencing, nodes, ports, store, watchdog)");
   }
   if (!root["cluster"]) return config_error(path, root, "the cluster section is required");
   if (auto st = parse_cluster(path, root["cluster"], c); !st) return st.error();
@@ -325,6 +336,9 @@ Result<Config> parse_root(const YAML::Node& root, const std::string& path) {
   }
   if (const YAML::Node watchdog = root["watchdog"]) {
     if (auto st = parse_watchdog(path, watchdog, c); !st) return st.error();
+  }
+  if (const YAML::Node agents = root["agents"]) {
+    if (auto st = parse_agents(path, agents, c); !st) return st.error();
   }
   if (!root["nodes"]) return config_error(path, root, "the nodes section is required");
   if (auto st = parse_nodes(path, root["nodes"], c); !st) return st.error();
@@ -404,6 +418,11 @@ std::string render_config(const Config& c) {
     out << YAML::Key << "watchdog" << YAML::Value << YAML::BeginMap;
     out << YAML::Key << "device" << YAML::Value << c.watchdog.device;
     out << YAML::Key << "timeout_ms" << YAML::Value << c.watchdog.timeout_ms;
+    out << YAML::EndMap;
+  }
+  if (c.ocf_root != kDefaultOcfRoot) {
+    out << YAML::Key << "agents" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "ocf_root" << YAML::Value << c.ocf_root;
     out << YAML::EndMap;
   }
   out << YAML::Key << "ports" << YAML::Value << YAML::BeginMap;

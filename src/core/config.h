@@ -62,6 +62,9 @@ struct WatchdogConfig {
   int timeout_ms = 10000;
 };
 
+// Where OCF resource agents live (Debian's resource-agents).
+inline constexpr const char* kDefaultOcfRoot = "/usr/lib/ocf";
+
 struct Config {
   std::string path;  // the file it was read from, absolute
   std::string cluster_name;
@@ -73,6 +76,7 @@ struct Config {
   StoreConfig store;
   FencingConfig fencing;
   WatchdogConfig watchdog;
+  std::string ocf_root = kDefaultOcfRoot;  // agents.ocf_root
   Ports default_ports;
   std::vector<NodeConfig> nodes;
 

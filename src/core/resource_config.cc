@@ -33,10 +33,18 @@ const std::vector<ConfigKeyword> kKeywords = {
      "failures older than this are forgotten; 0: kept until cleanup"},
     {"resources[]", "stickiness", "integer", "100",
      "preference for staying where it runs (a node's return does not pull it back)"},
+    {"resources[]", "notify_timeout_ms", "integer, ms", "20000",
+     "a slower notify action fails (it is then logged, and the operation goes on)"},
     {"resources[]", "enabled", "bool", "true", "false: stopped everywhere"},
     {"resources[].clone", "max", "integer", "0", "instances; 0: one per eligible node"},
+    {"resources[].clone", "notify", "bool", "false",
+     "ocf: run the agent's notify action on every active instance before and after each "
+     "start and stop"},
     {"resources[].promotable", "max", "integer", "0", "instances; 0: one per eligible node"},
     {"resources[].promotable", "promoted", "integer", "1", "instances promoted at once"},
+    {"resources[].promotable", "notify", "bool", "false",
+     "ocf: run the agent's notify action on every active instance before and after each "
+     "start, stop, promotion and demotion"},
     {"resources[].monitor", "interval_ms", "integer, ms", "10000", "time between monitors"},
     {"resources[].monitor", "timeout_ms", "integer, ms", "20000", "a slower monitor fails"},
     {"resources[].monitor", "tcp", "ADDRESS:PORT", "(none)",
@@ -151,6 +159,9 @@ Status parse_kind(const std::string& path, const YamlSection& s, ResourceSpec& r
                         s.label() + ".clone", kKeywords, "resources[].clone");
     if (auto st = c.check_keys(); !st) return st;
     if (auto st = c.get_int("max", r.clone_max, 0, 10000); !st) return st;
+    if (auto st = c.get_bool("notify", r.notify); !st) return st;
+    if (r.notify && r.agent.agent_class != AgentClass::kOcf)
+      return c.error(c["notify"], "notify needs an ocf agent (exec and systemd have no notify)");
   }
   if (const YAML::Node prom = s["promotable"]) {
     ++kinds;
@@ -162,6 +173,7 @@ Status parse_kind(const std::string& path, const YamlSection& s, ResourceSpec& r
     if (auto st = p.get_int("promoted", r.promoted_max, 1, 10000); !st) return st;
     if (r.clone_max != 0 && r.promoted_max > r.clone_max)
       return p.error(p["promoted"], "promoted must not exceed max");
+    if (auto st = p.get_bool("notify", r.notify); !st) return st;
     if (r.agent.agent_class != AgentClass::kOcf)
       return s.error(prom,
                      "promotable needs an ocf agent (exec and systemd have no promoted role)");
@@ -207,6 +219,7 @@ Status parse_resource(const std::string& path, const YAML::Node& node, const std
   for (auto [key, field, min, max] :
        {std::tuple{"start_timeout_ms", &r.start_timeout_ms, 10, 86400000},
         std::tuple{"stop_timeout_ms", &r.stop_timeout_ms, 10, 86400000},
+        std::tuple{"notify_timeout_ms", &r.notify_timeout_ms, 10, 86400000},
         std::tuple{"migration_threshold", &r.migration_threshold, 1, 1000000},
         std::tuple{"failure_timeout_ms", &r.failure_timeout_ms, 0, 86400000},
         std::tuple{"stickiness", &r.stickiness, 0, 1000000}}) {

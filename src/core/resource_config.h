@@ -47,6 +47,11 @@ struct ResourceSpec {
   MonitorSpec monitor;
   int start_timeout_ms = 20000;
   int stop_timeout_ms = 20000;
+  // Clones of OCF agents: every active instance's agent is told (its notify
+  // action, OCF_RESKEY_CRM_meta_notify_*) before and after each start,
+  // stop, promotion and demotion of any instance, as Pacemaker does.
+  bool notify = false;
+  int notify_timeout_ms = 20000;
   int migration_threshold = 3;
   int failure_timeout_ms = 0;  // 0: failures count until cleanup
   int stickiness = 100;

@@ -295,6 +295,7 @@ int Daemon::run() {
   ago.agent.lease_guard_ms = config_.lease_ms / 3;
   ago.runner.runtime_dir = runtime_dir(config_.node_data_dir(self_.name) + "/run");
   ago.runner.log_dir = config_.node_data_dir(self_.name) + "/logs";
+  ago.runner.ocf_root = config_.ocf_root;
   ago.watchdog = config_.watchdog;
   // A dev node's marker goes on to its resources: `bulwark dev kill` finds
   // them by it, also once a later daemon of the node has adopted them.
@@ -313,7 +314,7 @@ int Daemon::run() {
 
   resource_ops_ = std::make_unique<ResourceOperations>(
       clock_, *store_, [this] { return require_quorum(); },
-      [this](Result<int64_t> r) { return committed(std::move(r)); });
+      [this](Result<int64_t> r) { return committed(std::move(r)); }, config_.ocf_root);
 
   ApiServerOptions ao;
   ao.address = self_.address;

@@ -68,27 +68,35 @@ Result<ResourceOperations::OcfParameters> ResourceOperations::ocf_parameters(
   if (!WIFEXITED(out->wait_status) || WEXITSTATUS(out->wait_status) != 0)
     return make_error(Errc::kInvalid,
                       "meta-data failed (" + describe_wait_status(out->wait_status) + ")");
-  // <parameter name="ip" unique="1" required="1"> elements, read without an
-  // XML library: the attributes Bulwark needs are plain name="value" pairs.
+  // <parameter name="ip" unique="1" required="1"> and <action name="notify"
+  // timeout="5s"/> elements, read without an XML library: the attributes
+  // Bulwark needs are plain name="value" pairs.
   OcfParameters p;
   const std::string& x = out->output;
-  for (std::size_t pos = 0; (pos = x.find("<parameter ", pos)) != std::string::npos;) {
-    const std::size_t end = x.find('>', pos);
-    if (end == std::string::npos) break;
-    const std::string tag = x.substr(pos, end - pos);
-    pos = end;
-    const auto attr = [&](const std::string& name) -> std::string {
-      const std::string key = " " + name + "=\"";
-      const auto a = tag.find(key);
-      if (a == std::string::npos) return "";
-      const auto b = tag.find('"', a + key.size());
-      return b == std::string::npos ? "" : tag.substr(a + key.size(), b - a - key.size());
-    };
+  const auto each_tag = [&x](const std::string& element, const auto& fn) {
+    for (std::size_t pos = 0; (pos = x.find("<" + element + " ", pos)) != std::string::npos;) {
+      const std::size_t end = x.find('>', pos);
+      if (end == std::string::npos) break;
+      const std::string tag = x.substr(pos, end - pos);
+      pos = end;
+      fn([&tag](const std::string& name) -> std::string {
+        const std::string key = " " + name + "=\"";
+        const auto a = tag.find(key);
+        if (a == std::string::npos) return "";
+        const auto b = tag.find('"', a + key.size());
+        return b == std::string::npos ? "" : tag.substr(a + key.size(), b - a - key.size());
+      });
+    }
+  };
+  each_tag("parameter", [&p](const auto& attr) {
     const std::string name = attr("name");
-    if (name.empty()) continue;
+    if (name.empty()) return;
     p.all.insert(name);
     if (attr("required") == "1") p.required.insert(name);
-  }
+  });
+  each_tag("action", [&p](const auto& attr) {
+    if (const std::string name = attr("name"); !name.empty()) p.actions.insert(name);
+  });
   return p;
 }
 
@@ -169,6 +177,16 @@ Status ResourceOperations::validate(const ResourceConfig& config, const ClusterS
     for (const auto& k : known.required) {
       if (!r.agent.params.count(k))
         return make_error(Errc::kInvalid, what + " needs parameter '" + k + "'");
+    }
+    // What the resource asks of the agent, the agent must offer.
+    std::vector<std::string> needed;
+    if (r.kind == ResourceKind::kPromotable) needed = {"promote", "demote"};
+    if (r.notify) needed.push_back("notify");
+    for (const auto& action : needed) {
+      if (!known.actions.count(action))
+        return make_error(Errc::kInvalid,
+                          what + " has no " + action + " action in its meta-data (" +
+                              (action == "notify" ? "notify: true" : "promotable") + " needs it)");
     }
     if (auto st = ocf_validate(script, r); !st)
       return make_error(Errc::kInvalid, what + ": " + st.error().message);

@@ -22,7 +22,7 @@ class ResourceOperations {
   // `committed` waits until this node's cache shows a committed write.
   ResourceOperations(const Clock& clock, Store& store, std::function<Status()> require_quorum,
                      std::function<Result<int64_t>(Result<int64_t>)> committed,
-                     std::string ocf_root = "/usr/lib/ocf");
+                     std::string ocf_root);
 
   Result<int64_t> apply(const std::string& text, const std::string& source);
   nlohmann::json list() const;
@@ -40,8 +40,9 @@ class ResourceOperations {
   struct OcfParameters {
     std::set<std::string> all;
     std::set<std::string> required;
+    std::set<std::string> actions;
   };
-  // The parameters an OCF agent declares in its meta-data.
+  // The parameters and actions an OCF agent declares in its meta-data.
   Result<OcfParameters> ocf_parameters(const std::string& script) const;
   // The agent's validate-all with the resource's params: refused only when
   // the agent says the configuration is invalid everywhere.

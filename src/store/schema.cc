@@ -220,6 +220,14 @@ std::string Schema::encode_status(const NodeStatusRecord& r) {
       e["last_failure_wall_ms"] = st.last_failure_wall_ms;
     }
     if (st.cleanup_generation != 0) e["cleanup_generation"] = st.cleanup_generation;
+    if (!st.notify.empty()) {
+      const NotifyStatus& n = st.notify;
+      e["notify"] = {{"pending", n.pending},
+                     {"pending_seq", n.pending_seq},
+                     {"done", n.done},
+                     {"done_seq", n.done_seq},
+                     {"told", n.told}};
+    }
     res[name] = e;
   }
   json j = {{"incarnation", r.incarnation}, {"probed", r.probed}, {"resources", res}};
@@ -243,6 +251,13 @@ Result<NodeStatusRecord> Schema::decode_status(const std::string& value) {
       st.last_failure = e.value("last_failure", "");
       st.last_failure_wall_ms = e.value("last_failure_wall_ms", int64_t{0});
       st.cleanup_generation = e.value("cleanup_generation", int64_t{0});
+      if (const auto n = e.find("notify"); n != e.end()) {
+        st.notify.pending = n->value("pending", "");
+        st.notify.pending_seq = n->value("pending_seq", int64_t{0});
+        st.notify.done = n->value("done", "");
+        st.notify.done_seq = n->value("done_seq", int64_t{0});
+        st.notify.told = n->value("told", std::map<std::string, int64_t>{});
+      }
       r.resources[name] = st;
     }
     return r;

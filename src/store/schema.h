@@ -95,6 +95,19 @@ enum class InstanceState { kStopped, kStarting, kStarted, kPromoted, kStopping, 
 const char* instance_state_name(InstanceState state);
 std::optional<InstanceState> parse_instance_state(const std::string& s);
 
+// The notify handshake of a clone with notify (node_agent.h): an operation
+// this node announced and waits to run, the last one it ran, and up to
+// which announcement of each node this node's instance was told.
+struct NotifyStatus {
+  std::string pending;  // "start", "stop", "promote", "demote"; empty: none
+  int64_t pending_seq = 0;
+  std::string done;  // the operation of done_seq
+  int64_t done_seq = 0;
+  std::map<std::string, int64_t> told;  // node -> its newest announcement notified here
+  bool empty() const { return pending.empty() && done.empty() && told.empty(); }
+  bool operator==(const NotifyStatus&) const = default;
+};
+
 struct InstanceStatus {
   InstanceState state = InstanceState::kStopped;
   // It may be promoted, whatever `state` says: a promotion under way, or a
@@ -104,6 +117,7 @@ struct InstanceStatus {
   std::string last_failure;  // what failed, for humans
   int64_t last_failure_wall_ms = 0;
   int64_t cleanup_generation = 0;  // the newest cleanup this node honoured
+  NotifyStatus notify;
   bool operator==(const InstanceStatus&) const = default;
 };
 

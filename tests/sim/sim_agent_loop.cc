@@ -82,6 +82,8 @@ const AgentView& SimAgentLoop::build_view() {
     view_.node_mode = NodeMode::kOnline;
     if (auto n = state.nodes.find(self_); n != state.nodes.end()) view_.node_mode = n->second.mode;
     view_.statuses = &state.statuses;
+    view_.nodes.clear();
+    for (const auto& [name, node] : state.nodes) view_.nodes.push_back(name);
   }
   const int64_t now = clock_.mono_ms();
   view_.holds_lease = lease_expires_ms_ > now;
@@ -89,10 +91,16 @@ const AgentView& SimAgentLoop::build_view() {
                              : lease_expires_ms_ == std::numeric_limits<int64_t>::max()
                                  ? world_.config().lease_ms
                                  : lease_expires_ms_ - now;
-  if (turns_++ % 64 == 0) {
+  // Reachability only every few turns: a peer seen late as unreachable
+  // only makes an announcing agent wait longer (bounded).
+  if (turns_++ % 16 == 0) {
     const MembershipView m = membership_.view();
     BW_CHECK(m.holds_lease == view_.holds_lease && m.lease_remaining_ms == view_.lease_remaining_ms,
              "the cached lease must be what Membership::view() says");
+    view_.unreachable.clear();
+    for (const MemberStatus& member : m.members) {
+      if (!member.self && !member.online) view_.unreachable.insert(member.name);
+    }
   }
   return view_;
 }

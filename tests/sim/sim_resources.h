@@ -1,6 +1,7 @@
 // The resources file every simulated cluster applies: a clone, two
 // singletons with a colocation and an order constraint, a group of two,
-// and a promotable (an OCF agent, so that it can be promoted). Timeouts are
+// and a promotable with notifications (an OCF agent, so that it can be
+// promoted and notified). Timeouts are
 // short so that a schedule fits in a few simulated seconds; failures are
 // forgotten after failure_timeout_ms so that every resource must run again
 // once the faults are over.
@@ -51,10 +52,11 @@ inline const char* resources_yaml() {
     failure_timeout_ms: 2500
   - name: db
     agent: ocf:sim:db
-    promotable: {promoted: 1}
+    promotable: {promoted: 1, notify: true}
     monitor: {interval_ms: 400, timeout_ms: 400}
     start_timeout_ms: 1000
     stop_timeout_ms: 500
+    notify_timeout_ms: 400
     failure_timeout_ms: 2500
 groups:
   - name: front

@@ -71,6 +71,7 @@ void SimRunner::begin_exec(Op& op) {
       return;
     case OpKind::kPromote:
     case OpKind::kDemote:
+    case OpKind::kNotify:
       op.outcome = OpOutcome::kFailed;
       return;
   }
@@ -112,6 +113,8 @@ void SimRunner::begin_ocf(Op& op) {
     case OpKind::kDemote:
       op.effect = schedule(d, op, EffectKind::kDemote, "demoted");
       return;
+    case OpKind::kNotify:
+      return;  // it only tells the agent: answered ok at done_ms
   }
 }
 

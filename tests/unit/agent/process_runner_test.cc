@@ -633,6 +633,94 @@ TEST_F(ProcessRunnerTest, OcfExitCodesAreMapped) {
   }
 }
 
+TEST_F(ProcessRunnerTest, NotifyPassesTheEventAndTheCloneMetaAttributes) {
+  options_.ocf_root = dir_ + "/ocf";
+  new_runner();
+  const std::string log = dir_ + "/notify.log";
+  // Prints every OCF_RESKEY_CRM_meta_ variable, sorted; | marks the ends
+  // of each value (lists that are empty are a single space).
+  write_file(
+      options_.ocf_root + "/resource.d/test/Told",
+      "#!/bin/sh\n"
+      "echo \"$1\" > " +
+          log +
+          "\n"
+          "env | grep '^OCF_RESKEY_CRM_meta_' | grep -v '_timeout=\\|_interval=\\|_on_node=' "
+          "| sort | sed 's/=\\(.*\\)$/=|\\1|/' >> " +
+          log + "\n",
+      true);
+  ResourceSpec s = ocf_spec("db", "test", "Told");
+  s.kind = ResourceKind::kPromotable;
+  s.promoted_max = 1;
+  s.notify = true;
+  OpRequest r = request(OpKind::kNotify, s);
+  r.clone_max = 3;
+  r.notify.post = false;
+  r.notify.operation = OpKind::kPromote;
+  r.notify.lists = {{"promote", {"n2"}}, {"active", {"n1", "n2"}},     {"inactive", {"n3"}},
+                    {"promoted", {}},    {"unpromoted", {"n1", "n2"}}, {"all", {"n1", "n2", "n3"}}};
+  runner_->begin(r);
+  const auto c = wait_for(r.id);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->outcome, OpOutcome::kOk);
+  const std::string p = "OCF_RESKEY_CRM_meta_";
+  const std::vector<std::string> want = {
+      "notify",
+      p + "clone_max=|3|",
+      p + "clone_node_max=|1|",
+      p + "master_max=|1|",
+      p + "master_node_max=|1|",
+      p + "notify=|true|",
+      p + "notify_active_resource=|db:n1 db:n2|",
+      p + "notify_active_uname=|n1 n2|",
+      p + "notify_all_resource=|db:n1 db:n2 db:n3|",
+      p + "notify_all_uname=|n1 n2 n3|",
+      p + "notify_demote_resource=| |",
+      p + "notify_demote_uname=| |",
+      p + "notify_inactive_resource=|db:n3|",
+      p + "notify_inactive_uname=|n3|",
+      p + "notify_master_resource=| |",
+      p + "notify_master_uname=| |",
+      p + "notify_operation=|promote|",
+      p + "notify_promote_resource=|db:n2|",
+      p + "notify_promote_uname=|n2|",
+      p + "notify_promoted_resource=| |",
+      p + "notify_promoted_uname=| |",
+      p + "notify_slave_resource=|db:n1 db:n2|",
+      p + "notify_slave_uname=|n1 n2|",
+      p + "notify_start_resource=| |",
+      p + "notify_start_uname=| |",
+      p + "notify_stop_resource=| |",
+      p + "notify_stop_uname=| |",
+      p + "notify_type=|pre|",
+      p + "notify_unpromoted_resource=|db:n1 db:n2|",
+      p + "notify_unpromoted_uname=|n1 n2|",
+      p + "promotable=|true|",
+      p + "promoted_max=|1|",
+      p + "promoted_node_max=|1|",
+  };
+  std::string expected;
+  for (const auto& line : want) expected += line + "\n";
+  EXPECT_EQ(read_file(log), expected);
+}
+
+TEST_F(ProcessRunnerTest, ExecAndSystemdHaveNoNotify) {
+  options_.systemd_marker = "/";  // "systemd runs": the refusal is about notify itself
+  new_runner();
+  ResourceSpec e;
+  e.name = "e";
+  e.agent.command = {"/bin/true"};
+  ResourceSpec u;
+  u.name = "u";
+  u.agent.agent_class = AgentClass::kSystemd;
+  u.agent.unit = "bulwark-test.service";
+  for (const ResourceSpec& spec : {e, u}) {
+    const OpCompletion c = run(OpKind::kNotify, spec);
+    EXPECT_EQ(c.outcome, OpOutcome::kFailed) << spec.name;
+    EXPECT_NE(c.detail.find("no notify action"), std::string::npos) << c.detail;
+  }
+}
+
 // --- systemd ---
 
 TEST_F(ProcessRunnerTest, SystemdWithoutSystemdIsAClearError) {

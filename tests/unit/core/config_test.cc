@@ -692,6 +692,23 @@ TEST(ConfigTest, WatchdogParsesRendersBackAndIsChecked) {
             std::string::npos);
 }
 
+TEST(ConfigTest, OcfRootParsesRendersBackAndIsChecked) {
+  const Config c = parse_ok(
+      "cluster: {name: demo}\nagents: {ocf_root: /opt/ocf}\n"
+      "nodes: [{name: n1, address: 10.0.0.1}]\n");
+  EXPECT_EQ(c.ocf_root, "/opt/ocf");
+  auto back = parse_config(render_config(c), kPath);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->ocf_root, "/opt/ocf");
+  const Config d = parse_ok(kMinimal);
+  EXPECT_EQ(d.ocf_root, "/usr/lib/ocf");
+  EXPECT_EQ(render_config(d).find("agents"), std::string::npos);  // the default is not written
+  EXPECT_NE(parse_error("cluster: {name: demo}\nagents: {ocf_root: ocf}\n"
+                        "nodes: [{name: n1, address: 10.0.0.1}]\n")
+                .find(":2:20: agents.ocf_root must be an absolute path"),
+            std::string::npos);
+}
+
 TEST(ConfigTest, BadFencingIsRefusedWithItsPosition) {
   const auto with = [](const std::string& fencing) {
     return "cluster: {name: demo}\nfencing:\n" + fencing +

@@ -92,6 +92,20 @@ TEST(ResourceConfigTest, PromotableAndGroups) {
   EXPECT_EQ(c.locations[0].score, 500);
 }
 
+TEST(ResourceConfigTest, NotifyIsForClonesOfOcfAgents) {
+  const ResourceConfig c = parse_ok(
+      "resources:\n"
+      "  - {name: db, agent: 'ocf:heartbeat:mariadb', promotable: {notify: true},\n"
+      "     notify_timeout_ms: 5000}\n"
+      "  - {name: mq, agent: 'ocf:heartbeat:rabbitmq-cluster', clone: {notify: true}}\n"
+      "  - {name: web, agent: 'ocf:heartbeat:apache', clone: {}}\n");
+  EXPECT_TRUE(c.resources[0].notify);
+  EXPECT_EQ(c.resources[0].notify_timeout_ms, 5000);
+  EXPECT_TRUE(c.resources[1].notify);
+  EXPECT_EQ(c.resources[1].notify_timeout_ms, 20000);
+  EXPECT_FALSE(c.resources[2].notify);
+}
+
 struct BadCase {
   std::string text;
   const char* message;
@@ -126,6 +140,12 @@ TEST(ResourceConfigTest, RefusesWithPositionAndRule) {
        "promoted must not exceed max"},
       {"resources:\n  - {name: a, agent: exec, command: [/bin/a], promotable: {}}\n",
        "resources.yaml:2:59: promotable needs an ocf agent"},
+      {"resources:\n  - {name: a, agent: exec, command: [/bin/a], clone: {notify: true}}\n",
+       "resources.yaml:2:63: notify needs an ocf agent"},
+      {"resources:\n  - {name: a, agent: 'ocf:x:y', notify: true}\n",
+       "resources.yaml:2:33: unknown key 'notify' in resources[0]"},
+      {"resources:\n  - {name: a, agent: 'ocf:x:y', clone: {notify: yes please}}\n",
+       "resources.yaml:2:49: notify must be true or false"},
       {"resources:\n  - {name: A, agent: exec, command: [/bin/a]}\n",
        "resource name 'A' must be 1-63 characters"},
       {"resources:\n  - {name: a, agent: exec, command: [/bin/a], colour: red}\n",

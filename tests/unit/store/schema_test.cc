@@ -92,6 +92,34 @@ TEST(SchemaTest, CoordinatorRecordRoundTrips) {
   EXPECT_EQ(back->mod_revision, 0) << "the fencing token comes from the store, not the value";
 }
 
+TEST(SchemaTest, StatusRecordRoundTrips) {
+  NodeStatusRecord r;
+  r.incarnation = 77;
+  r.probed = true;
+  InstanceStatus plain;
+  plain.state = InstanceState::kStarted;
+  plain.fail_count = 2;
+  plain.last_failure = "monitor: failed";
+  plain.last_failure_wall_ms = 1700000000000;
+  InstanceStatus told;
+  told.state = InstanceState::kPromoted;
+  told.promoted = true;
+  told.notify.pending = "demote";
+  told.notify.pending_seq = 1700000000123;
+  told.notify.done = "promote";
+  told.notify.done_seq = 1700000000100;
+  told.notify.told = {{"n2", 1700000000050}, {"n3", 1700000000060}};
+  r.resources = {{"api", plain}, {"db", told}};
+  const std::string encoded = Schema::encode_status(r);
+  // Records of resources without notifications carry nothing of them.
+  EXPECT_EQ(encoded.find("notify"), encoded.rfind("notify"));
+  auto back = Schema::decode_status(encoded);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->incarnation, 77U);
+  EXPECT_TRUE(back->probed);
+  EXPECT_EQ(back->resources, r.resources);
+}
+
 TEST(SchemaTest, LivenessRecordRoundTrips) {
   LivenessRecord r;
   r.epoch = 9;
