@@ -12,6 +12,8 @@ packages=(
   # libraries
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libssl-dev libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # rtnetlink for virtual IPs
+  libmnl-dev
   # the replicated store and its client (etcdctl is for operators, not our code)
   etcd-server etcd-client
   # multi-process tests and benchmarks
@@ -20,6 +22,9 @@ packages=(
   haproxy wrk nginx
   # OCF resource agents (ocf:heartbeat:Dummy and the rest) and fence agents
   resource-agents fence-agents
+  # the network-namespace testbed: namespaces and links, partitions, and
+  # bench/vip's competitor
+  iproute2 nftables keepalived
 )
 
 missing=()

@@ -24,6 +24,10 @@ rc=$?
 # pytest exits 5 when it collected nothing: that is a failure here.
 [[ $rc -ne 0 ]] && failed=1
 
+echo "== network-namespace tests (VIPs, the testbed; need root, skipped otherwise)"
+BULWARK_BIN_DIR="$(pwd)/$asan/bin" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/netns
+[[ $? -ne 0 ]] && failed=1
+
 if [[ -n $fuzz ]]; then
   echo "== fuzzers, ${FUZZ_TEST_SECONDS:-20}s each (make fuzz runs them longer)"
   bash scripts/fuzz.sh "$fuzz" "${FUZZ_TEST_SECONDS:-20}" || failed=1

@@ -245,10 +245,11 @@ int NodeAgent::exclusive_stop_ms(const Instance& inst, const AgentView& view) co
   if (exclusive_allowed(view) || shutting_down_) return full;
   if (inst.spec.kind != ResourceKind::kSingleton && !inst.maybe_promoted) return full;
   // Only an exec resource's process can be ended by force (SIGKILL of its
-  // group): cutting an OCF or systemd action short would leave the resource
-  // in an unknown state. Those run to their timeout, and without fencing
-  // the coordinator waits for that too (placement_step.h).
-  if (inst.spec.agent.agent_class != AgentClass::kExec) return full;
+  // group), and a VIP's removal takes no time: cutting an OCF or systemd
+  // action short would leave the resource in an unknown state. Those run to
+  // their timeout, and without fencing the coordinator waits for that too
+  // (placement_step.h).
+  if (!inst.spec.agent.stop_ends_with_lease()) return full;
   return static_cast<int>(std::clamp<int64_t>(lease_expires_mono_ms_ - clock_.mono_ms(), 1, full));
 }
 

@@ -49,7 +49,10 @@ Result<CheckTarget> http_target(const std::string& url) {
 }  // namespace
 
 ProcessRunner::ProcessRunner(const Clock& clock, EventLoop& loop, ProcessRunnerOptions options)
-    : clock_(clock), loop_(loop), options_(std::move(options)) {
+    : clock_(clock),
+      loop_(loop),
+      options_(std::move(options)),
+      vip_(clock_, loop_, options_.runtime_dir, kTagRunner | kTagVip) {
   std::error_code ec;
   fs::create_directories(options_.runtime_dir, ec);
   fs::create_directories(options_.runtime_dir + "/ocf", ec);
@@ -79,6 +82,7 @@ std::vector<std::string> ProcessRunner::base_environment(const OpRequest& r) con
 }
 
 void ProcessRunner::begin(const OpRequest& request) {
+  if (request.spec.agent.agent_class == AgentClass::kVip) return vip_.begin(request);
   Op& op = ops_[request.id];
   op.request = request;
   op.deadline_ms = clock_.mono_ms() + request.timeout_ms;
@@ -90,10 +94,13 @@ void ProcessRunner::begin(const OpRequest& request) {
       return begin_ocf(op);
     case AgentClass::kSystemd:
       return begin_systemd(op);
+    case AgentClass::kVip:
+      return;  // handed to vip_ above
   }
 }
 
 void ProcessRunner::cancel(uint64_t id) {
+  vip_.cancel(id);
   auto it = ops_.find(id);
   if (it == ops_.end()) return;
   // An exec resource's own process is not the operation's: it stays, and
@@ -348,10 +355,13 @@ void ProcessRunner::on_probe_result(Op& op, const CheckResult& res) {
       return complete(r.id, OpOutcome::kFailed,
                       detail + (code == kOcfFailedPromoted ? " (failed while promoted)" : ""));
     }
+    case AgentClass::kVip:
+      return;  // VipRunner runs no command
   }
 }
 
 void ProcessRunner::on_event(uint64_t tag, uint32_t events) {
+  if (tag & kTagVip) return vip_.on_event(tag, events);
   if (tag & kTagExec) {
     auto it = exec_by_tag_.find(tag);
     // A copy: on_exec_exit erases the entry it would otherwise refer to.
@@ -405,6 +415,7 @@ void ProcessRunner::on_exec_exit(const std::string& resource) {
 }
 
 void ProcessRunner::tick() {
+  vip_.tick();
   const int64_t now = clock_.mono_ms();
   std::vector<uint64_t> ids;
   for (const auto& [id, op] : ops_) ids.push_back(id);
@@ -456,7 +467,7 @@ void ProcessRunner::tick() {
 }
 
 int64_t ProcessRunner::next_deadline_ms() const {
-  int64_t next = INT64_MAX;
+  int64_t next = vip_.next_deadline_ms();
   for (const auto& [id, op] : ops_) {
     next = std::min(next, op.timed_out ? op.kill_at_ms : op.deadline_ms);
     if (op.retry_at_ms != 0) next = std::min(next, op.retry_at_ms);
@@ -473,6 +484,7 @@ void ProcessRunner::complete(uint64_t id, OpOutcome outcome, std::string detail)
 }
 
 std::vector<OpCompletion> ProcessRunner::take_completions() {
+  vip_.take_completions(completions_);
   std::vector<OpCompletion> out;
   out.swap(completions_);
   return out;

@@ -8,6 +8,7 @@
 //   ocf       the agent script run per action, parameters as OCF_RESKEY_*
 //             environment (never through a shell), exit codes mapped.
 //   systemd   systemctl start/stop/is-active, where systemd is PID 1.
+//   vip       handed to VipRunner (src/vip): no process at all.
 // Every operation has a deadline; a command still running then gets SIGTERM,
 // then SIGKILL, and the operation counts as timed out.
 //
@@ -25,6 +26,7 @@
 #include "core/env.h"
 #include "sys/check_probe.h"
 #include "sys/event_loop.h"
+#include "vip/vip_runner.h"
 
 namespace bulwark {
 
@@ -58,6 +60,7 @@ class ProcessRunner final : public OperationRunner {
  private:
   static constexpr uint64_t kTagRunner = uint64_t{1} << 62;
   static constexpr uint64_t kTagExec = uint64_t{1} << 61;
+  static constexpr uint64_t kTagVip = uint64_t{1} << 60;
 
   // A running exec resource.
   struct ExecProcess {
@@ -97,6 +100,7 @@ class ProcessRunner final : public OperationRunner {
   std::map<uint64_t, std::string> exec_by_tag_;
   uint64_t next_exec_tag_ = 1;
   std::vector<OpCompletion> completions_;
+  VipRunner vip_;
 };
 
 }  // namespace bulwark

@@ -43,7 +43,8 @@ std::optional<NodeStatusRecord> voided(const NodeStatusRecord& st, const Resourc
 }
 
 // An OCF or systemd stop cannot be cut short at the lease's end (only an
-// exec resource's process can be SIGKILLed): a node that lost its lease
+// exec resource's process can be SIGKILLed, and a VIP's removal is
+// immediate): a node that lost its lease
 // runs them to their timeouts (SIGTERM, then SIGKILL 2 s later), a demote
 // and a stop for a promoted instance. Without fencing, the coordinator
 // waits that long too.
@@ -51,8 +52,7 @@ int64_t stop_allowance_ms(const NodeStatusRecord& st, const ResourceConfig& conf
   int64_t wait_ms = 0;
   for (const auto& [res, is] : st.resources) {
     const ResourceSpec* spec = config.find(res);
-    if (!spec || spec->agent.agent_class == AgentClass::kExec ||
-        is.state == InstanceState::kStopped)
+    if (!spec || spec->agent.stop_ends_with_lease() || is.state == InstanceState::kStopped)
       continue;
     const bool promoted = is.promoted || is.state == InstanceState::kPromoted;
     if (!promoted && spec->kind != ResourceKind::kSingleton) continue;

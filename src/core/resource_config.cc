@@ -1,5 +1,7 @@
 #include "core/resource_config.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
 #include <functional>
@@ -12,11 +14,13 @@ namespace {
 
 const std::vector<ConfigKeyword> kKeywords = {
     {"resources[]", "name", "string", "(required)", "resource name: 1-63 of a-z 0-9 - _ ."},
-    {"resources[]", "agent", "exec|ocf:PROVIDER:TYPE|systemd:UNIT", "(required)",
+    {"resources[]", "agent", "exec|ocf:PROVIDER:TYPE|systemd:UNIT|vip", "(required)",
      "how the resource is run"},
     {"resources[]", "command", "list of strings", "(required for exec)",
      "argv; the first element an absolute path; ${BULWARK_...} expanded per node"},
-    {"resources[]", "params", "map", "{}", "ocf: OCF_RESKEY_* parameters; exec: environment"},
+    {"resources[]", "params", "map", "{}",
+     "ocf: OCF_RESKEY_* parameters; exec: environment; vip: address, prefix, interface, label, "
+     "conflict_probe_ms"},
     {"resources[]", "user", "string", "(the daemon's)", "exec: run as this user"},
     {"resources[]", "working_dir", "path", "/", "exec: working directory"},
     {"resources[]", "singleton", "bool", "true unless clone or promotable",
@@ -85,6 +89,77 @@ Status check_variables(const YamlSection& s, const YAML::Node& at, const std::st
   return Ok{};
 }
 
+// A vip's params: the address must be one a host can hold, and the
+// interface is required unless the address is a loopback one.
+Status parse_vip(const YamlSection& s, AgentSpec& a) {
+  const YAML::Node params = s["params"];
+  const auto at = [&](const char* key) { return params && params[key] ? params[key] : s.node(); };
+  VipSpec& v = a.vip;
+  for (const auto& [key, value] : a.params) {
+    static const std::set<std::string> kKnown = {"address", "prefix", "interface", "label",
+                                                 "conflict_probe_ms"};
+    if (!kKnown.count(key))
+      return s.error(at(key.c_str()), "vip has no parameter '" + key +
+                                          "' (it takes: address, conflict_probe_ms, interface, "
+                                          "label, prefix)");
+  }
+  const auto param = [&](const char* key) {
+    auto it = a.params.find(key);
+    return it == a.params.end() ? std::string() : it->second;
+  };
+  v.address = param("address");
+  if (v.address.empty()) return s.error(at("address"), "vip needs parameter 'address'");
+  in6_addr buf{};
+  if (::inet_pton(AF_INET, v.address.c_str(), &buf) == 1) {
+    const uint8_t first = reinterpret_cast<const uint8_t*>(&buf)[0];
+    if (first == 0 || first >= 224)
+      return s.error(at("address"), "vip address " + v.address + " cannot be held by a host");
+    v.loopback = first == 127;
+  } else if (::inet_pton(AF_INET6, v.address.c_str(), &buf) == 1) {
+    v.ipv6 = true;
+    v.prefix = 128;
+    if (IN6_IS_ADDR_UNSPECIFIED(&buf) || IN6_IS_ADDR_MULTICAST(&buf) || IN6_IS_ADDR_LOOPBACK(&buf))
+      return s.error(at("address"), "vip address " + v.address + " cannot be held by a host");
+  } else {
+    return s.error(at("address"), "vip address '" + v.address + "' is not an IP address");
+  }
+  const auto number = [&](const char* key, int& out, int min, int max) -> Status {
+    const std::string text = param(key);
+    if (text.empty()) return Ok{};
+    const bool digits =
+        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits || text.size() > 6 || std::stoi(text) < min || std::stoi(text) > max)
+      return s.error(at(key), std::string("vip ") + key + " must be an integer from " +
+                                  std::to_string(min) + " to " + std::to_string(max));
+    out = std::stoi(text);
+    return Ok{};
+  };
+  if (auto st = number("prefix", v.prefix, 1, v.ipv6 ? 128 : 32); !st) return st;
+  if (auto st = number("conflict_probe_ms", v.conflict_probe_ms, 0, 10000); !st) return st;
+  v.interface = param("interface");
+  v.label = param("label");
+  if (v.loopback) {
+    if (!v.interface.empty() && v.interface != "lo")
+      return s.error(at("interface"),
+                     "a loopback vip (127.0.0.0/8) lives on lo, not " + v.interface);
+    v.interface.clear();
+    if (!v.label.empty()) return s.error(at("label"), "a loopback vip takes no label");
+    return Ok{};
+  }
+  if (v.interface.empty()) return s.error(at("interface"), "vip needs parameter 'interface'");
+  if (v.interface.size() > 15 || v.interface.find_first_of("/: ") != std::string::npos)
+    return s.error(at("interface"), "'" + v.interface + "' is not an interface name");
+  if (!v.label.empty()) {
+    if (v.ipv6) return s.error(at("label"), "labels are for IPv4 addresses only");
+    const bool ok = v.label.size() <= 15 &&
+                    (v.label == v.interface || v.label.rfind(v.interface + ":", 0) == 0);
+    if (!ok)
+      return s.error(at("label"), "label '" + v.label + "' must be '" + v.interface + "' or '" +
+                                      v.interface + ":SUFFIX', at most 15 characters");
+  }
+  return Ok{};
+}
+
 Status parse_agent(const YamlSection& s, ResourceSpec& r) {
   if (auto st = s.require("agent"); !st) return st;
   std::string agent;
@@ -108,9 +183,11 @@ Status parse_agent(const YamlSection& s, ResourceSpec& r) {
     a.unit = agent.substr(8);
     if (a.unit.empty() || a.unit.find('/') != std::string::npos)
       return s.error(s["agent"], "agent '" + agent + "' is not systemd:UNIT");
+  } else if (agent == "vip") {
+    a.agent_class = AgentClass::kVip;
   } else {
     return s.error(s["agent"], "unknown agent class '" + agent +
-                                   "' (expected exec, ocf:PROVIDER:TYPE or systemd:UNIT)");
+                                   "' (expected exec, ocf:PROVIDER:TYPE, systemd:UNIT or vip)");
   }
   if (auto st = s.get_string_list("command", a.command); !st) return st;
   if (a.agent_class == AgentClass::kExec) {
@@ -136,6 +213,9 @@ Status parse_agent(const YamlSection& s, ResourceSpec& r) {
       if (auto st = check_variables(s, kv.second, kv.second.Scalar()); !st) return st;
       a.params[key] = kv.second.Scalar();
     }
+  }
+  if (a.agent_class == AgentClass::kVip) {
+    if (auto st = parse_vip(s, a); !st) return st;
   }
   if (auto st = s.get_string("user", a.user); !st) return st;
   if (auto st = s.get_string("working_dir", a.working_dir); !st) return st;
@@ -180,10 +260,15 @@ Status parse_kind(const std::string& path, const YamlSection& s, ResourceSpec& r
   }
   if (kinds > 1)
     return s.error(s.node(), "a resource is one of singleton, clone or promotable, not several");
+  if (r.agent.agent_class == AgentClass::kVip && r.kind != ResourceKind::kSingleton)
+    return s.error(s[r.kind == ResourceKind::kClone ? "clone" : "promotable"],
+                   "a vip is a singleton: one node holds the address at a time");
   return Ok{};
 }
 
 Status parse_monitor(const std::string& path, const YamlSection& s, ResourceSpec& r) {
+  // A VIP is checked with one netlink call: often, by default.
+  if (r.agent.agent_class == AgentClass::kVip) r.monitor = MonitorSpec{1000, 1000, "", ""};
   const YAML::Node node = s["monitor"];
   if (!node) return Ok{};
   const YamlSection m(path, node, s.label() + ".monitor", kKeywords, "resources[].monitor");

@@ -14,11 +14,27 @@
 
 namespace bulwark {
 
-enum class AgentClass { kExec, kOcf, kSystemd };
+// kVip: the built-in virtual IP (src/vip): params address, prefix,
+// interface, label, conflict_probe_ms. Always a singleton.
+enum class AgentClass { kExec, kOcf, kSystemd, kVip };
 // Singleton: exactly one instance cluster-wide (active/passive). Clone: one
 // per eligible node, or `clone_max`. Promotable: a clone whose instances are
 // promoted (up to `promoted_max`) or replicas.
 enum class ResourceKind { kSingleton, kClone, kPromotable };
+
+// A `vip` resource's parameters, checked when the file is parsed.
+struct VipSpec {
+  std::string address;  // an IPv4 or IPv6 literal
+  bool ipv6 = false;
+  int prefix = 32;        // 32 or 128 unless given
+  std::string interface;  // empty in loopback mode
+  std::string label;      // IPv4 only: "IFACE" or "IFACE:SUFFIX"
+  int conflict_probe_ms = 30;
+  // An address in 127.0.0.0/8 (`bulwark dev` clusters): every such address
+  // is local already, so Bulwark only records who holds it, with no root
+  // and no netlink; bulwark-proxy listens on it only on the holder.
+  bool loopback = false;
+};
 
 struct AgentSpec {
   AgentClass agent_class = AgentClass::kExec;
@@ -29,6 +45,13 @@ struct AgentSpec {
   std::map<std::string, std::string> params;  // ocf: OCF_RESKEY_*; exec: environment
   std::string user;
   std::string working_dir;
+  VipSpec vip;  // vip only
+  // Its stop can always be over by the lease's end: an exec resource's
+  // process group is SIGKILLed then, a VIP's removal is one netlink call.
+  // Other classes' stops run to their timeouts.
+  bool stop_ends_with_lease() const {
+    return agent_class == AgentClass::kExec || agent_class == AgentClass::kVip;
+  }
 };
 
 struct MonitorSpec {

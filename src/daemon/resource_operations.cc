@@ -40,6 +40,8 @@ std::string agent_name(const AgentSpec& a) {
       return "ocf:" + a.provider + ":" + a.type;
     case AgentClass::kSystemd:
       return "systemd:" + a.unit;
+    case AgentClass::kVip:
+      return "vip";
   }
   return "exec";
 }

@@ -106,6 +106,33 @@ TEST(ResourceConfigTest, NotifyIsForClonesOfOcfAgents) {
   EXPECT_FALSE(c.resources[2].notify);
 }
 
+TEST(ResourceConfigTest, VipParamsAreCheckedAndTyped) {
+  const ResourceConfig c = parse_ok(
+      "resources:\n"
+      "  - {name: v4, agent: vip, params: {address: 192.0.2.100, prefix: '24', interface: eth0,\n"
+      "     label: 'eth0:api', conflict_probe_ms: '0'}}\n"
+      "  - {name: v6, agent: vip, params: {address: '2001:db8::100', interface: eth0}}\n"
+      "  - {name: dev, agent: vip, params: {address: 127.0.100.1}}\n");
+  const VipSpec& v4 = c.resources[0].agent.vip;
+  EXPECT_EQ(c.resources[0].agent.agent_class, AgentClass::kVip);
+  EXPECT_EQ(c.resources[0].kind, ResourceKind::kSingleton);
+  EXPECT_EQ(v4.address, "192.0.2.100");
+  EXPECT_EQ(v4.prefix, 24);
+  EXPECT_EQ(v4.label, "eth0:api");
+  EXPECT_EQ(v4.conflict_probe_ms, 0);
+  EXPECT_FALSE(v4.ipv6);
+  EXPECT_EQ(c.resources[0].monitor.interval_ms, 1000);  // a vip's own default
+  const VipSpec& v6 = c.resources[1].agent.vip;
+  EXPECT_TRUE(v6.ipv6);
+  EXPECT_EQ(v6.prefix, 128);
+  EXPECT_EQ(v6.conflict_probe_ms, 30);
+  const VipSpec& dev = c.resources[2].agent.vip;
+  EXPECT_TRUE(dev.loopback);
+  EXPECT_EQ(dev.prefix, 32);
+  EXPECT_TRUE(dev.interface.empty());
+  EXPECT_TRUE(c.resources[0].agent.stop_ends_with_lease());
+}
+
 struct BadCase {
   std::string text;
   const char* message;
@@ -119,8 +146,8 @@ TEST(ResourceConfigTest, RefusesWithPositionAndRule) {
       {"resources: [\n", "resources.yaml:2:1: "},
       {"resource: []\n", "resources.yaml:1:1: unknown key 'resource'"},
       {"resources:\n  - {name: a, agent: lsb:foo}\n",
-       "resources.yaml:2:22: unknown agent class 'lsb:foo' (expected exec, ocf:PROVIDER:TYPE or "
-       "systemd:UNIT)"},
+       "resources.yaml:2:22: unknown agent class 'lsb:foo' (expected exec, ocf:PROVIDER:TYPE, "
+       "systemd:UNIT or vip)"},
       {"resources:\n  - {name: a, agent: 'ocf:heartbeat'}\n", "is not ocf:PROVIDER:TYPE"},
       {"resources:\n  - {name: a, agent: exec}\n",
        "agent exec needs command: a list starting with an absolute path"},
@@ -140,6 +167,31 @@ TEST(ResourceConfigTest, RefusesWithPositionAndRule) {
        "promoted must not exceed max"},
       {"resources:\n  - {name: a, agent: exec, command: [/bin/a], promotable: {}}\n",
        "resources.yaml:2:59: promotable needs an ocf agent"},
+      {"resources:\n  - {name: a, agent: vip}\n",
+       "resources.yaml:2:5: vip needs parameter 'address'"},
+      {"resources:\n  - {name: a, agent: vip, params: {address: 192.0.2.1.5, interface: e}}\n",
+       "resources.yaml:2:45: vip address '192.0.2.1.5' is not an IP address"},
+      {"resources:\n  - {name: a, agent: vip, params: {address: 224.0.0.1, interface: e}}\n",
+       "vip address 224.0.0.1 cannot be held by a host"},
+      {"resources:\n  - {name: a, agent: vip, params: {address: 192.0.2.1}}\n",
+       "vip needs parameter 'interface'"},
+      {"resources:\n  - {name: a, agent: vip, params: {address: 192.0.2.1, interface: e,"
+       " prefix: '33'}}\n",
+       "vip prefix must be an integer from 1 to 32"},
+      {"resources:\n  - {name: a, agent: vip, params: {address: 192.0.2.1, interface: e,"
+       " label: 'x:1'}}\n",
+       "label 'x:1' must be 'e' or 'e:SUFFIX'"},
+      {"resources:\n  - {name: a, agent: vip, params: {address: '2001:db8::1', interface: e,"
+       " label: e}}\n",
+       "labels are for IPv4 addresses only"},
+      {"resources:\n  - {name: a, agent: vip, params: {address: 127.0.0.5, interface: eth0}}\n",
+       "a loopback vip (127.0.0.0/8) lives on lo, not eth0"},
+      {"resources:\n  - {name: a, agent: vip, params: {address: 192.0.2.1, interface: e,"
+       " mac: x}}\n",
+       "vip has no parameter 'mac'"},
+      {"resources:\n  - {name: a, agent: vip, params: {address: 192.0.2.1, interface: e},"
+       " clone: {}}\n",
+       "a vip is a singleton: one node holds the address at a time"},
       {"resources:\n  - {name: a, agent: exec, command: [/bin/a], clone: {notify: true}}\n",
        "resources.yaml:2:63: notify needs an ocf agent"},
       {"resources:\n  - {name: a, agent: 'ocf:x:y', notify: true}\n",
