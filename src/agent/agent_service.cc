@@ -31,7 +31,8 @@ AgentService::AgentService(const Clock& clock, Store& store, const MembershipSer
       membership_(membership),
       options_(std::move(options)),
       runner_(clock, loop_, options_.runner),
-      agent_(clock, runner_, options_.agent) {}
+      agent_(clock, runner_, options_.agent),
+      proxies_(clock, options_.runner.runtime_dir) {}
 
 AgentService::~AgentService() {
   stop_ = true;
@@ -250,6 +251,7 @@ void AgentService::run() {
     AgentView view = build_view(state);
     view.statuses = &state.statuses;
     agent_.step(view);
+    proxies_.sync(state, options_.agent.node, agent_.status());
     feed_watchdog(view);
     if (auto rev = agent_.wants_claim()) claim(*rev);
     publish(false);

@@ -20,6 +20,7 @@
 
 #include "agent/node_agent.h"
 #include "agent/process_runner.h"
+#include "agent/proxy_controller.h"
 #include "membership/membership_service.h"
 #include "store/store.h"
 #include "sys/event_loop.h"
@@ -74,6 +75,7 @@ class AgentService {
   EventLoop loop_;
   ProcessRunner runner_;
   NodeAgent agent_;
+  ProxyController proxies_;
   int signal_fd_ = -1;
 
   std::string published_;  // the status record last written

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "agent/proxy_controller.h"
 #include "sys/process.h"
 
 namespace bulwark {
@@ -85,6 +86,19 @@ void ProcessRunner::begin(const OpRequest& request) {
   if (request.spec.agent.agent_class == AgentClass::kVip) return vip_.begin(request);
   Op& op = ops_[request.id];
   op.request = request;
+  if (request.spec.agent.agent_class == AgentClass::kProxy) {
+    // An exec resource whose command is bulwark-proxy on its file. The
+    // first start writes a file with no servers and no loopback frontends;
+    // ProxyController fills it in as soon as the proxy runs.
+    const std::string path = proxy_config_path(options_.runtime_dir, request.vars.resource);
+    if (request.kind == OpKind::kStart && !fs::exists(path)) {
+      auto text = render_cluster_proxy_config(request.spec, ResourceConfig{}, options_.runtime_dir,
+                                              ProxyInputs{});
+      if (!text) return complete(request.id, OpOutcome::kFailed, text.error().message);
+      std::ofstream(path) << *text;
+    }
+    op.request.spec.agent.command = {options_.proxy_binary, "--config", path};
+  }
   op.deadline_ms = clock_.mono_ms() + request.timeout_ms;
   op.probe = std::make_unique<CheckProbe>(loop_, kTagRunner | request.id);
   switch (request.spec.agent.agent_class) {
@@ -94,6 +108,8 @@ void ProcessRunner::begin(const OpRequest& request) {
       return begin_ocf(op);
     case AgentClass::kSystemd:
       return begin_systemd(op);
+    case AgentClass::kProxy:
+      return begin_exec(op);
     case AgentClass::kVip:
       return;  // handed to vip_ above
   }
@@ -357,6 +373,8 @@ void ProcessRunner::on_probe_result(Op& op, const CheckResult& res) {
     }
     case AgentClass::kVip:
       return;  // VipRunner runs no command
+    case AgentClass::kProxy:
+      return complete(r.id, res.ok ? OpOutcome::kOk : OpOutcome::kFailed, res.detail);
   }
 }
 

@@ -9,6 +9,8 @@
 //             environment (never through a shell), exit codes mapped.
 //   systemd   systemctl start/stop/is-active, where systemd is PID 1.
 //   vip       handed to VipRunner (src/vip): no process at all.
+//   proxy     bulwark-proxy run as an exec resource on a file in the runtime
+//             directory (ProxyController keeps it current).
 // Every operation has a deadline; a command still running then gets SIGTERM,
 // then SIGKILL, and the operation counts as timed out.
 //
@@ -36,6 +38,7 @@ struct ProcessRunnerOptions {
   std::string ocf_root = "/usr/lib/ocf";
   std::string systemctl = "/usr/bin/systemctl";
   std::string systemd_marker = "/run/systemd/system";  // exists iff systemd is PID 1
+  std::string proxy_binary = "/usr/bin/bulwark-proxy";  // what a `proxy` resource runs
   // KEY=VALUE entries every agent and resource gets besides its own (a dev
   // node's process-tree marker).
   std::vector<std::string> inherited_env;

@@ -15,6 +15,7 @@
 #include "core/config.h"
 #include "core/resource_config.h"
 #include "core/yaml_section.h"
+#include "proxy/proxy_config.h"
 #include "security/crypto.h"
 
 namespace bulwark {
@@ -286,7 +287,8 @@ int run_cli(int argc, char** argv) {
       return;
     }
     // Checked here first, so that a typo is reported without a cluster.
-    if (auto parsed = parse_resource_config(*text, apply_file); !parsed) {
+    if (auto parsed = parse_resource_config(*text, apply_file, proxy::check_cluster_proxy_section);
+        !parsed) {
       rc = report(parsed.error());
       return;
     }

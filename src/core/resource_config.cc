@@ -14,13 +14,15 @@ namespace {
 
 const std::vector<ConfigKeyword> kKeywords = {
     {"resources[]", "name", "string", "(required)", "resource name: 1-63 of a-z 0-9 - _ ."},
-    {"resources[]", "agent", "exec|ocf:PROVIDER:TYPE|systemd:UNIT|vip", "(required)",
+    {"resources[]", "agent", "exec|ocf:PROVIDER:TYPE|systemd:UNIT|vip|proxy", "(required)",
      "how the resource is run"},
     {"resources[]", "command", "list of strings", "(required for exec)",
      "argv; the first element an absolute path; ${BULWARK_...} expanded per node"},
     {"resources[]", "params", "map", "{}",
      "ocf: OCF_RESKEY_* parameters; exec: environment; vip: address, prefix, interface, label, "
      "conflict_probe_ms"},
+    {"resources[]", "proxy", "mapping", "(required for proxy)",
+     "proxy: bulwark-proxy's configuration (global, frontends, backends)"},
     {"resources[]", "user", "string", "(the daemon's)", "exec: run as this user"},
     {"resources[]", "working_dir", "path", "/", "exec: working directory"},
     {"resources[]", "singleton", "bool", "true unless clone or promotable",
@@ -160,6 +162,25 @@ Status parse_vip(const YamlSection& s, AgentSpec& a) {
   return Ok{};
 }
 
+// The proxy section is bulwark-proxy's to check (ProxySectionCheck); here
+// only its shape and the resources its servers come from.
+Status parse_proxy_section(const YamlSection& s, AgentSpec& a) {
+  const YAML::Node proxy = s["proxy"];
+  if (!proxy) return s.error(s.node(), "agent proxy needs a proxy section (its configuration)");
+  if (!proxy.IsMap())
+    return s.error(proxy, "proxy must be a mapping (global, frontends, backends)");
+  if (!a.params.empty()) return s.error(s["params"], "agent proxy takes no params");
+  a.proxy = YAML::Dump(proxy);
+  if (const YAML::Node backends = proxy["backends"]; backends && backends.IsSequence()) {
+    for (const auto& b : backends) {
+      const YAML::Node from = b.IsMap() ? b["servers_from"] : YAML::Node();
+      if (from && from.IsMap() && from["resource"] && from["resource"].IsScalar())
+        a.proxy_sources.push_back(from["resource"].Scalar());
+    }
+  }
+  return Ok{};
+}
+
 Status parse_agent(const YamlSection& s, ResourceSpec& r) {
   if (auto st = s.require("agent"); !st) return st;
   std::string agent;
@@ -185,9 +206,12 @@ Status parse_agent(const YamlSection& s, ResourceSpec& r) {
       return s.error(s["agent"], "agent '" + agent + "' is not systemd:UNIT");
   } else if (agent == "vip") {
     a.agent_class = AgentClass::kVip;
+  } else if (agent == "proxy") {
+    a.agent_class = AgentClass::kProxy;
   } else {
     return s.error(s["agent"], "unknown agent class '" + agent +
-                                   "' (expected exec, ocf:PROVIDER:TYPE, systemd:UNIT or vip)");
+                                   "' (expected exec, ocf:PROVIDER:TYPE, systemd:UNIT, vip or "
+                                   "proxy)");
   }
   if (auto st = s.get_string_list("command", a.command); !st) return st;
   if (a.agent_class == AgentClass::kExec) {
@@ -216,6 +240,11 @@ Status parse_agent(const YamlSection& s, ResourceSpec& r) {
   }
   if (a.agent_class == AgentClass::kVip) {
     if (auto st = parse_vip(s, a); !st) return st;
+  }
+  if (const YAML::Node proxy = s["proxy"]; proxy && a.agent_class != AgentClass::kProxy)
+    return s.error(proxy, "proxy is only for agent proxy");
+  if (a.agent_class == AgentClass::kProxy) {
+    if (auto st = parse_proxy_section(s, a); !st) return st;
   }
   if (auto st = s.get_string("user", a.user); !st) return st;
   if (auto st = s.get_string("working_dir", a.working_dir); !st) return st;
@@ -260,6 +289,8 @@ Status parse_kind(const std::string& path, const YamlSection& s, ResourceSpec& r
   }
   if (kinds > 1)
     return s.error(s.node(), "a resource is one of singleton, clone or promotable, not several");
+  if (r.agent.agent_class == AgentClass::kProxy && r.kind == ResourceKind::kPromotable)
+    return s.error(s["promotable"], "a proxy has no promoted role; use clone: {}");
   if (r.agent.agent_class == AgentClass::kVip && r.kind != ResourceKind::kSingleton)
     return s.error(s[r.kind == ResourceKind::kClone ? "clone" : "promotable"],
                    "a vip is a singleton: one node holds the address at a time");
@@ -472,7 +503,30 @@ Status check_constraints(const std::string& path, const YAML::Node& node, const 
   return Ok{};
 }
 
-Result<ResourceConfig> parse_root(const YAML::Node& root, const std::string& path) {
+// A proxy's servers come from a resource of the file that runs a service
+// (not a vip, not a proxy), checked at the servers_from that names it.
+Status check_proxy_sources(const std::string& path, const YAML::Node& resources,
+                           const ResourceConfig& c) {
+  for (std::size_t i = 0; i < c.resources.size(); ++i) {
+    if (c.resources[i].agent.agent_class != AgentClass::kProxy) continue;
+    for (const auto& b : resources[i]["proxy"]["backends"]) {
+      const YAML::Node at = b["servers_from"]["resource"];
+      if (!at) continue;
+      const ResourceSpec* source = c.find(at.Scalar());
+      if (!source) return yaml_error(path, at, "no resource named '" + at.Scalar() + "'");
+      if (source->agent.agent_class == AgentClass::kVip ||
+          source->agent.agent_class == AgentClass::kProxy)
+        return yaml_error(
+            path, at,
+            "servers come from a service, not from " +
+                std::string(source->agent.agent_class == AgentClass::kVip ? "a vip" : "a proxy"));
+    }
+  }
+  return Ok{};
+}
+
+Result<ResourceConfig> parse_root(const YAML::Node& root, const std::string& path,
+                                  const ProxySectionCheck& check_proxy) {
   if (!root.IsMap()) return yaml_error(path, root, "the resources file must be a mapping");
   for (const auto& item : root) {
     auto key = yaml_key(path, item.first);
@@ -492,8 +546,12 @@ Result<ResourceConfig> parse_root(const YAML::Node& root, const std::string& pat
         return st.error();
       if (c.find(r.name))
         return yaml_error(path, resources[i]["name"], "duplicate resource name '" + r.name + "'");
+      if (r.agent.agent_class == AgentClass::kProxy && check_proxy) {
+        if (auto st = check_proxy(resources[i]["proxy"], path); !st) return st.error();
+      }
       c.resources.push_back(std::move(r));
     }
+    if (auto st = check_proxy_sources(path, resources, c); !st) return st.error();
   }
   if (const YAML::Node groups = root["groups"]) {
     if (auto st = parse_groups(path, groups, c); !st) return st.error();
@@ -513,9 +571,11 @@ Result<ResourceConfig> parse_root(const YAML::Node& root, const std::string& pat
 
 }  // namespace
 
-Result<ResourceConfig> parse_resource_config(const std::string& text, const std::string& path) {
+Result<ResourceConfig> parse_resource_config(const std::string& text, const std::string& path,
+                                             const ProxySectionCheck& check_proxy) {
   return parse_yaml<ResourceConfig>(text, path, [&](const YAML::Node& root) {
-    return root.IsNull() ? Result<ResourceConfig>(ResourceConfig{}) : parse_root(root, path);
+    return root.IsNull() ? Result<ResourceConfig>(ResourceConfig{})
+                         : parse_root(root, path, check_proxy);
   });
 }
 

@@ -5,6 +5,7 @@
 // the rules that need no cluster state; placement is the coordinator's.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -16,7 +17,10 @@ namespace bulwark {
 
 // kVip: the built-in virtual IP (src/vip): params address, prefix,
 // interface, label, conflict_probe_ms. Always a singleton.
-enum class AgentClass { kExec, kOcf, kSystemd, kVip };
+// kProxy: bulwark-proxy run by the cluster, its configuration in the
+// resource's `proxy` section; backends with servers_from follow where a
+// resource runs (src/agent/proxy_controller.h).
+enum class AgentClass { kExec, kOcf, kSystemd, kVip, kProxy };
 // Singleton: exactly one instance cluster-wide (active/passive). Clone: one
 // per eligible node, or `clone_max`. Promotable: a clone whose instances are
 // promoted (up to `promoted_max`) or replicas.
@@ -46,11 +50,17 @@ struct AgentSpec {
   std::string user;
   std::string working_dir;
   VipSpec vip;  // vip only
-  // Its stop can always be over by the lease's end: an exec resource's
-  // process group is SIGKILLed then, a VIP's removal is one netlink call.
+  // proxy only: the `proxy` section (bulwark-proxy's configuration) as YAML
+  // text, and the resources its backends take their servers from.
+  std::string proxy;
+  std::vector<std::string> proxy_sources;
+  // Its stop can always be over by the lease's end: an exec resource's (and
+  // a proxy's) process group is SIGKILLed then, a VIP's removal is one
+  // netlink call.
   // Other classes' stops run to their timeouts.
   bool stop_ends_with_lease() const {
-    return agent_class == AgentClass::kExec || agent_class == AgentClass::kVip;
+    return agent_class == AgentClass::kExec || agent_class == AgentClass::kVip ||
+           agent_class == AgentClass::kProxy;
   }
 };
 
@@ -116,7 +126,15 @@ struct ResourceConfig {
   const GroupSpec* find_group(const std::string& name) const;
 };
 
-Result<ResourceConfig> parse_resource_config(const std::string& text, const std::string& path);
+// Checks a `proxy` resource's `proxy` section where it stands in the file,
+// so that its errors carry file:line:column. src/proxy provides it (the
+// CLI and the daemon pass it to the parse at apply); without one the
+// section is only checked to be a mapping whose servers_from name
+// resources of the file.
+using ProxySectionCheck = std::function<Status(const YAML::Node& section, const std::string& path)>;
+
+Result<ResourceConfig> parse_resource_config(const std::string& text, const std::string& path,
+                                             const ProxySectionCheck& check_proxy = nullptr);
 
 // The variables Bulwark expands in argv elements and monitor targets.
 const std::vector<std::string>& resource_variables();

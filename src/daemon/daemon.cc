@@ -296,6 +296,12 @@ int Daemon::run() {
   ago.runner.runtime_dir = runtime_dir(config_.node_data_dir(self_.name) + "/run");
   ago.runner.log_dir = config_.node_data_dir(self_.name) + "/logs";
   ago.runner.ocf_root = config_.ocf_root;
+  {
+    // bulwark-proxy is installed beside bulwarkd.
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) ago.runner.proxy_binary = (self.parent_path() / "bulwark-proxy").string();
+  }
   ago.watchdog = config_.watchdog;
   // A dev node's marker goes on to its resources: `bulwark dev kill` finds
   // them by it, also once a later daemon of the node has adopted them.

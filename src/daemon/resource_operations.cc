@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "coordinator/placement_policy.h"
+#include "proxy/proxy_config.h"
 #include "sys/process.h"
 
 namespace bulwark {
@@ -42,6 +43,8 @@ std::string agent_name(const AgentSpec& a) {
       return "systemd:" + a.unit;
     case AgentClass::kVip:
       return "vip";
+    case AgentClass::kProxy:
+      return "proxy";
   }
   return "exec";
 }
@@ -217,7 +220,7 @@ Status ResourceOperations::validate(const ResourceConfig& config, const ClusterS
 }
 
 Result<int64_t> ResourceOperations::apply(const std::string& text, const std::string& source) {
-  auto config = parse_resource_config(text, source);
+  auto config = parse_resource_config(text, source, proxy::check_cluster_proxy_section);
   if (!config) return config.error();
   ClusterState state = store_.state();
   if (state.schema_version == 0) {

@@ -55,6 +55,11 @@ const std::vector<ConfigKeyword> kKeywords = {
      "http: idle server connections are closed after this"},
     {"backends[]", "check", "mapping", "(none)", "active health check"},
     {"backends[]", "servers", "list", "[]", "the servers"},
+    {"backends[]", "servers_from", "mapping", "(none)",
+     "instead of servers: run by the cluster, one server per node where a resource runs"},
+    {"backends[].servers_from", "resource", "string", "(required)",
+     "the resource (usually a clone) whose instances are the servers"},
+    {"backends[].servers_from", "port", "port", "(required)", "each server is NODE_ADDRESS:PORT"},
     {"backends[].check", "type", "tcp|http|command", "(required)", "kind of check"},
     {"backends[].check", "path", "string", "/", "http: request target"},
     {"backends[].check", "host", "string", "(server address)", "http: Host header"},
@@ -185,6 +190,16 @@ Status parse_backend(const std::string& path, const YAML::Node& node, const std:
   if (const YAML::Node check = s["check"]) {
     if (auto st = parse_check(path, check, label + ".check", b.check); !st) return st;
   }
+  if (const YAML::Node from = s["servers_from"]) {
+    if (s["servers"])
+      return s.error(from, "servers_from replaces servers: a backend has one or the other");
+    const YamlSection f = section(path, from, label + ".servers_from", "backends[].servers_from");
+    if (auto st = f.check_keys(); !st) return st;
+    if (auto st = f.require("resource"); !st) return st;
+    if (auto st = f.get_string("resource", b.servers_from); !st) return st;
+    if (auto st = f.require("port"); !st) return st;
+    if (auto st = f.get_int("port", b.servers_from_port, 1, 65535); !st) return st;
+  }
   if (const YAML::Node servers = s["servers"]) {
     if (!servers.IsSequence()) return s.error(servers, "servers must be a list");
     for (std::size_t i = 0; i < servers.size(); ++i) {
@@ -255,8 +270,11 @@ Result<ProxyConfig> parse_root(const YAML::Node& root, const std::string& path) 
     c.backends.push_back(std::move(b));
   }
   const YAML::Node frontends = root["frontends"];
-  if (!frontends || !frontends.IsSequence() || frontends.size() == 0)
-    return yaml_error(path, frontends ? frontends : root, "frontends must be a non-empty list");
+  // An empty list is allowed: a proxy that listens nowhere yet (the
+  // cluster's, on a node without the VIP its frontends bind) waits for a
+  // reload that adds one.
+  if (!frontends || !frontends.IsSequence())
+    return yaml_error(path, frontends ? frontends : root, "frontends must be a list");
   names.clear();
   std::set<std::string> listens;
   for (std::size_t i = 0; i < frontends.size(); ++i) {
@@ -349,6 +367,23 @@ Status validate_server(const BackendConfig& backend, const ServerConfig& server)
 Result<ProxyConfig> parse_proxy_config(const std::string& text, const std::string& path) {
   return parse_yaml<ProxyConfig>(text, path,
                                  [&](const YAML::Node& root) { return parse_root(root, path); });
+}
+
+Result<ProxyConfig> parse_proxy_config_node(const YAML::Node& root, const std::string& path) {
+  try {
+    return parse_root(root, path);
+  } catch (const YAML::Exception& e) {
+    return yaml_exception_error(path, e);
+  }
+}
+
+Status check_cluster_proxy_section(const YAML::Node& section, const std::string& path) {
+  auto c = parse_proxy_config_node(section, path);
+  if (!c) return c.error();
+  if (section["global"] && section["global"]["control_socket"])
+    return yaml_error(path, section["global"]["control_socket"],
+                      "control_socket is the cluster's: each node's proxy gets its own");
+  return Ok{};
 }
 
 Result<ProxyConfig> load_proxy_config(const std::string& path) {

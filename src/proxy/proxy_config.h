@@ -54,6 +54,11 @@ struct BackendConfig {
   int pool_idle_timeout_ms = 10000;
   CheckConfig check;
   std::vector<ServerConfig> servers;
+  // Run by the cluster (the `proxy` resource): the servers are the nodes
+  // where this resource runs, at NODE_ADDRESS:servers_from_port, kept up to
+  // date by reloads. Empty: `servers` as written.
+  std::string servers_from;
+  int servers_from_port = 0;
 
   const ServerConfig* find_server(const std::string& server) const;
 };
@@ -93,6 +98,12 @@ struct ProxyConfig {
 
 Result<ProxyConfig> parse_proxy_config(const std::string& text, const std::string& path);
 Result<ProxyConfig> load_proxy_config(const std::string& path);
+// A configuration that is part of a larger YAML file (a `proxy` resource's
+// `proxy:` section): positions in errors are the larger file's.
+Result<ProxyConfig> parse_proxy_config_node(const YAML::Node& root, const std::string& path);
+// A `proxy` resource's section (core/resource_config.h ProxySectionCheck):
+// a valid configuration that leaves control_socket to the cluster.
+Status check_cluster_proxy_section(const YAML::Node& section, const std::string& path);
 
 // Names of frontends, backends and servers: 1-63 of a-z A-Z 0-9 - _ .
 bool valid_proxy_name(const std::string& name);

@@ -147,7 +147,7 @@ TEST(ResourceConfigTest, RefusesWithPositionAndRule) {
       {"resource: []\n", "resources.yaml:1:1: unknown key 'resource'"},
       {"resources:\n  - {name: a, agent: lsb:foo}\n",
        "resources.yaml:2:22: unknown agent class 'lsb:foo' (expected exec, ocf:PROVIDER:TYPE, "
-       "systemd:UNIT or vip)"},
+       "systemd:UNIT, vip or proxy)"},
       {"resources:\n  - {name: a, agent: 'ocf:heartbeat'}\n", "is not ocf:PROVIDER:TYPE"},
       {"resources:\n  - {name: a, agent: exec}\n",
        "agent exec needs command: a list starting with an absolute path"},

@@ -85,7 +85,7 @@ TEST(ProxyConfigTest, RefusesWithFileLineColumn) {
       {"- 1\n", "proxy.yaml:1:1: the configuration must be a mapping"},
       {"frontend: []\n",
        "proxy.yaml:1:1: unknown key 'frontend' (expected one of: backends, frontends, global)"},
-      {"backends: []\n", "frontends must be a non-empty list"},
+      {"backends: []\n", "frontends must be a list"},
       {"frontends:\n  - {name: api, listen: 127.0.0.1:80, backend: nope}\n",
        "proxy.yaml:2:48: no backend named 'nope'"},
       {"frontends:\n  - {name: api, listen: 'localhost:80', backend: b}\nbackends: [{name: b}]\n",

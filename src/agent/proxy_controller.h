@@ -1,0 +1,99 @@
+// The built-in `proxy` agent class's cluster side. ProcessRunner runs each
+// `proxy` resource's bulwark-proxy like an exec resource, on a
+// configuration file in the runtime directory; ProxyController keeps that
+// file true to the cluster and has the proxy reload it through its control
+// socket (a reload keeps listening sockets, servers' health and counters):
+//   - a backend with `servers_from: {resource, port}` gets one server per
+//     node where the resource is started (NODE_ADDRESS:port), named after
+//     the node; an instance that is stopping is kept with weight 0 (no new
+//     traffic) until it is gone;
+//   - a frontend that listens on a loopback VIP of the file (127.0.0.0/8,
+//     `bulwark dev` clusters, where every node shares the host's addresses)
+//     is written only on the node that holds the VIP, so only the holder
+//     serves it; a frontend on any other VIP of the file gets `freebind`, so
+//     every node listens and the kernel delivers where the address is.
+// Reloads go through a worker thread: the agent's loop never waits for a
+// proxy that does not answer.
+//
+// Thread-safety: sync() on the agent loop's thread only.
+#pragma once
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/env.h"
+#include "core/resource_config.h"
+#include "store/schema.h"
+
+namespace bulwark {
+
+std::string proxy_config_path(const std::string& runtime_dir, const std::string& resource);
+std::string proxy_socket_path(const std::string& runtime_dir, const std::string& resource);
+
+// One server of a servers_from backend.
+struct DerivedServer {
+  std::string name;     // the node
+  std::string address;  // NODE_ADDRESS:PORT
+  int weight = 1;       // 0 while its instance stops
+  bool operator==(const DerivedServer&) const = default;
+};
+
+// What a proxy resource's configuration depends on in the cluster.
+struct ProxyInputs {
+  std::map<std::string, std::vector<DerivedServer>> servers;  // by backend
+  std::set<std::string> held_loopback_vips;                   // addresses held here
+};
+
+// The file a proxy resource runs on: its section, the control socket, the
+// servers of servers_from backends and the frontends this node may listen on.
+Result<std::string> render_cluster_proxy_config(const ResourceSpec& proxy,
+                                                const ResourceConfig& config,
+                                                const std::string& runtime_dir,
+                                                const ProxyInputs& inputs);
+
+// The servers and VIPs `proxy` depends on, from every node's status (this
+// node's own record is `local`, fresher than the store's).
+ProxyInputs proxy_inputs(const ResourceSpec& proxy, const ResourceConfig& config,
+                         const ClusterState& state, const std::string& self,
+                         const NodeStatusRecord& local);
+
+class ProxyController {
+ public:
+  ProxyController(const Clock& clock, std::string runtime_dir);
+  ~ProxyController();
+  ProxyController(const ProxyController&) = delete;
+  ProxyController& operator=(const ProxyController&) = delete;
+
+  // Brings every proxy running here up to date. Cheap when nothing changed.
+  void sync(const ClusterState& state, const std::string& self, const NodeStatusRecord& local);
+
+ private:
+  struct Job {
+    std::string resource;
+    std::string text;
+  };
+  void run_worker();
+
+  const Clock& clock_;
+  std::string runtime_dir_;
+  // Loop thread: what each proxy was last told successfully, and when a
+  // failed reload may be tried again.
+  std::map<std::string, std::string> applied_;
+  std::map<std::string, int64_t> retry_at_ms_;
+  std::set<std::string> in_flight_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Job> jobs_;                                         // guarded by mu_
+  std::vector<std::pair<Job, std::optional<std::string>>> done_;  // guarded by mu_; error if any
+  bool stop_ = false;                                             // guarded by mu_
+  std::thread worker_;
+};
+
+}  // namespace bulwark
