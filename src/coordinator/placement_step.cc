@@ -162,9 +162,11 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
     }
     // A restarted daemon answers before it holds its lease: until it has
     // rejoined and probed, nothing of the node moves (what runs there is
-    // adopted, not restarted elsewhere and then here again).
+    // adopted, not restarted elsewhere and then here again). It may have
+    // probed and written its record already, and still need a few round
+    // trips for its lease: held for a short while (MemberStatus::rejoining).
     if (!pn.online && m != nullptr && m->online && !m->self &&
-        (st == state.statuses.end() || st->second.incarnation != m->incarnation)) {
+        (st == state.statuses.end() || st->second.incarnation != m->incarnation || m->rejoining)) {
       out.waiting_for = "node " + name + " restarted and has not rejoined yet";
       return out;
     }

@@ -129,6 +129,7 @@ std::optional<Datagram> Membership::receive(std::span<const uint8_t> bytes) {
   pending_.erase(pending);
   lease_.on_round_trip(hb->sender, sent);
   peer->second.rtt_ms = now - sent;
+  if (peer->second.incarnation != hb->incarnation) peer->second.incarnation_since_ms = now;
   peer->second.incarnation = hb->incarnation;
   peer->second.holds_lease = (hb->flags & kFlagHoldsLease) != 0;
   peer->second.sees_watched = (hb->flags & kFlagSeesWatched) != 0;
@@ -230,6 +231,8 @@ MembershipView Membership::view() const {
         m.peer_holds_lease = it->second.holds_lease;
         m.peer_sees_watched = it->second.sees_watched;
         m.incarnation = it->second.incarnation;
+        m.rejoining = m.online && !m.peer_holds_lease &&
+                      now - it->second.incarnation_since_ms < 2 * lease_.lease_ms();
       }
       fill_lease_bound(m, now);
     }

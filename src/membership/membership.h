@@ -92,6 +92,10 @@ struct MemberStatus {
   // last counted pong; for self, our own; 0 if none yet. Tells a record the
   // member wrote in this life from one it left in an earlier one.
   uint64_t incarnation = 0;
+  // The member's daemon started (a new incarnation answered) within the
+  // last 2 lease_ms and it holds no lease yet: it is rejoining, and what it
+  // runs will be adopted, so nothing of it should move meanwhile.
+  bool rejoining = false;
   // Local mono ms. lease_ms after the latest answer to this member's pings
   // that this node knows of; for self, when the own lease ends or ended
   // (INT64_MAX in a one-node cluster, INT64_MIN if never held or not a
@@ -155,7 +159,8 @@ class Membership {
     int64_t rtt_ms = -1;
     bool holds_lease = false;
     bool sees_watched = false;
-    uint64_t incarnation = 0;  // of its last counted pong
+    uint64_t incarnation = 0;          // of its last counted pong
+    int64_t incarnation_since_ms = 0;  // local mono ms it was first counted
     // When we last answered an authentic ping of this peer; until the first,
     // when it became a member (we cannot prove we never answered it before).
     int64_t last_answered_ms = 0;
