@@ -252,6 +252,8 @@ void AgentService::run() {
     view.statuses = &state.statuses;
     agent_.step(view);
     proxies_.sync(state, options_.agent.node, agent_.status());
+    for (const ServerDrain& d : proxies_.take_drained())
+      agent_.acknowledge(d.resource, d.node, d.seq);
     feed_watchdog(view);
     if (auto rev = agent_.wants_claim()) claim(*rev);
     publish(false);

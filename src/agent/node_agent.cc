@@ -97,8 +97,22 @@ void NodeAgent::refresh_config(const AgentView& view) {
   for (const auto& spec : view.config->resources) {
     auto [it, added] = instances_.try_emplace(spec.name);
     it->second.spec = spec;
+    it->second.proxy_sources_of.clear();
     if (added) spdlog::debug("agent: resource {} configured", spec.name);
   }
+  for (const auto& spec : view.config->resources) {
+    for (const auto& source : spec.agent.proxy_sources) {
+      if (auto it = instances_.find(source); it != instances_.end())
+        it->second.proxy_sources_of.push_back(spec.name);
+    }
+  }
+}
+
+void NodeAgent::acknowledge(const std::string& resource, const std::string& node, int64_t seq) {
+  auto it = instances_.find(resource);
+  if (it == instances_.end()) return;
+  int64_t& told = it->second.notify.told[node];
+  told = std::max(told, seq);
 }
 
 NodeAgent::Role NodeAgent::desired_role(const std::string& name, const Instance& inst,
@@ -414,7 +428,7 @@ void NodeAgent::on_completion(const OpCompletion& c) {
   if (c.id != inst.op_id) return;  // an answer to an operation since superseded
   inst.op_id = 0;
   next_due_ms_ = now;
-  if (inst.spec.notify && notified_kind(c.kind)) record_done(inst, c.kind);
+  if (inst.announces() && notified_kind(c.kind)) record_done(inst, c.kind);
   const std::string what = std::string(op_kind_name(c.kind)) + ": " + op_outcome_name(c.outcome) +
                            (c.detail.empty() ? "" : " (" + c.detail + ")");
   const bool ok = c.outcome == OpOutcome::kOk;
@@ -510,7 +524,10 @@ void NodeAgent::begin_announced(const std::string& name, Instance& inst, OpKind 
                                 int timeout_ms, const AgentView& view, bool claimed) {
   // A stop or demotion that the lease's end forces waits for nobody.
   const bool forced = (kind == OpKind::kStop || kind == OpKind::kDemote) && must_demote(inst, view);
-  if (!inst.spec.notify || forced) {
+  // A clone with notify announces all four; a proxy's source only its stops,
+  // so that every proxy drains it first.
+  const bool announced = inst.spec.notify || (kind == OpKind::kStop && inst.announces());
+  if (!announced || forced) {
     if (claimed) begin(name, inst, kind, timeout_ms);
     return;
   }
@@ -547,13 +564,32 @@ bool NodeAgent::peers_told(const std::string& name, const Instance& inst,
     auto t = told.find(options_.node);
     return t != told.end() && t->second >= seq;
   };
-  if (runs(inst.phase) && !told_here(inst.notify.told)) return false;
+  // Who must be told: with notify, every active instance (this node's
+  // too); for a stop, every node running a proxy that takes servers from it
+  // (which acknowledges once the server is drained).
+  const bool notify = inst.spec.notify;
+  const bool drain = inst.notify.pending->op == OpKind::kStop;
+  const auto proxy_here = [&]() {
+    return std::any_of(inst.proxy_sources_of.begin(), inst.proxy_sources_of.end(),
+                       [&](const std::string& p) {
+                         auto it = instances_.find(p);
+                         return it != instances_.end() && runs(it->second.phase);
+                       });
+  };
+  if (((notify && runs(inst.phase)) || (drain && proxy_here())) && !told_here(inst.notify.told))
+    return false;
   if (!view.statuses) return true;
   for (const auto& [node, rec] : *view.statuses) {
     if (node == options_.node || view.unreachable.count(node)) continue;
+    const auto active = [&](const std::string& resource) {
+      auto r = rec.resources.find(resource);
+      return r != rec.resources.end() && started_state(r->second.state);
+    };
+    const bool proxy_there =
+        drain && std::any_of(inst.proxy_sources_of.begin(), inst.proxy_sources_of.end(), active);
+    if (!(notify && active(name)) && !proxy_there) continue;
     auto r = rec.resources.find(name);
-    if (r == rec.resources.end() || !started_state(r->second.state)) continue;
-    if (!told_here(r->second.notify.told)) return false;
+    if (r == rec.resources.end() || !told_here(r->second.notify.told)) return false;
   }
   return true;
 }
@@ -750,7 +786,7 @@ NodeStatusRecord NodeAgent::status() const {
     st.last_failure = inst.last_failure;
     st.last_failure_wall_ms = inst.last_failure_wall_ms;
     st.cleanup_generation = inst.cleanup_generation;
-    if (const NotifyState& n = inst.notify; inst.spec.notify) {
+    if (const NotifyState& n = inst.notify; inst.announces()) {
       if (n.pending) {
         st.notify.pending = op_kind_name(n.pending->op);
         st.notify.pending_seq = n.pending->seq;

@@ -35,6 +35,11 @@
 // A stop or demotion forced by a lost lease is never held up: it runs at
 // once, and is only notified after.
 //
+// The same handshake drains a `proxy` resource's servers before they stop:
+// a resource that a proxy's servers_from names announces its stops, and
+// every node running such a proxy says it was told (acknowledge()) once its
+// proxy no longer sends that instance anything.
+//
 // Thread-safety: none; one thread owns it.
 #pragma once
 
@@ -93,6 +98,10 @@ class NodeAgent {
   void on_claimed(int64_t placement_revision);
   // The claim was refused or failed: it covers nothing.
   void on_claim_failed() { claim_snapshot_.reset(); }
+
+  // A proxy on this node has drained `node`'s instance of `resource` (its
+  // stop announced as `seq`): published as told, which lets that stop go on.
+  void acknowledge(const std::string& resource, const std::string& node, int64_t seq);
 
   // What to publish as this node's status record.
   NodeStatusRecord status() const;
@@ -157,6 +166,11 @@ class NodeAgent {
     std::string last_failure;
     int64_t cleanup_generation = 0;
     NotifyState notify;
+    // The proxy resources whose servers_from name this resource.
+    std::vector<std::string> proxy_sources_of;
+    // Its operations are announced: all with notify, stops for a proxy's
+    // source (each proxy drains it before it stops).
+    bool announces() const { return spec.notify || !proxy_sources_of.empty(); }
   };
   enum class Role { kNone, kRun, kPromote };
 

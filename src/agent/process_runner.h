@@ -37,7 +37,7 @@ struct ProcessRunnerOptions {
   std::string log_dir;      // one log per resource (its output, its agent's)
   std::string ocf_root = "/usr/lib/ocf";
   std::string systemctl = "/usr/bin/systemctl";
-  std::string systemd_marker = "/run/systemd/system";  // exists iff systemd is PID 1
+  std::string systemd_marker = "/run/systemd/system";   // exists iff systemd is PID 1
   std::string proxy_binary = "/usr/bin/bulwark-proxy";  // what a `proxy` resource runs
   // KEY=VALUE entries every agent and resource gets besides its own (a dev
   // node's process-tree marker).

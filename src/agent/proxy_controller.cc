@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -71,7 +72,11 @@ ProxyInputs proxy_inputs(const ResourceSpec& proxy, const ResourceConfig& config
       const bool serving =
           st->state == InstanceState::kStarted || st->state == InstanceState::kPromoted;
       if (!serving && st->state != InstanceState::kStopping) continue;
-      servers.push_back(DerivedServer{node, with_port(record.address, port), serving ? 1 : 0});
+      // An announced stop: no new traffic from now, and drained before it.
+      const bool leaving = st->notify.pending == "stop";
+      if (leaving) in.drains.insert(ServerDrain{resource, node, st->notify.pending_seq});
+      servers.push_back(
+          DerivedServer{node, with_port(record.address, port), serving && !leaving ? 1 : 0});
     }
   }
   for (const auto& r : config.resources) {
@@ -140,24 +145,73 @@ ProxyController::~ProxyController() {
   worker_.join();
 }
 
+std::vector<ServerDrain> ProxyController::take_drained() {
+  std::vector<ServerDrain> out;
+  out.swap(drained_);
+  return out;
+}
+
+void ProxyController::on_result(const JobResult& r) {
+  const std::string& proxy = r.job.resource;
+  if (r.job.show) {
+    showing_.erase(proxy);
+    if (r.error) return;  // asked again at the next sync
+    // Servers of this proxy with nothing in flight any more.
+    const nlohmann::json stats = r.answer.value("stats", nlohmann::json::object());
+    for (auto& [drain, wait] : drains_) {
+      if (!wait.proxies.count(proxy)) continue;
+      bool idle = true;
+      for (const auto& b : stats.value("backends", nlohmann::json::array())) {
+        for (const auto& server : b.value("servers", nlohmann::json::array())) {
+          if (server.value("name", "") == drain.node && server.value("active", 0) > 0) idle = false;
+        }
+      }
+      if (idle) wait.proxies.erase(proxy);
+    }
+    return;
+  }
+  in_flight_.erase(proxy);
+  if (r.error) {
+    spdlog::warn("proxy {}: reload failed, retrying: {}", proxy, *r.error);
+    retry_at_ms_[proxy] = clock_.mono_ms() + kRetryMs;
+  } else {
+    applied_[proxy] = r.job.text;
+  }
+}
+
+void ProxyController::follow_drains(const std::string& proxy, const ProxyInputs& inputs,
+                                    const ResourceConfig& config, bool current,
+                                    std::vector<Job>& jobs) {
+  const int64_t now = clock_.mono_ms();
+  for (const ServerDrain& d : inputs.drains) {
+    auto [it, added] = drains_.try_emplace(d);
+    if (added) {
+      const ResourceSpec* source = config.find(d.resource);
+      it->second.deadline_ms = now + (source ? source->notify_timeout_ms : 0);
+    }
+    if (!it->second.acknowledged) it->second.proxies.insert(proxy);
+  }
+  // Once the proxy runs the weight-0 configuration, ask what is in flight.
+  const bool waited_on = std::any_of(drains_.begin(), drains_.end(), [&](const auto& e) {
+    return e.second.proxies.count(proxy) != 0;
+  });
+  if (waited_on && current && !showing_.count(proxy)) {
+    showing_.insert(proxy);
+    jobs.push_back(Job{true, proxy, ""});
+  }
+}
+
 void ProxyController::sync(const ClusterState& state, const std::string& self,
                            const NodeStatusRecord& local) {
   {
     std::lock_guard lock(mu_);
-    for (auto& [job, error] : done_) {
-      in_flight_.erase(job.resource);
-      if (error) {
-        spdlog::warn("proxy {}: reload failed, retrying: {}", job.resource, *error);
-        retry_at_ms_[job.resource] = clock_.mono_ms() + kRetryMs;
-      } else {
-        applied_[job.resource] = job.text;
-      }
-    }
+    for (const auto& r : done_) on_result(r);
     done_.clear();
   }
   if (!state.resource_config) return;
   const ResourceConfig& config = *state.resource_config;
   std::vector<Job> jobs;
+  std::set<ServerDrain> announced;
   for (const auto& r : config.resources) {
     if (r.agent.agent_class != AgentClass::kProxy) continue;
     auto st = local.resources.find(r.name);
@@ -166,16 +220,37 @@ void ProxyController::sync(const ClusterState& state, const std::string& self,
       applied_.erase(r.name);
       continue;
     }
-    if (in_flight_.count(r.name) || clock_.mono_ms() < retry_at_ms_[r.name]) continue;
-    auto text = render_cluster_proxy_config(r, config, runtime_dir_,
-                                            proxy_inputs(r, config, state, self, local));
+    const ProxyInputs inputs = proxy_inputs(r, config, state, self, local);
+    announced.insert(inputs.drains.begin(), inputs.drains.end());
+    auto text = render_cluster_proxy_config(r, config, runtime_dir_, inputs);
     if (!text) {
       spdlog::error("{}", text.error().message);
       continue;
     }
-    if (applied_[r.name] == *text) continue;
-    in_flight_.insert(r.name);
-    jobs.push_back(Job{r.name, *text});
+    const bool current = applied_[r.name] == *text;
+    if (!current && !in_flight_.count(r.name) && clock_.mono_ms() >= retry_at_ms_[r.name]) {
+      in_flight_.insert(r.name);
+      jobs.push_back(Job{false, r.name, *text});
+    }
+    follow_drains(r.name, inputs, config, current, jobs);
+  }
+  // A drain is over when no proxy here sends the server anything (or its
+  // time is up); it is forgotten once its stop is no longer announced.
+  for (auto it = drains_.begin(); it != drains_.end();) {
+    if (!announced.count(it->first)) {
+      it = drains_.erase(it);
+      continue;
+    }
+    DrainWait& wait = it->second;
+    if (!wait.acknowledged && (wait.proxies.empty() || clock_.mono_ms() >= wait.deadline_ms)) {
+      if (!wait.proxies.empty())
+        spdlog::warn("proxy: {} on {} still has requests in flight; letting it stop",
+                     it->first.resource, it->first.node);
+      wait.acknowledged = true;
+      wait.proxies.clear();
+      drained_.push_back(it->first);
+    }
+    ++it;
   }
   if (jobs.empty()) return;
   {
@@ -193,26 +268,29 @@ void ProxyController::run_worker() {
     std::vector<Job> jobs;
     jobs.swap(jobs_);
     lock.unlock();
-    std::vector<std::pair<Job, std::optional<std::string>>> results;
+    std::vector<JobResult> results;
     for (auto& job : jobs) {
-      // Written whole, then renamed: the proxy never reads half a file.
-      const std::string path = proxy_config_path(runtime_dir_, job.resource);
-      std::ofstream(path + ".tmp", std::ios::trunc) << job.text;
-      std::error_code ec;
-      fs::rename(path + ".tmp", path, ec);
-      std::optional<std::string> error;
-      if (ec) {
-        error = "cannot write " + path + ": " + ec.message();
-      } else {
-        auto answer = proxy::control_request(proxy_socket_path(runtime_dir_, job.resource),
-                                             {{"cmd", "reload"}});
+      JobResult r{std::move(job), std::nullopt, nullptr};
+      const std::string socket = proxy_socket_path(runtime_dir_, r.job.resource);
+      if (!r.job.show) {
+        // Written whole, then renamed: the proxy never reads half a file.
+        const std::string path = proxy_config_path(runtime_dir_, r.job.resource);
+        std::ofstream(path + ".tmp", std::ios::trunc) << r.job.text;
+        std::error_code ec;
+        fs::rename(path + ".tmp", path, ec);
+        if (ec) r.error = "cannot write " + path + ": " + ec.message();
+      }
+      if (!r.error) {
+        auto answer = proxy::control_request(socket, {{"cmd", r.job.show ? "show" : "reload"}});
         if (!answer) {
-          error = answer.error().message;
+          r.error = answer.error().message;
         } else if (!answer->value("ok", false)) {
-          error = answer->value("error", answer->dump());
+          r.error = answer->value("error", answer->dump());
+        } else {
+          r.answer = std::move(*answer);
         }
       }
-      results.emplace_back(std::move(job), std::move(error));
+      results.push_back(std::move(r));
     }
     lock.lock();
     for (auto& r : results) done_.push_back(std::move(r));

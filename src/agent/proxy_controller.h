@@ -5,8 +5,11 @@
 // socket (a reload keeps listening sockets, servers' health and counters):
 //   - a backend with `servers_from: {resource, port}` gets one server per
 //     node where the resource is started (NODE_ADDRESS:port), named after
-//     the node; an instance that is stopping is kept with weight 0 (no new
-//     traffic) until it is gone;
+//     the node; an instance that announced its stop (node_agent.h) or is
+//     stopping is kept with weight 0 (no new traffic) until it is gone, and
+//     the announced stop is acknowledged once no request is in flight to it
+//     here (or after the resource's notify_timeout_ms), so a planned move
+//     loses no request;
 //   - a frontend that listens on a loopback VIP of the file (127.0.0.0/8,
 //     `bulwark dev` clusters, where every node shares the host's addresses)
 //     is written only on the node that holds the VIP, so only the holder
@@ -21,6 +24,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
@@ -44,10 +48,19 @@ struct DerivedServer {
   bool operator==(const DerivedServer&) const = default;
 };
 
+// An announced stop of a server's instance: drained, then acknowledged.
+struct ServerDrain {
+  std::string resource;
+  std::string node;
+  int64_t seq = 0;
+  auto operator<=>(const ServerDrain&) const = default;
+};
+
 // What a proxy resource's configuration depends on in the cluster.
 struct ProxyInputs {
   std::map<std::string, std::vector<DerivedServer>> servers;  // by backend
   std::set<std::string> held_loopback_vips;                   // addresses held here
+  std::set<ServerDrain> drains;
 };
 
 // The file a proxy resource runs on: its section, the control socket, the
@@ -72,13 +85,32 @@ class ProxyController {
 
   // Brings every proxy running here up to date. Cheap when nothing changed.
   void sync(const ClusterState& state, const std::string& self, const NodeStatusRecord& local);
+  // Announced stops every proxy here has drained since the last call: for
+  // NodeAgent::acknowledge.
+  std::vector<ServerDrain> take_drained();
 
  private:
   struct Job {
+    bool show = false;  // false: write `text` and reload; true: ask for stats
     std::string resource;
     std::string text;
   };
+  struct JobResult {
+    Job job;
+    std::optional<std::string> error;
+    nlohmann::json answer;
+  };
+  // A drain under way: the proxies here still sending the server requests.
+  struct DrainWait {
+    int64_t deadline_ms = 0;
+    std::set<std::string> proxies;
+    bool acknowledged = false;
+  };
   void run_worker();
+  void on_result(const JobResult& r);
+  // `current`: the proxy runs the configuration that `inputs` make.
+  void follow_drains(const std::string& proxy, const ProxyInputs& inputs,
+                     const ResourceConfig& config, bool current, std::vector<Job>& jobs);
 
   const Clock& clock_;
   std::string runtime_dir_;
@@ -88,11 +120,15 @@ class ProxyController {
   std::map<std::string, int64_t> retry_at_ms_;
   std::set<std::string> in_flight_;
 
+  std::map<ServerDrain, DrainWait> drains_;
+  std::set<std::string> showing_;  // proxies with a stats request in flight
+  std::vector<ServerDrain> drained_;
+
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<Job> jobs_;                                         // guarded by mu_
-  std::vector<std::pair<Job, std::optional<std::string>>> done_;  // guarded by mu_; error if any
-  bool stop_ = false;                                             // guarded by mu_
+  std::vector<Job> jobs_;        // guarded by mu_
+  std::vector<JobResult> done_;  // guarded by mu_
+  bool stop_ = false;            // guarded by mu_
   std::thread worker_;
 };
 

@@ -509,9 +509,11 @@ Status check_proxy_sources(const std::string& path, const YAML::Node& resources,
                            const ResourceConfig& c) {
   for (std::size_t i = 0; i < c.resources.size(); ++i) {
     if (c.resources[i].agent.agent_class != AgentClass::kProxy) continue;
-    for (const auto& b : resources[i]["proxy"]["backends"]) {
-      const YAML::Node at = b["servers_from"]["resource"];
-      if (!at) continue;
+    const YAML::Node backends = resources[i]["proxy"]["backends"];
+    for (std::size_t k = 0; backends && backends.IsSequence() && k < backends.size(); ++k) {
+      const YAML::Node from = backends[k].IsMap() ? backends[k]["servers_from"] : YAML::Node();
+      const YAML::Node at = from && from.IsMap() ? from["resource"] : YAML::Node();
+      if (!at || !at.IsScalar()) continue;
       const ResourceSpec* source = c.find(at.Scalar());
       if (!source) return yaml_error(path, at, "no resource named '" + at.Scalar() + "'");
       if (source->agent.agent_class == AgentClass::kVip ||

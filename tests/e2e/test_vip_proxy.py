@@ -7,6 +7,7 @@ holder's node dies, the VIP and its frontend move."""
 
 import json
 import socket
+import threading
 import time
 import urllib.request
 
@@ -16,16 +17,23 @@ from resource_support import apply, instances, processes
 PORT = 18700  # the service on each node's address
 VIP_PORT = 18780
 
-# Answers every GET with its node's name.
+# Answers every GET with its node's name, every POST the same after 0.3 s
+# (a request that is in flight when the service stops: SIGTERM ends it at
+# once, and a POST is never retried by the proxy).
 SERVICE = (
-    "import http.server,sys\n"
+    "import http.server,sys,time\n"
     "class H(http.server.BaseHTTPRequestHandler):\n"
-    "    def do_GET(self):\n"
+    "    def answer(self):\n"
     "        body = sys.argv[3].encode()\n"
     "        self.send_response(200)\n"
     "        self.send_header('Content-Length', str(len(body)))\n"
     "        self.end_headers()\n"
     "        self.wfile.write(body)\n"
+    "    def do_GET(self): self.answer()\n"
+    "    def do_POST(self):\n"
+    "        self.rfile.read(int(self.headers.get('Content-Length', 0)))\n"
+    "        time.sleep(0.3)\n"
+    "        self.answer()\n"
     "    def log_message(self, *a): pass\n"
     "http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()\n")
 
@@ -125,6 +133,48 @@ def test_the_vip_and_its_proxy_serve_every_node_and_move_together(cluster):
                what="the returning node's service to rejoin the proxies")
     time.sleep(1)
     assert holder not in instances(cluster, "vip", node=next(iter(survivors)))
+
+
+def post(vip):
+    """The node that answered a slow POST through the VIP, or None."""
+    request = urllib.request.Request(f"http://{vip}:{VIP_PORT}/", data=b"x", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as r:
+            return r.read().decode()
+    except (OSError, ValueError):
+        return None
+
+
+def test_a_planned_stop_drains_its_server_first_and_loses_no_request(cluster):
+    vip = vip_of(cluster)
+    apply(cluster, resources_yaml(vip))
+    wait_until(lambda: served_by(vip) == {"n1", "n2", "n3"}, timeout_s=30,
+               what="requests through the VIP to reach every node")
+    (holder,) = instances(cluster, "vip")
+    other = next(n for n in ["n1", "n2", "n3"] if n != holder)
+    answers = []
+    stop = threading.Event()
+
+    def client():
+        while not stop.is_set():
+            answers.append(post(vip))
+
+    clients = [threading.Thread(target=client) for _ in range(6)]
+    for c in clients:
+        c.start()
+    time.sleep(1)
+    # Standby stops `other`'s service while slow POSTs are in flight to it:
+    # every proxy first stops sending it requests, waits for those in
+    # flight, and only then lets it stop.
+    cluster.cli("node", "standby", other)
+    wait_until(lambda: other not in instances(cluster, "web"), timeout_s=30,
+               what=f"{other}'s service to stop")
+    time.sleep(1)
+    stop.set()
+    for c in clients:
+        c.join(10)
+    assert answers and None not in answers, f"{answers.count(None)} of {len(answers)} failed"
+    assert other in answers  # it did serve until it was drained
 
 
 def test_a_bad_proxy_section_is_refused_with_its_position(cluster):

@@ -299,5 +299,66 @@ TEST(NodeAgentNotifyTest, AMonitorOfAPromotedInstanceDoesNotHoldUpItsDemotion) {
   EXPECT_EQ(h.runner.cancelled.size(), 1U);
 }
 
+// --- draining a proxy's servers before they stop ---
+
+constexpr const char* kProxyResources =
+    "resources:\n"
+    "  - name: web\n"
+    "    agent: exec\n"
+    "    command: [/bin/web]\n"
+    "    clone: {}\n"
+    "    monitor: {interval_ms: 1000, timeout_ms: 500}\n"
+    "    start_timeout_ms: 3000\n"
+    "    stop_timeout_ms: 4000\n"
+    "    notify_timeout_ms: 600\n"
+    "  - name: lb\n"
+    "    agent: proxy\n"
+    "    clone: {}\n"
+    "    monitor: {interval_ms: 1000, timeout_ms: 500}\n"
+    "    proxy:\n"
+    "      frontends: []\n"
+    "      backends: [{name: web, servers_from: {resource: web, port: 80}}]\n";
+
+struct ProxyHarness : Harness {
+  ProxyHarness() : Harness(kProxyResources) { view.nodes = {"n1", "n2"}; }
+  InstanceStatus& peer(const std::string& resource, InstanceState state) {
+    InstanceStatus& st = statuses["n2"].resources[resource];
+    st.state = state;
+    return st;
+  }
+};
+
+TEST(NodeAgentNotifyTest, AProxysServerStopsOnlyOnceEveryProxyDrainedIt) {
+  ProxyHarness h;
+  h.peer("lb", InstanceState::kStarted);
+  InstanceStatus& web2 = h.peer("web", InstanceState::kStarted);
+  h.place("web", {"n1", "n2"});
+  h.place("lb", {"n1", "n2"});
+  h.probe({{"web", OpOutcome::kOk}, {"lb", OpOutcome::kOk}});
+  h.place("web", {"n2"});
+  EXPECT_EQ(h.step_ops(), Ops{});  // announced: every proxy drains it first
+  const int64_t seq = h.status("web").notify.pending_seq;
+  EXPECT_EQ(h.status("web").notify.pending, "stop");
+  EXPECT_EQ(h.step_ops(), Ops{});
+  h.agent.acknowledge("web", "n1", seq);  // this node's proxy drained it
+  EXPECT_EQ(h.status("web").notify.told.at("n1"), seq);
+  EXPECT_EQ(h.step_ops(), Ops{});  // n2's proxy has not
+  web2.notify.told["n1"] = seq;
+  EXPECT_EQ(h.step_ops(), Ops{"stop web 4000"});
+  h.answer("web", OpOutcome::kOk);
+  EXPECT_EQ(h.status("web").notify.done, "stop");
+  EXPECT_EQ(h.status("web").notify.pending, "");
+}
+
+TEST(NodeAgentNotifyTest, AProxysServerStartsAtOnceAndStopsAtOnceWithoutProxies) {
+  ProxyHarness h;
+  h.place("web", {"n1"});
+  h.probe({{"web", OpOutcome::kNotRunning}, {"lb", OpOutcome::kNotRunning}});
+  EXPECT_EQ(h.step_ops(), Ops{"start web 3000"});  // starts are not announced
+  h.answer("web", OpOutcome::kOk);
+  h.place("web", {});
+  EXPECT_EQ(h.step_ops(), Ops{"stop web 4000"});  // no proxy runs anywhere
+}
+
 }  // namespace
 }  // namespace bulwark
