@@ -78,7 +78,8 @@ std::string render_resources(const json& r) {
   for (const auto& res : r.value("resources", json::array())) {
     std::string instances;
     for (const auto& i : res.value("instances", json::array()))
-      instances += (instances.empty() ? "" : " ") + str(i, "node") + ":" + str(i, "state");
+      instances += (instances.empty() ? "" : " ") + str(i, "node") + ":" + str(i, "state") +
+                   (i.value("node_online", true) ? "" : "(offline)");
     const json desired = res.value("desired", json::object());
     std::string note = str(desired, "reason", "");
     if (res.contains("moved_to"))

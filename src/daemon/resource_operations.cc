@@ -49,10 +49,11 @@ std::string agent_name(const AgentSpec& a) {
   return "exec";
 }
 
-json instance_json(const std::string& node, const InstanceStatus* st) {
+json instance_json(const std::string& node, const InstanceStatus* st, bool node_online) {
   json j = {{"node", node},
             {"state", st ? instance_state_name(st->state) : "stopped"},
-            {"fail_count", st ? st->fail_count : 0}};
+            {"fail_count", st ? st->fail_count : 0},
+            {"node_online", node_online}};
   if (st && !st->last_failure.empty()) {
     j["last_failure"] = st->last_failure;
     j["last_failure_wall_ms"] = st->last_failure_wall_ms;
@@ -252,6 +253,13 @@ json ResourceOperations::list() const {
   out["placement_epoch"] = state.placement ? json(state.placement->epoch) : json(nullptr);
   json list = json::array();
   std::set<std::string> listed;
+  // As the coordinator last saw the nodes: what an offline node's record
+  // says is what it ran when it was last heard of.
+  const auto online = [&](const std::string& node) {
+    if (!state.liveness) return true;
+    auto it = state.liveness->online.find(node);
+    return it == state.liveness->online.end() || it->second;
+  };
   const auto describe = [&](const std::string& name, const ResourceSpec* spec) {
     listed.insert(name);
     json r = {{"name", name}};
@@ -283,7 +291,7 @@ json ResourceOperations::list() const {
                                          placed->nodes.end();
       if (st) fail_total += st->fail_count;
       if (desired || (st && (st->state != InstanceState::kStopped || st->fail_count > 0)))
-        instances.push_back(instance_json(node, st));
+        instances.push_back(instance_json(node, st, online(node)));
     }
     r["fail_count"] = fail_total;
     r["instances"] = instances;
