@@ -117,12 +117,33 @@ void AgentService::on_written(const Write& write, const Result<int64_t>& result)
     agent_.on_claimed(*write.claim);
   } else if (!result) {
     spdlog::warn("agent: cannot publish this node's status: {}", result.error().message);
+    {
+      std::lock_guard lock(info_mu_);
+      info_.write_error = result.error().message;
+    }
     published_mono_ms_ = now;  // retried after the period, not in a tight loop
     return;
   }
   published_ = Schema::encode_status(write.record);
+  published_revision_ = *result;
   published_mono_ms_ = now;
+  {
+    std::lock_guard lock(info_mu_);
+    if (committed_mono_ms_ < 0)
+      spdlog::info("agent: this node's status published (store revision {})", *result);
+    committed_mono_ms_ = now;
+    info_.write_error.clear();
+  }
   loop_.wake();  // a claim let starts go ahead: step at once
+}
+
+AgentService::Info AgentService::info() const {
+  std::lock_guard lock(info_mu_);
+  Info out = info_;
+  const int64_t now = clock_.mono_ms();
+  out.published_ago_ms = committed_mono_ms_ < 0 ? -1 : now - committed_mono_ms_;
+  out.loop_ago_ms = info_.loop_ago_ms < 0 ? -1 : now - info_.loop_ago_ms;
+  return out;
 }
 
 void AgentService::shutdown(int timeout_ms) {
@@ -158,15 +179,28 @@ void AgentService::claim(int64_t placement_revision) {
   submit(Write{stamped(agent_.begin_claim()), placement_revision});
 }
 
-void AgentService::publish(bool force) {
+void AgentService::publish(const ClusterState& state) {
   // Until every resource was probed, the record from before this daemon
   // started stays: it is a better guess of what runs here than nothing,
   // and its incarnation tells the coordinator it is only a guess.
   if (!agent_.probed() || write_in_flight_) return;
   const int64_t now = clock_.mono_ms();
-  if (!force && now - published_mono_ms_ < kPublishMinMs) return;
+  if (now - published_mono_ms_ < kPublishMinMs) return;
   NodeStatusRecord rec = stamped(agent_.status());
-  if (Schema::encode_status(rec) == published_) return;
+  const std::string encoded = Schema::encode_status(rec);
+  // Someone else wrote this node's record after our last write: a write of
+  // an earlier life of this daemon that the network delivered late (a TCP
+  // stream a partition held up), or the coordinator's voiding. What this
+  // daemon knows now is written again.
+  bool overwritten = false;
+  if (auto it = state.statuses.find(options_.agent.node);
+      it != state.statuses.end() && it->second.mod_revision > published_revision_) {
+    overwritten = Schema::encode_status(it->second) != published_;
+    if (overwritten)
+      spdlog::warn("agent: this node's status record was overwritten (revision {}); rewriting it",
+                   it->second.mod_revision);
+  }
+  if (encoded == published_ && !overwritten) return;
   submit(Write{std::move(rec), std::nullopt});
 }
 
@@ -256,7 +290,13 @@ void AgentService::run() {
       agent_.acknowledge(d.resource, d.node, d.seq);
     feed_watchdog(view);
     if (auto rev = agent_.wants_claim()) claim(*rev);
-    publish(false);
+    publish(state);
+    {
+      std::lock_guard lock(info_mu_);
+      info_.probed = agent_.probed();
+      info_.write_in_flight = write_in_flight_;
+      info_.loop_ago_ms = clock_.mono_ms();  // a stamp; info() turns it into an age
+    }
     if (shutdown_begun && (agent_.idle() || clock_.mono_ms() >= shutdown_deadline_ms_)) {
       finish_shutdown();
       break;

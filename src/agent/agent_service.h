@@ -46,6 +46,16 @@ class AgentService {
   // Returns once done or after `timeout_ms`, whichever is first.
   void shutdown(int timeout_ms);
 
+  // For `bulwark status`: how the agent is doing. Any thread.
+  struct Info {
+    bool probed = false;            // every resource probed since the daemon started
+    bool write_in_flight = false;   // a status write or claim waits for etcd
+    int64_t published_ago_ms = -1;  // since the newest status write committed; -1: none
+    int64_t loop_ago_ms = -1;       // since the agent's loop last turned
+    std::string write_error;        // of the newest failed write, if the last one failed
+  };
+  Info info() const;
+
  private:
   // A write of this node's status record; with `claim`, conditioned on the
   // placement revision.
@@ -56,7 +66,7 @@ class AgentService {
   void run();
   void run_writer();
   AgentView build_view(const ClusterState& state) const;
-  void publish(bool force);
+  void publish(const ClusterState& state);
   void claim(int64_t placement_revision);
   void submit(Write write);
   void on_written(const Write& write, const Result<int64_t>& result);
@@ -80,7 +90,12 @@ class AgentService {
 
   std::string published_;  // the status record last written
   int64_t published_mono_ms_ = 0;
-  int64_t refused_claim_ = 0;  // a placement revision whose claim lost: not tried again
+  int64_t published_revision_ = 0;  // the store revision of our newest committed write
+  // What info() reports, written by the loop thread.
+  mutable std::mutex info_mu_;
+  Info info_;                       // guarded by info_mu_; *_ago_ms hold mono ms stamps
+  int64_t committed_mono_ms_ = -1;  // guarded by info_mu_
+  int64_t refused_claim_ = 0;       // a placement revision whose claim lost: not tried again
   // The watchdog was armed by an earlier daemon of this boot that did not
   // disarm it: until this one has probed, something exclusive may run.
   bool watchdog_recovering_ = false;

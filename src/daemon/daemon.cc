@@ -202,6 +202,9 @@ void Daemon::health_loop() {
       break;
     }
     if (h.healthy) {
+      // Our own member answers with a leader: watch from it rather than
+      // from a peer's, whose host may vanish without a reset.
+      if (embedded_ && h.endpoint == endpoints.front()) store_->prefer_first_endpoint();
       if (auto fresh = store_->confirm_fresh(); !fresh) h.error = fresh.error().message;
     }
     std::lock_guard lock(health_mu_);
@@ -666,6 +669,15 @@ json Daemon::status() {
                {"placements", cs.placements},
                {"waiting_for", cs.waiting_for.empty() ? json(nullptr) : json(cs.waiting_for)}};
   j["heartbeat"] = {{"rejected_datagrams", view.rejected_datagrams}};
+  if (agent_) {
+    const AgentService::Info a = agent_->info();
+    const auto age = [](int64_t ms) { return ms < 0 ? json(nullptr) : json(ms); };
+    j["agent"] = {{"probed", a.probed},
+                  {"write_in_flight", a.write_in_flight},
+                  {"status_written_ago_ms", age(a.published_ago_ms)},
+                  {"loop_ago_ms", age(a.loop_ago_ms)},
+                  {"write_error", a.write_error.empty() ? json(nullptr) : json(a.write_error)}};
+  }
   json nodes = json::array();
   for (const auto& n : cluster_nodes(state)) {
     const MemberStatus* m = view.find(n.name);

@@ -389,6 +389,20 @@ void EtcdClient::cancel_watch(bool stale) {
   if (stale && !endpoint.empty()) mark_failed(endpoint, false);
 }
 
+bool EtcdClient::rehome_watch() {
+  const std::vector<std::string> all = endpoints();
+  std::lock_guard lock(watch_mu_);
+  if (!watch_client_ || all.empty() || watch_endpoint_ == all.front()) return false;
+  {
+    // The first endpoint may still be penalised for an old failure: it is
+    // healthy now, so the next watch goes there.
+    std::lock_guard failed(mu_);
+    failed_at_ms_.erase(all.front());
+  }
+  watch_client_->stop();
+  return true;
+}
+
 Status EtcdClient::watch(
     const std::string& prefix, int64_t start_revision,
     const std::function<void(const std::vector<WatchEvent>&, int64_t)>& on_events,

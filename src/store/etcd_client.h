@@ -132,6 +132,12 @@ class EtcdClient {
   // Interrupts a watch blocked in another thread. `stale`: the watch's
   // member stopped delivering (paused, cut off); prefer others for a while.
   void cancel_watch(bool stale = false);
+  // Moves a watch that streams from another member than the first endpoint
+  // (this node's own member, in embedded mode) back to it: a remote
+  // member's host can vanish without a reset (power loss, a cut link), and
+  // its stream would then stall silently. Call once the first endpoint is
+  // known to be healthy. True if a watch was moved.
+  bool rehome_watch();
 
   std::vector<std::string> endpoints();
   void set_endpoints(std::vector<std::string> endpoints);

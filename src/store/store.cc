@@ -117,6 +117,10 @@ Result<int64_t> Store::confirm_fresh() {
   return r->revision;
 }
 
+void Store::prefer_first_endpoint() {
+  if (etcd_.rehome_watch()) spdlog::info("store: watching this node's own etcd member again");
+}
+
 Status Store::reload() {
   auto r = etcd_.get(schema_.root(), /*prefix=*/true);
   if (!r) return r.error();

@@ -51,6 +51,9 @@ class Store {
   // A linearizable read of the schema key: proves (or not) that the cache is
   // current, and records when. Returns the store revision etcd reported.
   Result<int64_t> confirm_fresh();
+  // The first etcd endpoint (this node's own member in embedded mode) is
+  // healthy: the watch streams from it (EtcdClient::rehome_watch).
+  void prefer_first_endpoint();
 
   // --- coordinator writes: conditioned on the caller's epoch ---------------
   // Takes the coordinator epoch if the record is still `seen` (or absent).
