@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 300
 JOBS       ?= $(shell nproc)
 PYTEST     := /usr/bin/python3 -m pytest
 
-.PHONY: setup build build-asan build-fuzz fuzz test unit e2e demo bench bench-core bench-proxy bench-resources sim format lint clean
+.PHONY: setup build build-asan build-fuzz fuzz test unit e2e demo bench bench-core bench-proxy bench-resources bench-vip sim format lint clean
 
 setup:
 	@bash scripts/setup.sh
@@ -43,7 +43,7 @@ e2e: build
 demo: build
 	@bash scripts/demo.sh $(BUILD)/bin
 
-bench: bench-core bench-proxy bench-resources
+bench: bench-core bench-proxy bench-resources bench-vip
 
 bench-core: build
 	@/usr/bin/python3 bench/core/cluster_bench.py --bin $(BUILD)/bin
@@ -55,6 +55,10 @@ bench-resources: build
 # bulwark-proxy against HAProxy, side by side (see bench/proxy/README.md).
 bench-proxy: build
 	@/usr/bin/python3 bench/proxy/proxy_bench.py --bin $(BUILD)/bin
+
+# VIP failover against keepalived on the netns testbed; needs root (see bench/vip/README.md).
+bench-vip: build
+	@/usr/bin/python3 bench/vip/vip_bench.py --bin $(BUILD)/bin
 
 # The deterministic simulation (tests/sim/README.md): `make sim SEED=N`
 # replays one seed exactly (VERBOSE=1: every event); without SEED, SIM_SEEDS

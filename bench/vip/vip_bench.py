@@ -14,20 +14,28 @@ eth0 down) and partition (the holder alone on one side, the other hosts on
 the other; the client reaches both sides).
 
 One trial: wait until the system is stable (exactly one host holds the VIP
-and answers for it; for Bulwark every node online), start the client loop (a
-fresh TCP connection to the VIP every 10 ms from the client namespace) and
-the holder sampler (which hosts have the VIP on eth0, every 10 ms, over
-netlink); 0.5 s later apply the fault; hold it until 1 s after the VIP
-answered from another host (a partition at most 5 s after it began; a
-trial without an answer within 15 s is a failure); heal (boot, link up, heal
-the partition, and boot a host that Bulwark fenced); wait until stable again;
-stop the loop and the sampler.
+and answers for it, the same at the start and the end of one second; for
+Bulwark every node online and the coordinator's placement not on hold; for
+keepalived, which preempts, the highest-priority host n1 holding it), start
+the client loop (a fresh TCP connection to the VIP every 10 ms from the
+client namespace) and the holder sampler (which hosts have the VIP on eth0,
+every 10 ms, over netlink); 0.5 s later apply the fault; hold it until 1 s
+after the VIP answered from another host (a partition at most 5 s after it
+began; a trial without an answer within 15 s is a failure); heal (boot,
+link up, heal the partition, and boot a host that Bulwark fenced); wait
+until stable again (at most 90 s, else the system's remaining trials are
+not run); stop the loop and the sampler.
 
 Per system and fault kind: time until the VIP answers again, from the
 fault to the end of the first connection answered by another host (median,
 worst); time with two holders, from the sampler's timestamps: samples in
 which more than one host with its link up had the VIP (total over all trials,
-and the worst trial). The whole trial counts, heal included.
+and the worst trial); the whole trial counts, heal included. Also the
+longest time without an answer after the heal (a system can lose the VIP
+again when the faulted host returns).
+
+The binaries are copied to a private directory first, so that a build
+running beside the benchmark cannot swap them mid-run.
 
 Usage (root; see bench/vip/README.md):
   vip_bench.py --bin build/bin [--trials 20] [--kinds kill,link_down,partition]
@@ -40,9 +48,11 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -100,6 +110,7 @@ LOOP_DURATION_S = (PRE_FAULT_S + LOOP_FIRST_ANSWER_BOUND_S + RECOVERY_BOUND_S
 POLL_S = 0.01
 CONNECT_CHECK_TIMEOUT_MS = 300
 SAMPLE_GAP_WARN_MS = 50
+LOG_LINES_ON_FAILURE = 40  # of every bulwarkd, kept in the JSON of a failed trial
 TRIAL_ATTEMPTS_MAX = 3  # per planned trial, when a trial errs before its fault
 
 
@@ -109,9 +120,9 @@ class PreFault(Exception):
 
 
 class Unstable(Exception):
-    """The system did not come back to one holder (and, for Bulwark, every
-    node online) within STABLE_BOUND_S: the remaining trials of this system
-    would measure something else, so they are not run."""
+    """The system did not become stable (System.wait_stable) within
+    STABLE_BOUND_S: the remaining trials of this system would measure
+    something else, so they are not run."""
 
 
 # --------------------------------------------------------------------------
@@ -127,6 +138,7 @@ class System:
         self.bin_dir = bin_dir
         self.tb = None
         self.profile = {}
+        self.unstable_why = None
 
     def answer(self):
         """The host that answers a fresh connection to the VIP, or None."""
@@ -148,7 +160,7 @@ class System:
                     time.sleep(SETTLE_S)
                     if self.holder_if_stable() == h and self.answer() == h:
                         return h
-                last = f"holders {self.tb.holders(VIP)}"
+                last = (self.unstable_why or "") + f" holders {self.tb.holders(VIP)}"
             except (RuntimeError, ValueError, TimeoutError, subprocess.SubprocessError) as e:
                 last = str(e).splitlines()[0] if str(e) else type(e).__name__
             time.sleep(0.1)
@@ -202,7 +214,18 @@ class BulwarkSystem(System):
         s = self.tb.status()
         nodes = s.get("nodes", [])
         if not s.get("quorate") or len(nodes) != NODES or not all(n.get("online") for n in nodes):
+            self.unstable_why = "not every node online"
             return None
+        # Placement on hold (a returning node that has not reported its
+        # probe, say) is not a steady state: a fault now would measure the
+        # hold, not the failover.
+        c = s.get("coordinator")
+        cs = s if s.get("node") == c else self.tb.status(c)
+        waiting = (cs.get("role") or {}).get("waiting_for")
+        if waiting:
+            self.unstable_why = f"placement waits: {waiting}"
+            return None
+        self.unstable_why = None
         held = self.tb.holders(VIP)
         return held[0] if len(held) == 1 and held == self.tb.holders(VIP, answering=True) else None
 
@@ -302,6 +325,28 @@ def recovery(results, fault_t, old):
     return None
 
 
+def heal_outage_ms(results, heal_t):
+    """The longest time without an answer after the heal (until the trial
+    ended): a system can lose the VIP again when the faulted host returns."""
+    if heal_t is None:
+        return None
+    worst = 0.0
+    start = None
+    for r in results:
+        if r["node"] is None:
+            if start is None:
+                start = r["t"]
+            end = answered_at(r)
+        else:
+            end = answered_at(r)
+            if start is not None and end > heal_t:
+                worst = max(worst, end - max(start, heal_t))
+            start = None
+    if start is not None and end > heal_t:
+        worst = max(worst, end - max(start, heal_t))
+    return round(worst * 1000, 1)
+
+
 def two_holder_windows(samples):
     """[(start_t, end_t, holders)] of runs of samples in which more than one
     host with its link up had the VIP; a run lasts until the next sample
@@ -377,14 +422,19 @@ def run_trial(system, kind, timeout_ms):
         rec["heal"] = system.heal(kind, holder)
         try:
             rec["holder_after"] = system.wait_stable()
-        finally:
-            rec["stable_after_heal_ms"] = round((time.monotonic() - heal_t) * 1000)
+        except Unstable as e:
+            # The trial itself is measured; the system's remaining trials
+            # are not run (run_system).
+            rec["unstable"] = str(e)
+        rec["stable_after_heal_ms"] = round((time.monotonic() - heal_t) * 1000)
     finally:
         samples = sampler.stop()
         results = loop.stop()
         rec["trial_s"] = round(time.monotonic() - started, 2)
         if fault_t is not None:
             summarize_trial(rec, results, samples, fault_t, heal_t, holder)
+        if rec["recovery_ms"] is None and tb.bulwark:
+            rec["logs"] = tb.log_tails(LOG_LINES_ON_FAILURE)
     return rec
 
 
@@ -407,6 +457,7 @@ def summarize_trial(rec, results, samples, fault_t, heal_t, holder):
                  None)
     rec["vip_moved_ms"] = round((taken - fault_t) * 1000, 1) if taken is not None else None
     rec["fault_held_ms"] = round(((heal_t or fault_t) - fault_t) * 1000)
+    rec["heal_outage_ms"] = heal_outage_ms(results, heal_t)
     rec["attempts"] = len(results)
     windows = two_holder_windows(samples)
     rec["two_holder_ms"] = round(sum(e - s for s, e, _ in windows) * 1000, 1)
@@ -422,12 +473,14 @@ def summarize_trial(rec, results, samples, fault_t, heal_t, holder):
 # a whole system
 
 
-def run_system(name, args, kinds, log):
+def run_system(name, args, kinds, log, records, infos):
     """Brings the system up, runs args.trials trials of every kind
-    (interleaved), tears it down. Returns (trial records, info)."""
+    (interleaved), tears it down. Appends every trial's record to `records`
+    and the system's info to `infos` as it goes, so that an interrupted run
+    still reports what it measured."""
     system = make_system(name, args.bin)
     info = {"system": name, "setup_s": None, "aborted": None}
-    records = []
+    infos.append(info)
     t0 = time.monotonic()
     try:
         system.up()
@@ -436,7 +489,10 @@ def run_system(name, args, kinds, log):
         log(f"{name}: up in {info['setup_s']} s, {system.profile}, testbed {system.tb.tag}")
         for i in range(args.trials):
             for kind in kinds:
-                records.append(run_with_retries(system, kind, i + 1, args.timeout_ms, log))
+                rec = run_with_retries(system, kind, i + 1, args.timeout_ms, log)
+                records.append(rec)
+                if rec.get("unstable"):
+                    raise Unstable(rec["unstable"])
     except Unstable as e:
         info["aborted"] = str(e)
         log(f"{name}: ABORTED: {e}")
@@ -445,8 +501,7 @@ def run_system(name, args, kinds, log):
             log(tails)
     finally:
         system.down()
-    info["elapsed_s"] = round(time.monotonic() - t0, 1)
-    return records, info
+        info["elapsed_s"] = round(time.monotonic() - t0, 1)
 
 
 def run_with_retries(system, kind, index, timeout_ms, log):
@@ -483,8 +538,8 @@ def log_trial(rec, log):
     two = rec.get("two_holder_ms")
     log(f"  {rec['system']:14} {rec['kind']:9} #{rec['trial']:<3} holder {rec.get('holder')}"
         f" -> {rec.get('new_holder')}: {rtt}{extra} (VIP moved at {rec.get('vip_moved_ms')} ms),"
-        f" two holders {two} ms,"
-        f" {rec.get('heal')}, stable after {rec.get('stable_after_heal_ms')} ms,"
+        f" two holders {two} ms, {rec.get('heal')}, heal outage {rec.get('heal_outage_ms')} ms,"
+        f" stable after {rec.get('stable_after_heal_ms')} ms,"
         f" trial {rec.get('trial_s')} s")
 
 
@@ -511,14 +566,17 @@ def summarize(records, systems, kinds):
                 "worst_ms": max(ok) if ok else None,
                 "two_holder_total_ms": sum(two), "two_holder_worst_ms": max(two),
                 "two_holder_trials": sum(1 for v in two if v > 0),
+                "heal_outage_worst_ms": max((r.get("heal_outage_ms") or 0.0 for r in rs),
+                                            default=None),
             }
     return out
 
 
 def report(summary, systems, kinds, infos, print_):
     print_("| system | fault | trials | failures | recovery median ms | recovery worst ms "
-           "| two holders total ms | two holders worst trial ms | trials with two |")
-    print_("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+           "| two holders total ms | two holders worst trial ms | trials with two "
+           "| after heal: worst outage ms |")
+    print_("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for s in systems:
         for k in kinds:
             v = summary.get((s, k))
@@ -526,7 +584,8 @@ def report(summary, systems, kinds, infos, print_):
                 continue
             print_(f"| {s} | {k} | {v['trials']} | {v['failures']} | {fmt(v['median_ms'])} "
                    f"| {fmt(v['worst_ms'])} | {fmt(v['two_holder_total_ms'])} "
-                   f"| {fmt(v['two_holder_worst_ms'])} | {v['two_holder_trials']} |")
+                   f"| {fmt(v['two_holder_worst_ms'])} | {v['two_holder_trials']} "
+                   f"| {fmt(v['heal_outage_worst_ms'])} |")
     for info in infos:
         if info.get("aborted"):
             print_(f"\n{info['system']} aborted: {info['aborted']}")
@@ -585,15 +644,27 @@ def loadavg():
         return None
 
 
-def version_line():
+def version_line(bin_dir, with_bulwark):
+    """What ran: the tree's commit (+dirty when it has local changes), when
+    bulwarkd was built, keepalived's version, the machine."""
     parts = []
-    try:
-        rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=10).stdout.strip()
-        if rev:
-            parts.append(f"bulwark {rev}")
-    except (OSError, subprocess.SubprocessError):
-        pass
+    if with_bulwark:
+        try:
+            git = ["git", "-C", str(REPO)]
+            rev = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True,
+                                 text=True, timeout=10).stdout.strip()
+            dirty = subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=30).stdout.strip()
+            if rev:
+                parts.append(f"bulwark {rev}{'+dirty' if dirty else ''}")
+        except (OSError, subprocess.SubprocessError):
+            pass
+        try:
+            built = time.strftime("%Y-%m-%d %H:%M",
+                                  time.localtime((bin_dir / "bulwarkd").stat().st_mtime))
+            parts.append(f"bulwarkd built {built}")
+        except OSError:
+            pass
     try:
         ka = subprocess.run([KEEPALIVED, "--version"], capture_output=True, text=True,
                             timeout=10)
@@ -635,6 +706,34 @@ def parse_args(argv):
     return args
 
 
+BINARIES = ("bulwark", "bulwarkd", "bulwark-proxy")
+SNAPSHOT_ATTEMPTS_MAX = 5
+
+
+def snapshot_binaries(src):
+    """Copies the binaries to a private directory: a build running beside
+    the benchmark must not swap them in the middle of a run (a rebuilt
+    bulwarkd cannot be exec'd while the linker writes it). Returns the
+    directory; the caller removes it."""
+    dst = Path(tempfile.mkdtemp(prefix="bulwark-bench-vip-bin-"))
+    try:
+        for attempt in range(SNAPSHOT_ATTEMPTS_MAX):
+            before = {b: (src / b).stat().st_mtime_ns for b in BINARIES if (src / b).exists()}
+            for b in before:
+                shutil.copy2(src / b, dst / b)
+            after = {b: (src / b).stat().st_mtime_ns for b in BINARIES if (src / b).exists()}
+            usable = all(subprocess.run([str(dst / b), "--help"], capture_output=True,
+                                        timeout=30).returncode == 0
+                         for b in ("bulwark", "bulwarkd"))
+            if before == after and usable:
+                return dst
+            time.sleep(5)  # a build is writing them: let it finish
+        raise RuntimeError(f"the binaries in {src} kept changing while copied")
+    except BaseException:
+        shutil.rmtree(dst, ignore_errors=True)
+        raise
+
+
 def preflight(args):
     if os.geteuid() != 0:
         return "needs root: it makes network namespaces (run it with sudo)"
@@ -657,6 +756,11 @@ def main(argv=None):
     if problem:
         print(f"vip_bench: {problem}", file=sys.stderr)
         return 2
+    def terminated(signum, frame):
+        raise KeyboardInterrupt
+    # SIGTERM ends the run like Ctrl-C: the testbed tears down (its own
+    # handler runs first, then this one), the snapshot is removed.
+    signal.signal(signal.SIGTERM, terminated)
     out = []
 
     def print_(line=""):
@@ -668,19 +772,25 @@ def main(argv=None):
 
     command = shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv)
     print_(f"$ {command}")
-    print_(f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}; {version_line()}")
+    with_bulwark = any(SYSTEMS[s]["kind"] == "bulwark" for s in args.systems)
+    print_(f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}; {version_line(args.bin, with_bulwark)}")
     load_before = loadavg()
     started = time.monotonic()
     records, infos = [], []
     interrupted = False
+    snapshot = None
     try:
+        if with_bulwark:
+            snapshot = snapshot_binaries(args.bin)
+            args.bin = snapshot
         for name in args.systems:
-            rs, info = run_system(name, args, args.kinds, log)
-            records += rs
-            infos.append(info)
+            run_system(name, args, args.kinds, log, records, infos)
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: the testbed is torn down; the trials so far follow")
+    finally:
+        if snapshot:
+            shutil.rmtree(snapshot, ignore_errors=True)
     elapsed = time.monotonic() - started
     load_after = loadavg()
 
