@@ -87,7 +87,8 @@ void AgentService::run_writer() {
       write = std::move(*writer_job_);
       writer_job_.reset();
     }
-    auto result = store_.put_status(options_.agent.node, write.record, write.claim);
+    auto result =
+        store_.put_status(options_.agent.node, write.record, write.claim, write.record_revision);
     loop_.post([this, write = std::move(write), result = std::move(result)] {
       on_written(write, result);
     });
@@ -96,6 +97,7 @@ void AgentService::run_writer() {
 
 void AgentService::submit(Write write) {
   write_in_flight_ = true;
+  write.record_revision = std::max<int64_t>(record_revision_, 0);
   {
     std::lock_guard lock(writer_mu_);
     writer_job_ = std::move(write);
@@ -103,9 +105,22 @@ void AgentService::submit(Write write) {
   writer_cv_.notify_one();
 }
 
-void AgentService::on_written(const Write& write, const Result<int64_t>& result) {
+void AgentService::on_written(const Write& write, const Result<Store::StatusWrite>& result) {
   write_in_flight_ = false;
   const int64_t now = clock_.mono_ms();
+  if (result && !result->committed) {
+    // The record moved under us (the coordinator voided it, or a late write
+    // of an earlier life landed): written again at once, over that version.
+    record_revision_ = std::max(record_revision_, result->record_revision);
+    published_.clear();
+    spdlog::info(
+        "agent: this node's status record changed in the store (revision {}); "
+        "writing it again",
+        result->record_revision);
+    if (write.claim) agent_.on_claim_failed();
+    loop_.wake();
+    return;
+  }
   if (write.claim) {
     if (!result) {
       if (result.error().code == Errc::kConflict) refused_claim_ = *write.claim;
@@ -117,20 +132,21 @@ void AgentService::on_written(const Write& write, const Result<int64_t>& result)
     agent_.on_claimed(*write.claim);
   } else if (!result) {
     spdlog::warn("agent: cannot publish this node's status: {}", result.error().message);
+    published_mono_ms_ = now;  // retried after the period, not in a tight loop
     {
       std::lock_guard lock(info_mu_);
       info_.write_error = result.error().message;
     }
-    published_mono_ms_ = now;  // retried after the period, not in a tight loop
     return;
   }
   published_ = Schema::encode_status(write.record);
-  published_revision_ = *result;
+  published_revision_ = result->revision;
+  record_revision_ = std::max(record_revision_, result->revision);
   published_mono_ms_ = now;
   {
     std::lock_guard lock(info_mu_);
     if (committed_mono_ms_ < 0)
-      spdlog::info("agent: this node's status published (store revision {})", *result);
+      spdlog::info("agent: this node's status published (store revision {})", result->revision);
     committed_mono_ms_ = now;
     info_.write_error.clear();
   }
@@ -247,8 +263,9 @@ void AgentService::finish_shutdown() {
   if (agent_.probed() && !write_in_flight_) {
     const NodeStatusRecord rec = stamped(agent_.status());
     if (Schema::encode_status(rec) != published_) {
-      if (auto r = store_.put_status(options_.agent.node, rec, std::nullopt); !r)
-        spdlog::warn("agent: cannot publish this node's final status: {}", r.error().message);
+      auto r = store_.put_status(options_.agent.node, rec, std::nullopt,
+                                 std::max<int64_t>(record_revision_, 0));
+      if (!r) spdlog::warn("agent: cannot publish this node's final status: {}", r.error().message);
     }
   }
   // A clean end: nothing exclusive runs any more (or the deadline passed,
@@ -274,6 +291,12 @@ void AgentService::run() {
     if (const int64_t rev = store_.cache_info().revision; rev != seen_revision) {
       state = store_.state();
       seen_revision = rev;
+      if (state.loaded) {
+        // The version of our record the store shows: what a write replaces.
+        auto own = state.statuses.find(options_.agent.node);
+        record_revision_ =
+            std::max(record_revision_, own == state.statuses.end() ? 0 : own->second.mod_revision);
+      }
     }
     if (shutting_down_ && !shutdown_begun) {
       spdlog::info("agent: stopping every resource on this node");

@@ -62,6 +62,7 @@ class AgentService {
   struct Write {
     NodeStatusRecord record;
     std::optional<int64_t> claim;
+    int64_t record_revision = 0;  // the version of the record it replaces
   };
   void run();
   void run_writer();
@@ -69,7 +70,7 @@ class AgentService {
   void publish(const ClusterState& state);
   void claim(int64_t placement_revision);
   void submit(Write write);
-  void on_written(const Write& write, const Result<int64_t>& result);
+  void on_written(const Write& write, const Result<Store::StatusWrite>& result);
   void finish_shutdown();
   void reap();
   void feed_watchdog(const AgentView& view);
@@ -91,6 +92,9 @@ class AgentService {
   std::string published_;  // the status record last written
   int64_t published_mono_ms_ = 0;
   int64_t published_revision_ = 0;  // the store revision of our newest committed write
+  // The newest version of this node's record the loop knows of (its own
+  // writes, the cache): what the next write replaces. -1: unknown yet.
+  int64_t record_revision_ = -1;
   // What info() reports, written by the loop thread.
   mutable std::mutex info_mu_;
   Info info_;                       // guarded by info_mu_; *_ago_ms hold mono ms stamps

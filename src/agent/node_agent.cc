@@ -744,6 +744,7 @@ NodeStatusRecord NodeAgent::status() const {
     // no new claim): all reported as at least starting (promoted), so that
     // no record understates them until the placement or the lease changes.
     bool covered_promote = false;
+    const Phase real = phase;
     for (const auto* set :
          {&claim_waiting_, &claimed_, claim_snapshot_ ? &*claim_snapshot_ : &claim_waiting_}) {
       auto w = set->find(name);
@@ -754,6 +755,10 @@ NodeStatusRecord NodeAgent::status() const {
         if (phase == Phase::kRunning) phase = Phase::kPromoting;
       }
     }
+    // Raised only by a claim not yet committed: the coordinator may read it
+    // as "nothing yet" where its current placement does not put it here.
+    const bool raised = phase != real || (covered_promote && !inst.maybe_promoted);
+    st.claim_pending = raised && !claimed_.count(name);
     switch (phase) {
       case Phase::kUnprobed:
         continue;

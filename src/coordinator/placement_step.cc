@@ -173,8 +173,24 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
     if (st != state.statuses.end()) {
       for (const auto& [res, is] : st->second.resources) {
         if (is.fail_count > 0) pin.fail_counts[res][name] = is.fail_count;
-        if (is.state != InstanceState::kStopped)
-          pin.running[res].push_back({name, is.state == InstanceState::kPromoted || is.promoted});
+        if (is.state == InstanceState::kStopped) continue;
+        bool promoted = is.state == InstanceState::kPromoted || is.promoted;
+        if (is.claim_pending) {
+          // A start or promotion that waits for a claim on a placement this
+          // one replaced can never happen: its claim fails. (One the
+          // current placement asks for counts as if under way.)
+          const PlacedResource* placed = nullptr;
+          if (state.placement) {
+            auto p = state.placement->resources.find(res);
+            if (p != state.placement->resources.end()) placed = &p->second;
+          }
+          const auto in = [&](const std::vector<std::string>& v) {
+            return std::find(v.begin(), v.end(), name) != v.end();
+          };
+          if (!placed || !in(placed->nodes)) continue;
+          promoted = promoted && in(placed->promoted);
+        }
+        pin.running[res].push_back({name, promoted});
       }
     }
     pin.nodes.push_back(std::move(pn));

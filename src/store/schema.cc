@@ -220,6 +220,7 @@ std::string Schema::encode_status(const NodeStatusRecord& r) {
       e["last_failure_wall_ms"] = st.last_failure_wall_ms;
     }
     if (st.cleanup_generation != 0) e["cleanup_generation"] = st.cleanup_generation;
+    if (st.claim_pending) e["claim_pending"] = true;
     if (!st.notify.empty()) {
       const NotifyStatus& n = st.notify;
       e["notify"] = {{"pending", n.pending},
@@ -251,6 +252,7 @@ Result<NodeStatusRecord> Schema::decode_status(const std::string& value) {
       st.last_failure = e.value("last_failure", "");
       st.last_failure_wall_ms = e.value("last_failure_wall_ms", int64_t{0});
       st.cleanup_generation = e.value("cleanup_generation", int64_t{0});
+      st.claim_pending = e.value("claim_pending", false);
       if (const auto n = e.find("notify"); n != e.end()) {
         st.notify.pending = n->value("pending", "");
         st.notify.pending_seq = n->value("pending_seq", int64_t{0});

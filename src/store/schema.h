@@ -117,6 +117,10 @@ struct InstanceStatus {
   std::string last_failure;  // what failed, for humans
   int64_t last_failure_wall_ms = 0;
   int64_t cleanup_generation = 0;  // the newest cleanup this node honoured
+  // `state` (starting) or `promoted` says only that the node waits to claim
+  // a start or promotion under the placement it has seen: it happens only
+  // if that placement is still the current one when the claim commits.
+  bool claim_pending = false;
   NotifyStatus notify;
   bool operator==(const InstanceStatus&) const = default;
 };

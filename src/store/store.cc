@@ -300,16 +300,33 @@ Result<int64_t> Store::put_resources(const ResourcesRecord& rec,
   });
 }
 
-Result<int64_t> Store::put_status(const std::string& node, const NodeStatusRecord& rec,
-                                  std::optional<int64_t> placement_revision) {
-  std::vector<Compare> cmp;
+Result<Store::StatusWrite> Store::put_status(const std::string& node, const NodeStatusRecord& rec,
+                                             std::optional<int64_t> placement_revision,
+                                             int64_t record_revision) {
+  const std::string key = schema_.status_key(node);
+  std::vector<Compare> cmp = {Compare::mod_revision(key, record_revision)};
   if (placement_revision)
     cmp.push_back(Compare::mod_revision(schema_.placement_key(), *placement_revision));
-  auto r = etcd_.txn(cmp, {TxnOp::put(schema_.status_key(node), Schema::encode_status(rec))}, {},
-                     coordinator_timeout_ms_);
+  auto r =
+      etcd_.txn(cmp, {TxnOp::put(key, Schema::encode_status(rec))}, {}, coordinator_timeout_ms_);
   if (!r) return r.error();
-  if (!r->succeeded) return make_error(Errc::kConflict, "the placement changed before the claim");
-  return r->revision;
+  StatusWrite out;
+  if (r->succeeded) {
+    out.committed = true;
+    out.revision = r->revision;
+    return out;
+  }
+  // Which compare failed: the record's (someone else wrote it) or, for a
+  // claim, the placement's.
+  auto current = etcd_.get(key, false, coordinator_timeout_ms_);
+  if (!current) return current.error();
+  const int64_t now_at = current->kvs.empty() ? 0 : current->kvs[0].mod_revision;
+  if (now_at != record_revision) {
+    out.record_moved = true;
+    out.record_revision = now_at;
+    return out;
+  }
+  return make_error(Errc::kConflict, "the placement changed before the claim");
 }
 
 Result<int64_t> Store::update_key(

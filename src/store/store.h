@@ -89,8 +89,20 @@ class Store {
   // the placement record is still at that revision (kConflict otherwise),
   // so a node never starts an exclusive resource on a placement the
   // coordinator has already replaced.
-  Result<int64_t> put_status(const std::string& node, const NodeStatusRecord& rec,
-                             std::optional<int64_t> placement_revision);
+  //
+  // Every write replaces one known version of the record: `record_revision`
+  // (its mod_revision; 0 when absent). A write that etcd applies late (held
+  // up in a TCP stream by a partition, after the coordinator voided the
+  // record or after a restarted daemon wrote it) then changes nothing.
+  struct StatusWrite {
+    bool committed = false;
+    int64_t revision = 0;         // committed: the store revision of the write
+    bool record_moved = false;    // not committed: the record was not at record_revision
+    int64_t record_revision = 0;  // record_moved: where it is now
+  };
+  Result<StatusWrite> put_status(const std::string& node, const NodeStatusRecord& rec,
+                                 std::optional<int64_t> placement_revision,
+                                 int64_t record_revision);
 
  private:
   template <class T>

@@ -37,7 +37,11 @@ TEST(NodeAgentTest, ProbesEveryResourceBeforeAnythingElse) {
   h.answer("s", OpOutcome::kNotRunning);
   EXPECT_EQ(h.step_ops(), Ops{});  // the singleton waits for its claim
   EXPECT_EQ(h.agent.wants_claim(), h.revision());
+  // Published as starting (never understated), marked as only a claim.
+  EXPECT_EQ(h.state("s"), InstanceState::kStarting);
+  EXPECT_TRUE(h.status("s").claim_pending);
   h.agent.on_claimed(h.revision());
+  EXPECT_FALSE(h.status("s").claim_pending);
   EXPECT_EQ(h.step_ops(), Ops{"start s 3000"});
   EXPECT_TRUE(h.agent.probed());
   EXPECT_TRUE(h.agent.status().probed);

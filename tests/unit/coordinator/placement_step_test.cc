@@ -254,6 +254,24 @@ TEST(PlacementStepTest, TheFirstPlacementIsWrittenUnderTheEpochIfAbsent) {
                    "s on n1"}));
 }
 
+TEST(PlacementStepTest, AClaimPendingOnAReplacedPlacementIsNotARunningInstance) {
+  World w;
+  w.settle();  // s on n1
+  w.place("s", {"n2"});
+  w.runs("n2", "s", InstanceState::kStarted);
+  // n1, its view behind (a healed partition), waits to claim s under the
+  // placement that put it there: that claim can only fail.
+  w.runs("n1", "s", InstanceState::kStarting);
+  w.state.statuses["n1"].resources["s"].claim_pending = true;
+  EXPECT_FALSE(w.plan().write.has_value());  // s stays on n2, nothing stops
+  // A start under way (not a pending claim) is another matter: s may run
+  // on both, so it stops everywhere first.
+  w.state.statuses["n1"].resources["s"].claim_pending = false;
+  const PlacementStep step = w.plan();
+  ASSERT_TRUE(step.write.has_value());
+  EXPECT_TRUE(w.written_placement(*step.write).resources.at("s").nodes.empty());
+}
+
 TEST(PlacementStepTest, NoWriteWhenNothingChanged) {
   World w;
   w.settle();
