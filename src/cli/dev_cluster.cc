@@ -347,6 +347,14 @@ int dev_ls(const DevOptions& o) {
   return kCliOk;
 }
 
+// What a power loss takes with it: the node's runtime directory (its /run:
+// pid files, OCF state files, loopback VIP markers), which a real machine
+// loses with its memory and bulwarkd empties only when the boot id changes.
+static void forget_runtime_state(const Config& c, const std::string& node) {
+  std::error_code ec;
+  fs::remove_all(c.node_data_dir(node) + "/run", ec);
+}
+
 int dev_kill(const DevOptions& o) {
   auto c = load_dev(o);
   if (!c) return fail(kCliBadInput, c.error().message);
@@ -375,6 +383,7 @@ int dev_kill(const DevOptions& o) {
   }
   if (sig == SIGKILL && !wait_tree_gone(tree, 5000))
     return fail(kCliFailed, "node " + o.node + " still has processes after SIGKILL");
+  if (sig == SIGKILL) forget_runtime_state(*c, o.node);
   return kCliOk;
 }
 
@@ -419,6 +428,7 @@ int dev_fence(const DevOptions& o) {
   signal_tree(tree, SIGKILL);
   if (!wait_tree_gone(tree, 5000))
     return fail(kCliFailed, "node " + node + " still has processes after SIGKILL");
+  forget_runtime_state(*c, node);
   std::cerr << "bulwark dev fence: node " << node << " is off\n";
   if (action == "reboot") {
     if (auto st = start_node(*c, node); !st) return fail(kCliFailed, st.error().message);
