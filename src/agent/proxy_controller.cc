@@ -203,11 +203,19 @@ void ProxyController::follow_drains(const std::string& proxy, const ProxyInputs&
 
 void ProxyController::sync(const ClusterState& state, const std::string& self,
                            const NodeStatusRecord& local) {
+  bool answered = false;
   {
     std::lock_guard lock(mu_);
+    answered = !done_.empty();
     for (const auto& r : done_) on_result(r);
     done_.clear();
   }
+  // Called on every turn of the agent's loop: with the same store state, the
+  // same local status and nothing under way or due, the result is the same.
+  std::string inputs_key = std::to_string(state.revision) + Schema::encode_status(local);
+  if (settled_ && !answered && inputs_key == inputs_key_) return;
+  inputs_key_ = std::move(inputs_key);
+  settled_ = false;
   if (!state.resource_config) return;
   const ResourceConfig& config = *state.resource_config;
   std::vector<Job> jobs;
@@ -252,6 +260,11 @@ void ProxyController::sync(const ClusterState& state, const std::string& self,
     }
     ++it;
   }
+  // Settled: every running proxy runs what it should, and no reload, stats
+  // request, retry or drain is pending.
+  settled_ = jobs.empty() && in_flight_.empty() && showing_.empty() && drains_.empty() &&
+             std::all_of(retry_at_ms_.begin(), retry_at_ms_.end(),
+                         [&](const auto& e) { return e.second <= clock_.mono_ms(); });
   if (jobs.empty()) return;
   {
     std::lock_guard lock(mu_);

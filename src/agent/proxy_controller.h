@@ -83,7 +83,9 @@ class ProxyController {
   ProxyController(const ProxyController&) = delete;
   ProxyController& operator=(const ProxyController&) = delete;
 
-  // Brings every proxy running here up to date. Cheap when nothing changed.
+  // Brings every proxy running here up to date. Returns at once when the
+  // store state and this node's status are as at the last call and nothing
+  // was left to do.
   void sync(const ClusterState& state, const std::string& self, const NodeStatusRecord& local);
   // Announced stops every proxy here has drained since the last call: for
   // NodeAgent::acknowledge.
@@ -119,6 +121,9 @@ class ProxyController {
   std::map<std::string, std::string> applied_;
   std::map<std::string, int64_t> retry_at_ms_;
   std::set<std::string> in_flight_;
+  // The inputs of the last full sync, and whether it left nothing to do.
+  std::string inputs_key_;
+  bool settled_ = false;
 
   std::map<ServerDrain, DrainWait> drains_;
   std::set<std::string> showing_;  // proxies with a stats request in flight
