@@ -92,8 +92,7 @@ bool Coordinator::step(const MembershipView& view, const ClusterState& state,
     // The cache will show our record shortly; act on what we know now.
     ClusterState now_state = state;
     now_state.coordinator = *mine_;
-    act(view, now_state);
-    return false;
+    return act(view, now_state);
   }
   if (action == EpochAction::kAct) {
     {
@@ -101,7 +100,7 @@ bool Coordinator::step(const MembershipView& view, const ClusterState& state,
       stats_.acting = true;
       stats_.epoch = mine_->epoch;
     }
-    act(view, state);
+    return act(view, state);
   }
   return false;
 }
@@ -118,23 +117,26 @@ void Coordinator::on_write_failed(const Error& e) {
   spdlog::warn("coordinator: write failed: {}", e.message);
 }
 
-void Coordinator::act(const MembershipView& view, const ClusterState& state) {
-  if (!mine_) return;
+bool Coordinator::act(const MembershipView& view, const ClusterState& state) {
+  if (!mine_) return false;
   if (state.schema_version == 0) {
     auto r = store_.initialize(*mine_, founding_nodes_);
     if (!r) {
       if (r.error().code != Errc::kConflict) on_write_failed(r.error());
-      return;
+      return false;
     }
     spdlog::info("coordinator: initialised the cluster state with {} nodes",
                  founding_nodes_.size());
     store_.wait_for_revision(*r, 500);
     std::lock_guard lock(mu_);
     ++stats_.writes;
-    return;
+    return true;
   }
-  publish_liveness(view, state);
-  place(view, state);
+  // Placement first: a lost node's fence call and its failover do not wait
+  // for the liveness record, which only informs.
+  const bool again = place(view, state);
+  if (mine_) publish_liveness(view, state);  // a refused write may have ended the epoch
+  return again;
 }
 
 void Coordinator::publish_liveness(const MembershipView& view, const ClusterState& state) {
@@ -175,8 +177,8 @@ void Coordinator::set_waiting(const std::string& why) {
   stats_.waiting_for = why;
 }
 
-void Coordinator::place(const MembershipView& view, const ClusterState& state) {
-  if (!mine_) return;
+bool Coordinator::place(const MembershipView& view, const ClusterState& state) {
+  if (!mine_) return false;
   // A node that is back (online) is no longer "fenced": should it be lost
   // again, it must be fenced again. Forgotten before new confirmations are
   // taken, so that a confirmation never meets a view older than itself.
@@ -198,11 +200,11 @@ void Coordinator::place(const MembershipView& view, const ClusterState& state) {
     auto st = state.statuses.find(node);
     fencer_.request(node, st == state.statuses.end() ? 0 : st->second.incarnation);
   }
-  if (!step.write) return;
+  if (!step.write) return fencer_.in_flight();
   auto r = store_.coordinator_write(*mine_, step.write->compares, step.write->ops);
   if (!r) {
     if (r.error().code != Errc::kConflict) on_write_failed(r.error());
-    return;
+    return fencer_.in_flight();
   }
   // Each change is logged: the history of where things ran and why.
   for (const auto& line : step.write->log) spdlog::info("coordinator: {}", line);
@@ -210,6 +212,7 @@ void Coordinator::place(const MembershipView& view, const ClusterState& state) {
   std::lock_guard lock(mu_);
   ++stats_.writes;
   ++stats_.placements;
+  return true;
 }
 
 }  // namespace bulwark

@@ -56,15 +56,18 @@ class Coordinator {
   bool safe_to_replace(const MembershipView& view, const std::string& name) const;
 
   // One step of the role. Returns true when it wants to be stepped again at
-  // once even if nothing changes (a claim failed and should be retried).
+  // once even if nothing changes: a claim failed and should be retried, a
+  // write committed and its follow-up should not wait, or a fence call
+  // runs and its confirmation is what a failover waits for.
   bool step(const MembershipView& view, const ClusterState& state, bool membership_settled);
   CoordinatorStats stats() const;
 
  private:
-  void act(const MembershipView& view, const ClusterState& state);
+  // These return true when the role should be stepped again at once.
+  bool act(const MembershipView& view, const ClusterState& state);
   void on_write_failed(const Error& e);
   void publish_liveness(const MembershipView& view, const ClusterState& state);
-  void place(const MembershipView& view, const ClusterState& state);
+  bool place(const MembershipView& view, const ClusterState& state);
   void set_waiting(const std::string& why);
 
   const Clock& clock_;

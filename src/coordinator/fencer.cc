@@ -103,6 +103,10 @@ void Fencer::poll() {
   }
 }
 
+bool Fencer::in_flight() const {
+  return std::any_of(calls_.begin(), calls_.end(), [](const auto& c) { return c.second.pid > 0; });
+}
+
 void Fencer::forget_if_new_life(const std::string& node, uint64_t incarnation) {
   auto c = confirmed_.find(node);
   if (c == confirmed_.end() || c->second == incarnation) return;

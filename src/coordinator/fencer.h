@@ -33,6 +33,8 @@ class Fencer {
   // call for it is under way or that life is confirmed off.
   void request(const std::string& node, uint64_t incarnation);
   void poll();
+  // A fence call is running: its end is worth noticing at once (poll()).
+  bool in_flight() const;
   // The node answers again as `incarnation`: if that is a new life, the
   // confirmation about the old one is done with (should the node be lost
   // again, it must be fenced again). The same life answering means the

@@ -62,6 +62,9 @@ int64_t stop_allowance_ms(const NodeStatusRecord& st, const ResourceConfig& conf
   return wait_ms;
 }
 
+PlacementStep place_on(const ClusterState& state, const PlacementStepInput& in,
+                       const Schema& schema, StoreWrite w, PlacementStep out);
+
 }  // namespace
 
 bool lease_lapsed(const MembershipView& view, const std::string& name, int64_t margin_ms) {
@@ -106,6 +109,10 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
   // A lost node's exclusive resources count as stopped once it is fenced
   // (or, without fencing, once its lease has lapsed everywhere): its status
   // is rewritten to say so, conditioned on nobody having written it since.
+  // The placement below is computed on the rewritten records and committed
+  // in the same transaction: a failover is one write.
+  StoreWrite w;
+  std::optional<ClusterState> patched;
   for (const auto& [name, st] : state.statuses) {
     const MemberStatus* m = view.find(name);
     if (m == nullptr || m->self || !view.holds_lease) continue;
@@ -130,14 +137,28 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
     next->voided = in.fencing       ? "fenced"
                    : in.watchdog_ms ? "its quorum lease expired everywhere and its watchdog fired"
                                     : "its quorum lease expired everywhere";
-    StoreWrite w;
     w.compares.push_back(Compare::mod_revision(schema.status_key(name), st.mod_revision));
     w.ops.push_back(TxnOp::put(schema.status_key(name), Schema::encode_status(*next)));
     w.log.push_back("node " + name + " is lost and " + next->voided +
                     ": its exclusive resources count as stopped");
-    out.write = std::move(w);
-    return out;  // the next step sees the rewritten record
+    if (!patched) patched = state;
+    patched->statuses[name] = std::move(*next);
   }
+  return place_on(patched ? *patched : state, in, schema, std::move(w), std::move(out));
+}
+
+namespace {
+
+PlacementStep place_on(const ClusterState& state, const PlacementStepInput& in,
+                       const Schema& schema, StoreWrite w, PlacementStep out) {
+  const MembershipView& view = *in.view;
+  const ResourceConfig& config = *state.resource_config;
+  // Whatever holds the placement back, the voided records are written.
+  const auto held = [&](std::string why) {
+    out.waiting_for = std::move(why);
+    if (!w.ops.empty()) out.write = std::move(w);
+    return out;
+  };
 
   PolicyInput pin;
   pin.config = &config;
@@ -157,8 +178,7 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
     // daemon of the node (another incarnation) does not count.
     if (pn.online && (st == state.statuses.end() || !st->second.probed ||
                       st->second.incarnation != m->incarnation)) {
-      out.waiting_for = "node " + name + " has not yet probed its resources";
-      return out;
+      return held("node " + name + " has not yet probed its resources");
     }
     // A restarted daemon answers before it holds its lease: until it has
     // rejoined and probed, nothing of the node moves (what runs there is
@@ -167,8 +187,7 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
     // trips for its lease: held for a short while (MemberStatus::rejoining).
     if (!pn.online && m != nullptr && m->online && !m->self &&
         (st == state.statuses.end() || st->second.incarnation != m->incarnation || m->rejoining)) {
-      out.waiting_for = "node " + name + " restarted and has not rejoined yet";
-      return out;
+      return held("node " + name + " restarted and has not rejoined yet");
     }
     if (st != state.statuses.end()) {
       for (const auto& [res, is] : st->second.resources) {
@@ -184,11 +203,11 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
             auto p = state.placement->resources.find(res);
             if (p != state.placement->resources.end()) placed = &p->second;
           }
-          const auto in = [&](const std::vector<std::string>& v) {
-            return std::find(v.begin(), v.end(), name) != v.end();
+          const auto listed = [node = name](const std::vector<std::string>& v) {
+            return std::find(v.begin(), v.end(), node) != v.end();
           };
-          if (!placed || !in(placed->nodes)) continue;
-          promoted = promoted && in(placed->promoted);
+          if (!placed || !listed(placed->nodes)) continue;
+          promoted = promoted && listed(placed->promoted);
         }
         pin.running[res].push_back({name, promoted});
       }
@@ -214,9 +233,8 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
     next.resources[name] = PlacedResource{rp.nodes, rp.promoted, rp.reason};
   if (state.placement && state.placement->resources == next.resources &&
       state.placement->resources_revision == next.resources_revision)
-    return out;
+    return held("");
 
-  StoreWrite w;
   const std::string key = schema.placement_key();
   w.compares.push_back(state.placement ? Compare::mod_revision(key, state.placement->mod_revision)
                                        : Compare::absent(key));
@@ -242,6 +260,10 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
     claimants.insert(holders.begin(), holders.end());
   }
   for (const auto& node : claimants) {
+    // A record voided above is compared already, at the same revision.
+    if (std::any_of(w.compares.begin(), w.compares.end(),
+                    [&](const Compare& c) { return c.key == schema.status_key(node); }))
+      continue;
     const auto st = state.statuses.find(node);
     w.compares.push_back(st != state.statuses.end() ? Compare::mod_revision(schema.status_key(node),
                                                                             st->second.mod_revision)
@@ -252,4 +274,5 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
   return out;
 }
 
+}  // namespace
 }  // namespace bulwark

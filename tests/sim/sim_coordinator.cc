@@ -143,7 +143,11 @@ void SimCoordinator::act(const MembershipView& view, std::shared_ptr<const Clust
   // The simulated store starts initialised (Store::initialize's result), so
   // schema_version is never 0 here.
   if (!mine_ || state->schema_version == 0) return then();
-  publish_liveness(view, *state, [this, view, state, then] { place(view, *state, then); });
+  // Placement first, then liveness (Coordinator::act).
+  place(view, *state, [this, view, state, then] {
+    if (!mine_) return then();
+    publish_liveness(view, *state, then);
+  });
 }
 
 void SimCoordinator::publish_liveness(const MembershipView& view, const ClusterState& state,

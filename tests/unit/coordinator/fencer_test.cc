@@ -207,13 +207,16 @@ TEST_F(FencerTest, APerNodePlugOverrideIsThePlugTheAgentReads) {
 
 TEST_F(FencerTest, ASuccessfulCallConfirmsTheNode) {
   Fencer f(clock_, config(), {{"n2", {{"port", "vm-n2"}}}});
+  EXPECT_FALSE(f.in_flight());
   f.request("n2", 7);
+  EXPECT_TRUE(f.in_flight());  // the coordinator steps every tick meanwhile
   const pid_t pid = one_new_call();
   ASSERT_TRUE(exited_within(pid, kWaitMs));
   EXPECT_TRUE(f.confirmed().empty());  // only once poll() has seen the exit
   f.request("n2", 7);                  // under way: not a second call
   EXPECT_EQ(new_calls(), std::vector<pid_t>{});
   finish_call(f, pid);
+  EXPECT_FALSE(f.in_flight());
   EXPECT_EQ(f.confirmed(), (std::map<std::string, uint64_t>{{"n2", 7}}));
   EXPECT_EQ(stdin_of(pid), f.options_for("n2"));
   EXPECT_EQ(

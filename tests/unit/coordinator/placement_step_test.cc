@@ -388,11 +388,15 @@ TEST(PlacementStepTest, AFencedNodesStatusIsVoidedUnderItsRevision) {
   const PlacementStep step = w.plan();
   EXPECT_TRUE(step.fence.empty());
   ASSERT_TRUE(step.write.has_value());
-  // Only the status rewrite: the next step sees it and places anew.
-  EXPECT_EQ(w.compares(*step.write), Lines{skey("n3") + " mod_revision = 53"});
-  EXPECT_EQ(w.puts(*step.write), Lines{"put " + skey("n3")});
+  // The status rewrite and the placement computed on it, in one write. n3
+  // was db's promoted instance, so a claimant: its record is compared once.
+  EXPECT_EQ(w.compares(*step.write),
+            (Lines{skey("n3") + " mod_revision = 53", pkey() + " mod_revision = 60"}));
+  EXPECT_EQ(w.puts(*step.write), (Lines{"put " + skey("n3"), "put " + pkey()}));
   EXPECT_EQ(step.write->log,
-            Lines{"node n3 is lost and fenced: its exclusive resources count as stopped"});
+            (Lines{"node n3 is lost and fenced: its exclusive resources count as stopped",
+                   "c on n1,n2 (was n1,n2,n3)", "db on n1,n2 promoted n1 (was n1,n2,n3)",
+                   "s on n1 (was n3)"}));
   const NodeStatusRecord st = w.written_status(*step.write, "n3");
   EXPECT_EQ(st.voided, "fenced");
   EXPECT_EQ(st.incarnation, 1003U);
@@ -403,6 +407,24 @@ TEST(PlacementStepTest, AFencedNodesStatusIsVoidedUnderItsRevision) {
   EXPECT_EQ(st.resources.at("s").last_failure, "monitor: failed");
   EXPECT_EQ(st.resources.at("c").state, InstanceState::kStarted);   // clones are not exclusive
   EXPECT_EQ(st.resources.at("db").state, InstanceState::kStarted);  // demoted, not stopped
+}
+
+// Placement held back (here: a node that has not probed) does not hold back
+// the void: the record is rewritten alone, and the move comes later.
+TEST(PlacementStepTest, AHeldPlacementStillVoidsAFencedNode) {
+  World w;
+  w.runs("n3", "s", InstanceState::kStarted);
+  w.settle();
+  w.lose("n3");
+  w.state.statuses["n2"].probed = false;
+  w.in.fencing = true;
+  w.in.fenced = {{"n3", w.state.statuses["n3"].incarnation}};
+  const PlacementStep step = w.plan();
+  EXPECT_EQ(step.waiting_for, "node n2 has not yet probed its resources");
+  ASSERT_TRUE(step.write.has_value());
+  EXPECT_EQ(w.compares(*step.write), Lines{skey("n3") + " mod_revision = 53"});
+  EXPECT_EQ(w.puts(*step.write), Lines{"put " + skey("n3")});
+  EXPECT_EQ(w.written_status(*step.write, "n3").resources.at("s").state, InstanceState::kStopped);
 }
 
 TEST(PlacementStepTest, EveryNonStoppedSingletonStateIsVoided) {
@@ -452,12 +474,14 @@ TEST(PlacementStepTest, WithoutFencingALapsedLeaseVoidsTheStatus) {
     EXPECT_TRUE(step.fence.empty());  // no fence agent
     if (k.voided) {
       ASSERT_TRUE(step.write.has_value());
-      EXPECT_EQ(w.compares(*step.write), Lines{skey("n3") + " mod_revision = 53"});
+      EXPECT_EQ(w.compares(*step.write).front(), skey("n3") + " mod_revision = 53");
       EXPECT_EQ(w.written_status(*step.write, "n3").voided, "its quorum lease expired everywhere");
       EXPECT_EQ(w.written_status(*step.write, "n3").resources.at("s").state,
                 InstanceState::kStopped);
-      EXPECT_EQ(step.write->log, Lines{"node n3 is lost and its quorum lease expired everywhere: "
-                                       "its exclusive resources count as stopped"});
+      EXPECT_EQ(step.write->log.front(),
+                "node n3 is lost and its quorum lease expired everywhere: "
+                "its exclusive resources count as stopped");
+      EXPECT_EQ(w.written_placement(*step.write).resources.at("s").nodes, Lines{"n1"});
     } else if (step.write) {
       // No void; a placement write keeps s where it may still run.
       EXPECT_EQ(w.puts(*step.write), Lines{"put " + pkey()});
