@@ -386,6 +386,18 @@ int Daemon::run() {
       watched = holder;
     }
     const MembershipView view = membership_->view();
+    if (embedded_ && state.schema_version > 0) {
+      // A peer our heartbeats do not reach is likely gone: its etcd member
+      // is asked last, and never waited on while another can answer.
+      std::set<std::string> unreachable;
+      for (const auto& n : cluster_nodes(state)) {
+        const MemberStatus* m = view.find(n.name);
+        if (m != nullptr && !m->self && !m->online)
+          unreachable.insert(client_url(n.address, n.ports.etcd_client));
+      }
+      if (etcd_->set_unreachable(unreachable))
+        spdlog::info("store: the watch left the etcd member of a node that does not answer");
+    }
     // The coordinator's inputs are who is online, the lease and the state;
     // step when one of them changed, and at least every 100 ms (claims that
     // failed are retried on that beat too).

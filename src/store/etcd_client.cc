@@ -171,14 +171,28 @@ void EtcdClient::set_endpoints(std::vector<std::string> endpoints) {
 std::vector<std::string> EtcdClient::attempt_order() {
   std::lock_guard lock(mu_);
   const int64_t now = options_.clock->mono_ms();
-  std::vector<std::string> fresh, penalised;
+  std::vector<std::string> fresh, penalised, unreachable;
   for (const auto& ep : options_.endpoints) {
     const auto it = failed_at_ms_.find(ep);
     const bool recent = it != failed_at_ms_.end() && now - it->second < kFailurePenaltyMs;
-    (recent ? penalised : fresh).push_back(ep);
+    (unreachable_.count(ep) ? unreachable : recent ? penalised : fresh).push_back(ep);
   }
   fresh.insert(fresh.end(), penalised.begin(), penalised.end());
+  fresh.insert(fresh.end(), unreachable.begin(), unreachable.end());
   return fresh;
+}
+
+bool EtcdClient::set_unreachable(const std::set<std::string>& endpoints) {
+  {
+    std::lock_guard lock(mu_);
+    if (endpoints == unreachable_) return false;
+    for (const auto& ep : endpoints) idle_.erase(ep);
+    unreachable_ = endpoints;
+  }
+  std::lock_guard lock(watch_mu_);
+  if (!watch_client_ || !endpoints.count(watch_endpoint_)) return false;
+  watch_client_->stop();
+  return true;
 }
 
 void EtcdClient::mark_failed(const std::string& endpoint, bool unreachable) {

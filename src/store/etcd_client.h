@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -141,6 +142,13 @@ class EtcdClient {
 
   std::vector<std::string> endpoints();
   void set_endpoints(std::vector<std::string> endpoints);
+  // Endpoints whose hosts this node knows to be unreachable (its heartbeats
+  // get no answer): tried last, after those that failed recently. A dead
+  // host answers nothing, not even a reset, so a request or a connection
+  // to it costs its whole timeout, and its pooled connections are dropped.
+  // A watch streaming from one of them is moved elsewhere. Returns true if
+  // a watch was moved.
+  bool set_unreachable(const std::set<std::string>& endpoints);
 
  private:
   struct Reply {
@@ -157,9 +165,10 @@ class EtcdClient {
   void release(const std::string& endpoint, std::unique_ptr<httplib::Client> client);
 
   EtcdClientOptions options_;
-  std::mutex mu_;  // guards options_.endpoints, idle_, failed_at_ms_
+  std::mutex mu_;  // guards options_.endpoints, idle_, failed_at_ms_, unreachable_
   std::map<std::string, std::vector<std::unique_ptr<httplib::Client>>> idle_;
   std::map<std::string, int64_t> failed_at_ms_;
+  std::set<std::string> unreachable_;
   std::mutex watch_mu_;
   httplib::Client* watch_client_ = nullptr;
   std::string watch_endpoint_;

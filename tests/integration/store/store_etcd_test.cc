@@ -1,9 +1,13 @@
 // Store and EtcdClient against a real etcd member with mutual TLS: epoch
 // fencing, claim races, revision-compared writes under contention, the
 // watch-fed cache and compaction.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <random>
@@ -236,6 +240,43 @@ TEST_F(EtcdFixture, UnreachableEndpointsAreReportedNotHung) {
   eo.cert_file = eo.key_file = "";
   EtcdClient anonymous(eo);
   EXPECT_FALSE(anonymous.get("/").ok());
+}
+
+// A host that died answers nothing. Here a listener that never accepts:
+// the kernel completes TCP, and the TLS handshake then waits for the whole
+// connect timeout. Marked unreachable (bulwarkd does it for nodes its
+// heartbeats do not reach), it is tried after the live member.
+TEST_F(EtcdFixture, AnEndpointMarkedUnreachableIsTriedLast) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  ASSERT_EQ(::inet_pton(AF_INET, address_.c_str(), &sa.sin_addr), 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(fd, 16), 0);
+  socklen_t len = sizeof sa;
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  const std::string silent = "https://" + address_ + ":" + std::to_string(ntohs(sa.sin_port));
+
+  EtcdClientOptions eo;
+  eo.endpoints = {silent, "https://" + address_ + ":2379"};
+  eo.ca_file = dir_ + "/tls/ca.crt";
+  eo.cert_file = dir_ + "/tls/n1.crt";
+  eo.key_file = dir_ + "/tls/n1.key";
+  eo.clock = &clock_;
+  eo.request_timeout_ms = 3000;
+  EtcdClient client(eo);
+  EXPECT_FALSE(client.set_unreachable({silent}));  // no watch to move
+  const int64_t start = clock_.mono_ms();
+  auto r = client.txn({}, {TxnOp::put("/t/unreachable", "x")});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(r->succeeded);
+  // The silent one first would have cost the 3 s connect timeout.
+  EXPECT_LT(clock_.mono_ms() - start, 1500);
+  // Reachable again: back in its place, first.
+  EXPECT_FALSE(client.set_unreachable({}));
+  EXPECT_EQ(client.endpoints().front(), silent);
+  ::close(fd);
 }
 
 }  // namespace
