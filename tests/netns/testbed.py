@@ -319,6 +319,10 @@ class Testbed:
         tmp = self.dir / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(state, indent=2) + "\n")
         tmp.replace(self.dir / STATE_FILE)
+        # The same hosts for fence_testbed's sh part, which reads no JSON.
+        tmp = self.dir / "hosts.txt.tmp"
+        tmp.write_text("".join(f"{n} {self.netns(n)}\n" for n in self.nodes))
+        tmp.replace(self.dir / "hosts.txt")
 
     def down(self):
         """Tears everything down; idempotent, safe from a signal handler.
