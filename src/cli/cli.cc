@@ -147,9 +147,20 @@ int run_cli(int argc, char** argv) {
   init->add_option("--dir", io.dir, "directory to create the cluster files in")->required();
   init->add_option("--cluster", io.cluster_name, "cluster name")->required();
   init->add_option("--node", node_specs, "NAME=ADDRESS, once per founding node")->required();
-  init->add_option("--heartbeat-ms", io.heartbeat_ms, "heartbeat interval")->capture_default_str();
-  init->add_option("--lease-ms", io.lease_ms, "quorum lease")->capture_default_str();
+  std::string init_profile = "default";
+  init->add_option("--profile", init_profile,
+                   "timings: default (heartbeat 50, lease 300, etcd 50/300 ms) or fast "
+                   "(heartbeat 20, lease 120, etcd 20/150 ms)")
+      ->check(CLI::IsMember({"default", "fast"}))
+      ->capture_default_str();
+  init->add_option("--heartbeat-ms", io.heartbeat_ms, "heartbeat interval (overrides --profile)");
+  init->add_option("--lease-ms", io.lease_ms, "quorum lease (overrides --profile)");
   init->callback([&] {
+    const TimingProfile profile = *timing_profile(init_profile);
+    if (!init->count("--heartbeat-ms")) io.heartbeat_ms = profile.heartbeat_ms;
+    if (!init->count("--lease-ms")) io.lease_ms = profile.lease_ms;
+    io.etcd_heartbeat_ms = profile.etcd_heartbeat_ms;
+    io.etcd_election_ms = profile.etcd_election_ms;
     for (const auto& s : node_specs) {
       auto kv = split_kv(s);
       if (!kv) {

@@ -39,6 +39,16 @@ std::vector<std::string> certificate_addresses(const std::string& address) {
 
 }  // namespace
 
+std::optional<TimingProfile> timing_profile(const std::string& name) {
+  if (name == "default") {
+    const Config c;
+    return TimingProfile{c.heartbeat_ms, c.lease_ms, c.store.etcd_heartbeat_ms,
+                         c.store.etcd_election_ms};
+  }
+  if (name == "fast") return TimingProfile{20, 120, 20, 150};
+  return std::nullopt;
+}
+
 Result<Config> init_cluster(const InitOptions& o) {
   const std::string dir = fs::absolute(o.dir).lexically_normal().string();
   const std::string config_path = dir + "/bulwark.yaml";
@@ -49,7 +59,15 @@ Result<Config> init_cluster(const InitOptions& o) {
   // a bad name or address is refused before any file is written.
   std::string yaml = "cluster:\n  name: " + o.cluster_name +
                      "\n  heartbeat_ms: " + std::to_string(o.heartbeat_ms) +
-                     "\n  lease_ms: " + std::to_string(o.lease_ms) + "\nnodes:\n";
+                     "\n  lease_ms: " + std::to_string(o.lease_ms) + "\n";
+  if (o.etcd_heartbeat_ms > 0 || o.etcd_election_ms > 0) {
+    yaml += "store:\n";
+    if (o.etcd_heartbeat_ms > 0)
+      yaml += "  etcd_heartbeat_ms: " + std::to_string(o.etcd_heartbeat_ms) + "\n";
+    if (o.etcd_election_ms > 0)
+      yaml += "  etcd_election_ms: " + std::to_string(o.etcd_election_ms) + "\n";
+  }
+  yaml += "nodes:\n";
   for (const auto& [name, address] : o.nodes) {
     yaml += "  - {name: \"" + name + "\", address: \"" + address + "\"}\n";
   }

@@ -132,7 +132,8 @@ class Testbed:
     __test__ = False  # not a pytest test class, despite its name
 
     def __init__(self, nodes=3, bin_dir=None, fencing=True, heartbeat_ms=None, lease_ms=None,
-                 bulwark=True, start_timeout_s=90, keep_dir=False, cluster_name=None):
+                 bulwark=True, start_timeout_s=90, keep_dir=False, cluster_name=None,
+                 profile=None):
         if not 1 <= nodes <= NODES_MAX:
             raise ValueError(f"nodes must be between 1 and {NODES_MAX}")
         self.tag = None
@@ -141,6 +142,7 @@ class Testbed:
         self.fencing = fencing
         self.heartbeat_ms = heartbeat_ms
         self.lease_ms = lease_ms
+        self.profile = profile  # `bulwark init --profile`
         self.bulwark = bulwark
         self.start_timeout_s = start_timeout_s
         self.keep_dir = keep_dir or os.environ.get("BULWARK_TESTBED_KEEP") == "1"
@@ -278,6 +280,8 @@ class Testbed:
                 "--cluster", self.cluster_name or f"tb-{self.tag}"]
         for node in self.nodes:
             argv += ["--node", f"{node}={self.address(node)}"]
+        if self.profile is not None:
+            argv += ["--profile", self.profile]
         if self.heartbeat_ms is not None:
             argv += ["--heartbeat-ms", self.heartbeat_ms]
         if self.lease_ms is not None:
@@ -757,7 +761,7 @@ def _attach(tag):
 
 def _cmd_up(args):
     tb = Testbed(nodes=args.nodes, bin_dir=args.bin_dir, fencing=not args.no_fencing,
-                 heartbeat_ms=args.heartbeat_ms, lease_ms=args.lease_ms,
+                 heartbeat_ms=args.heartbeat_ms, lease_ms=args.lease_ms, profile=args.profile,
                  bulwark=not args.no_bulwark and not args.keepalived)
     with tb:
         if args.responders:
@@ -812,6 +816,7 @@ def main(argv=None):
     u.add_argument("--bin-dir")
     u.add_argument("--no-fencing", action="store_true")
     u.add_argument("--no-bulwark", action="store_true")
+    u.add_argument("--profile", choices=("default", "fast"), help="bulwark init --profile")
     u.add_argument("--heartbeat-ms", type=int)
     u.add_argument("--lease-ms", type=int)
     u.add_argument("--responders", type=int, metavar="PORT")

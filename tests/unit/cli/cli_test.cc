@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -15,6 +16,7 @@
 #include "cli/api_client.h"
 #include "cli/exit_codes.h"
 #include "cli/status_view.h"
+#include "core/config.h"
 
 namespace bulwark {
 namespace {
@@ -220,6 +222,42 @@ TEST_F(RunCliTest, UsageErrorsExitWithTwo) {
   EXPECT_EQ(run({"bulwark", "node", "add", "n4"}), kCliBadInput) << "--address is missing";
   EXPECT_EQ(run({"bulwark", "status", "--no-such-flag"}), kCliBadInput);
   EXPECT_EQ(run({"bulwark", "init", "--dir", "/nonexistent"}), kCliBadInput);
+}
+
+// `init --profile fast` writes the fast timings; explicit values win; an
+// unknown profile is refused before anything is written.
+TEST_F(RunCliTest, InitWritesTheTimingsOfItsProfile) {
+  char tmpl[] = "/tmp/bulwark-cli-test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const auto init = [&](const std::string& sub, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"bulwark",   "init", "--dir",  dir + "/" + sub,
+                                     "--cluster", "c",    "--node", "n1=127.0.9.1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run(args);
+  };
+  const auto config = [&](const std::string& sub) {
+    auto c = load_config(dir + "/" + sub + "/bulwark.yaml");
+    EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
+    return c.ok() ? *c : Config{};
+  };
+  ASSERT_EQ(init("fast", {"--profile", "fast"}), kCliOk);
+  Config c = config("fast");
+  EXPECT_EQ(c.heartbeat_ms, 20);
+  EXPECT_EQ(c.lease_ms, 120);
+  EXPECT_EQ(c.store.etcd_heartbeat_ms, 20);
+  EXPECT_EQ(c.store.etcd_election_ms, 150);
+  ASSERT_EQ(init("mixed", {"--profile", "fast", "--lease-ms", "200"}), kCliOk);
+  c = config("mixed");
+  EXPECT_EQ(c.heartbeat_ms, 20);
+  EXPECT_EQ(c.lease_ms, 200);
+  ASSERT_EQ(init("default", {}), kCliOk);
+  c = config("default");
+  EXPECT_EQ(c.heartbeat_ms, Config{}.heartbeat_ms);
+  EXPECT_EQ(c.store.etcd_election_ms, Config{}.store.etcd_election_ms);
+  EXPECT_EQ(init("quick", {"--profile", "quick"}), kCliBadInput);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/quick"));
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(RunCliTest, HelpExitsWithZero) { EXPECT_EQ(run({"bulwark", "--help"}), kCliOk); }
