@@ -399,8 +399,9 @@ int Daemon::run() {
         spdlog::info("store: the watch left the etcd member of a node that does not answer");
     }
     // The coordinator's inputs are who is online, the lease and the state;
-    // step when one of them changed, and at least every 100 ms (claims that
-    // failed are retried on that beat too).
+    // step when one of them changed, at least every 100 ms (claims that
+    // failed are retried on that beat too), and on every tick while it asks
+    // for it (after a write, while a fence call runs).
     std::string inputs =
         std::to_string(state.revision) + (view.holds_lease ? "L" : "-") + (settled ? "S" : "-");
     for (const auto& m : view.members)
