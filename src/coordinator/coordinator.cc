@@ -191,6 +191,7 @@ bool Coordinator::place(const MembershipView& view, const ClusterState& state) {
   in.view = &view;
   in.epoch = mine_->epoch;
   in.lease_margin_ms = options_.lease_margin_ms;
+  in.lease_ms = options_.lease_ms;
   in.fencing = fencer_.configured();
   in.watchdog_ms = options_.watchdog_ms;
   in.fenced = fencer_.confirmed();

@@ -42,7 +42,8 @@ struct CoordinatorOptions {
   // resources are placed elsewhere: covers clock rate differences and the
   // node's final SIGKILL.
   int lease_margin_ms = 100;
-  FencingConfig fencing;                                                   // no command: no fencing
+  int lease_ms = 0;       // the cluster's; see PlacementStepInput::lease_ms
+  FencingConfig fencing;  // no command: no fencing
   std::map<std::string, std::map<std::string, std::string>> fence_params;  // per node
   int watchdog_ms = 0;  // every node's watchdog timeout; 0: no watchdog
 };

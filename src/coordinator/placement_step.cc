@@ -130,8 +130,10 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
                             in.lease_margin_ms + in.watchdog_ms + stop_allowance_ms(st, config))) {
       // Fenced only when we cannot reach it: a node that answers but holds
       // no lease (it just started, or lost its majority) stops its exclusive
-      // resources itself and reports so.
-      if (in.fencing && !m->online) out.fence.push_back(name);
+      // resources itself and reports so. And only by a coordinator whose
+      // majority is fresh (PlacementStepInput::lease_ms).
+      if (in.fencing && !m->online && view.lease_remaining_ms * 2 >= in.lease_ms)
+        out.fence.push_back(name);
       continue;
     }
     next->voided = in.fencing       ? "fenced"

@@ -33,6 +33,13 @@ struct PlacementStepInput {
   // life is not, even if the fence ended that life too: which lives a late
   // confirmation covers cannot be known, and the node is fenced again.)
   std::map<std::string, uint64_t> fenced;
+  // The cluster's lease_ms. A fence call is an act on another node that no
+  // store compare guards, so it is asked for only while this coordinator's
+  // own lease has at least half of it left: its majority answered clearly
+  // later than the lost node last did. A coordinator that is itself being
+  // cut off sees its peers go offline just as its own lease runs out, and
+  // must not power off a node of the majority. 0: no such check.
+  int lease_ms = 0;
   // Without fencing, with a watchdog on every node: a lost node that stopped
   // feeding it at its lease's end at the latest has been reset this long
   // after (0: no watchdog).

@@ -283,6 +283,7 @@ int Daemon::run() {
 
   CoordinatorOptions co;
   co.lease_margin_ms = 2 * config_.heartbeat_ms;
+  co.lease_ms = config_.lease_ms;
   co.fencing = config_.fencing;
   co.watchdog_ms = config_.watchdog.device.empty() ? 0 : config_.watchdog.timeout_ms;
   for (const auto& n : config_.nodes) {

@@ -240,17 +240,17 @@ def test_node_that_loses_its_majority_stops_its_singleton(cluster):
     wait_until(lambda: settled(cluster), what="the resources to start")
     node = nodes_running(cluster, SINGLETON)[0]
     others = [n for n in NODES if n != node]
-    # Pause both other nodes: the singleton's node is alone, a minority.
-    for n in others:
-        cluster.kill(n, "STOP")
+    # Pause both other nodes at once: the singleton's node is alone, a
+    # minority (paused one after the other, the first could be fenced by a
+    # majority still formed with the second).
+    cluster.kill_together(others, "STOP")
     try:
         wait_until(lambda: nodes_running(cluster, SINGLETON) == [], timeout_s=5,
                    what="the lone node to stop its singleton")
         # Clones are not exclusive: they keep running on the lone node.
         assert node in processes(cluster, "http.server").values()
     finally:
-        for n in others:
-            cluster.kill(n, "CONT")
+        cluster.kill_together(others, "CONT")
     wait_until(lambda: len(nodes_running(cluster, SINGLETON)) == 1, what="the singleton to return")
 
 

@@ -188,6 +188,7 @@ void SimCoordinator::place(const MembershipView& view, const ClusterState& state
   in.view = &view;
   in.epoch = mine_->epoch;
   in.lease_margin_ms = world_.config().lease_margin_ms;
+  in.lease_ms = world_.config().lease_ms;
   in.fencing = fencer_.configured();
   in.watchdog_ms = world_.config().watchdog_ms;
   in.fenced = fencer_.confirmed();

@@ -374,6 +374,29 @@ TEST(PlacementStepTest, ALostNodeWithExclusiveInstancesIsFencedFirst) {
   EXPECT_EQ(p.resources.at("c").nodes, (Lines{"n1", "n2"}));
 }
 
+// A coordinator being cut off itself sees its peers go offline as its own
+// lease runs out: it must not power off a node of the majority. It fences
+// only while its lease has at least half of lease_ms left.
+TEST(PlacementStepTest, OnlyACoordinatorWithAFreshMajorityFences) {
+  World w;
+  w.runs("n3", "s", InstanceState::kStarted);
+  w.settle();
+  w.lose("n3");
+  w.in.fencing = true;
+  w.in.lease_ms = 300;
+  for (const auto& [remaining, fences] :
+       std::vector<std::pair<int64_t, bool>>{{300, true}, {150, true}, {149, false}, {0, false}}) {
+    SCOPED_TRACE(remaining);
+    w.view.lease_remaining_ms = remaining;
+    w.view.holds_lease = remaining > 0;
+    const PlacementStep step = w.plan();
+    EXPECT_EQ(step.fence, fences ? Lines{"n3"} : Lines{});
+    if (step.write) {  // s stays where it may still run, fenced or not
+      EXPECT_EQ(w.written_placement(*step.write).resources.at("s").nodes, Lines{"n3"});
+    }
+  }
+}
+
 TEST(PlacementStepTest, AFencedNodesStatusIsVoidedUnderItsRevision) {
   World w;
   w.runs("n3", "s", InstanceState::kStarted);
