@@ -1,8 +1,9 @@
 // One placement step of the coordinator as a pure function: from what the
 // coordinator knows (the cluster state from the store, its membership view,
 // which lost nodes a fence agent confirmed off) to what it should do now:
-// fence nodes, and at most one store write (void a lost node's status, or
-// commit a new placement), with the compares that make it safe. Coordinator
+// fence nodes, and at most one store write (void the status of lost nodes
+// known off, commit a new placement computed on it, or both in one
+// transaction), with the compares that make it safe. Coordinator
 // carries it out against etcd; the deterministic simulation against its
 // simulated store.
 #pragma once
