@@ -61,8 +61,9 @@ class DevCluster:
     def dev(self, *args, check=True, timeout=90):
         return self.cli("dev", *args, "--dir", str(self.dir), check=check, timeout=timeout)
 
-    def up(self, nodes=3):
-        self.dev("up", "--nodes", str(nodes))
+    def up(self, nodes=3, lease_ms=None):
+        extra = ["--lease-ms", str(lease_ms)] if lease_ms else []
+        self.dev("up", "--nodes", str(nodes), *extra)
         return self
 
     def env(self):

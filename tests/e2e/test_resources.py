@@ -189,7 +189,12 @@ def test_standby_evacuates_and_online_does_not_pull_back(cluster):
     assert watch.overlaps == []
 
 
-def test_restarted_daemon_adopts_what_runs(cluster):
+def test_restarted_daemon_adopts_what_runs(cluster_factory):
+    # The daemon must be back before the coordinator sees its node lost:
+    # later, fencing it is right (it may run a singleton, and nothing else
+    # can tell), and the fence ends the new daemon too. A long lease gives
+    # a restart under ASan (a CLI call or two) the time it needs.
+    cluster = cluster_factory().up(3, lease_ms=3000)
     apply(cluster, BASIC)
     wait_until(lambda: settled(cluster), what="the resources to start")
     (pid, node), = processes(cluster, SINGLETON).items()
