@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,18 @@ struct VipSpec {
   bool loopback = false;
 };
 
+// How an OCF agent reloads changed parameters without a restart, as its
+// meta-data says. It is read where the file is applied and recorded with it
+// (ResourcesRecord), so that every node decides alike. OCF 1.1 agents:
+// action "reload-agent", the parameters marked reloadable="1". Older agents
+// (most of Debian's resource-agents): action "reload", the parameters not
+// marked unique="1" -- Pacemaker's rule for both.
+struct ReloadTraits {
+  std::string action;  // empty: the agent cannot reload
+  std::set<std::string> params;
+  bool operator==(const ReloadTraits&) const = default;
+};
+
 struct AgentSpec {
   AgentClass agent_class = AgentClass::kExec;
   std::string provider;                       // ocf:PROVIDER:TYPE
@@ -54,6 +67,8 @@ struct AgentSpec {
   // text, and the resources its backends take their servers from.
   std::string proxy;
   std::vector<std::string> proxy_sources;
+  // ocf only: not from the file, from the agent's meta-data at apply.
+  ReloadTraits reload;
   // Its stop can always be over by the lease's end: an exec resource's (and
   // a proxy's) process group is SIGKILLed then, a VIP's removal is one
   // netlink call.
