@@ -41,14 +41,26 @@ Status EmbeddedEtcd::prepare(EtcdClient& probe) {
     return make_error(Errc::kInvalid, config_.store.etcd_binary +
                                           ": etcd not found (install Debian's etcd-server)");
   const std::string mine = peer_url(self_.address, self_.ports.etcd_peer);
+  auto members = probe.member_list();
   if (fs::exists(data_dir() + "/member")) {
+    // A member that the running cluster no longer lists was removed: its
+    // data must not come back (etcd would refuse it over and over).
+    if (members && std::none_of(members->begin(), members->end(), [&](const EtcdMember& m) {
+          return std::find(m.peer_urls.begin(), m.peer_urls.end(), mine) != m.peer_urls.end();
+        }))
+      return make_error(
+          Errc::kInvalid,
+          "node '" + self_.name + "' was removed from the cluster: its etcd member (" + mine +
+              ") is no longer a member, so the data in " + data_dir() +
+              " is of no use; to bring this host back, empty " + config_.node_data_dir(self_.name) +
+              ", run bulwark node add " + self_.name + " --address " + self_.address +
+              " on the cluster, then start bulwarkd again");
     // A member with data restarts from it; the initial-cluster flags are
     // ignored by etcd then, but must still name this member.
     initial_cluster_ = self_.name + "=" + mine;
     join_existing_ = true;
     return Ok{};
   }
-  auto members = probe.member_list();
   if (members) {
     std::string cluster;
     bool listed = false;

@@ -31,7 +31,7 @@ class EmbeddedEtcd {
   // one joins the running cluster if this node was added to it (`bulwark node
   // add`), or bootstraps the configured founding nodes if no member of the
   // cluster answers. Fails (kInvalid) if a running cluster does not list this
-  // node: it must be added first.
+  // node: it must be added first, or (with data) it was removed.
   Status prepare(EtcdClient& probe);
   Status start();
   // Restarts the member if it died (with backoff); call often.

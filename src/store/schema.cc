@@ -98,7 +98,8 @@ std::string Schema::encode_node(const NodeRecord& n) {
               {"address", n.address},
               {"attributes", n.attributes},
               {"mode", node_mode_name(n.mode)},
-              {"ports", ports_json(n.ports)}}
+              {"ports", ports_json(n.ports)},
+              {"uid", n.uid}}
       .dump();
 }
 
@@ -116,6 +117,7 @@ Result<NodeRecord> Schema::decode_node(const std::string& value) {
     n.ports.heartbeat = p.value("heartbeat", n.ports.heartbeat);
     n.ports.etcd_client = p.value("etcd_client", n.ports.etcd_client);
     n.ports.etcd_peer = p.value("etcd_peer", n.ports.etcd_peer);
+    n.uid = j.value("uid", "");
     return n;
   });
 }
@@ -149,8 +151,14 @@ Result<LivenessRecord> Schema::decode_liveness(const std::string& value) {
 }
 
 std::string Schema::encode_resources(const ResourcesRecord& r) {
-  return json{{"text", r.text}, {"source", r.source}, {"applied_wall_ms", r.applied_wall_ms}}
-      .dump();
+  json j = {{"text", r.text}, {"source", r.source}, {"applied_wall_ms", r.applied_wall_ms}};
+  if (!r.reload.empty()) {
+    json reload = json::object();
+    for (const auto& [agent, t] : r.reload)
+      reload[agent] = {{"action", t.action}, {"params", t.params}};
+    j["reload"] = reload;
+  }
+  return j.dump();
 }
 
 Result<ResourcesRecord> Schema::decode_resources(const std::string& value) {
@@ -159,15 +167,32 @@ Result<ResourcesRecord> Schema::decode_resources(const std::string& value) {
     r.text = j.at("text").get<std::string>();
     r.source = j.value("source", "");
     r.applied_wall_ms = j.value("applied_wall_ms", int64_t{0});
+    const json reload = j.value("reload", json::object());
+    for (const auto& [agent, t] : reload.items()) {
+      ReloadTraits traits;
+      traits.action = t.at("action").get<std::string>();
+      traits.params = t.value("params", std::set<std::string>{});
+      r.reload[agent] = std::move(traits);
+    }
     return r;
   });
 }
 
+std::shared_ptr<const ResourceConfig> with_reload_traits(ResourceConfig config,
+                                                         const ResourcesRecord& record) {
+  for (auto& r : config.resources) {
+    if (r.agent.agent_class != AgentClass::kOcf) continue;
+    auto it = record.reload.find("ocf:" + r.agent.provider + ":" + r.agent.type);
+    if (it != record.reload.end()) r.agent.reload = it->second;
+  }
+  return std::make_shared<const ResourceConfig>(std::move(config));
+}
+
 std::string Schema::encode_directives(const DirectivesRecord& r) {
-  return json{{"moves", r.moves},
-              {"bans", r.bans},
-              {"cleanups", r.cleanups},
-              {"maintenance", r.maintenance}}
+  return json{{"moves", r.moves},         {"bans", r.bans},
+              {"cleanups", r.cleanups},   {"forced_cleanups", r.forced_cleanups},
+              {"restarts", r.restarts},   {"disabled", r.disabled},
+              {"unmanaged", r.unmanaged}, {"maintenance", r.maintenance}}
       .dump();
 }
 
@@ -177,6 +202,10 @@ Result<DirectivesRecord> Schema::decode_directives(const std::string& value) {
     r.moves = j.value("moves", std::map<std::string, std::string>{});
     r.bans = j.value("bans", std::map<std::string, std::set<std::string>>{});
     r.cleanups = j.value("cleanups", std::map<std::string, int64_t>{});
+    r.forced_cleanups = j.value("forced_cleanups", std::map<std::string, int64_t>{});
+    r.restarts = j.value("restarts", std::map<std::string, int64_t>{});
+    r.disabled = j.value("disabled", std::set<std::string>{});
+    r.unmanaged = j.value("unmanaged", std::set<std::string>{});
     r.maintenance = j.value("maintenance", false);
     return r;
   });
@@ -221,6 +250,10 @@ std::string Schema::encode_status(const NodeStatusRecord& r) {
     }
     if (st.cleanup_generation != 0) e["cleanup_generation"] = st.cleanup_generation;
     if (st.claim_pending) e["claim_pending"] = true;
+    if (st.outdated) e["outdated"] = true;
+    if (st.restart_generation != 0) e["restart_generation"] = st.restart_generation;
+    if (!st.definition.empty()) e["definition"] = st.definition;
+    if (st.unmanaged) e["unmanaged"] = true;
     if (!st.notify.empty()) {
       const NotifyStatus& n = st.notify;
       e["notify"] = {{"pending", n.pending},
@@ -253,6 +286,10 @@ Result<NodeStatusRecord> Schema::decode_status(const std::string& value) {
       st.last_failure_wall_ms = e.value("last_failure_wall_ms", int64_t{0});
       st.cleanup_generation = e.value("cleanup_generation", int64_t{0});
       st.claim_pending = e.value("claim_pending", false);
+      st.outdated = e.value("outdated", false);
+      st.restart_generation = e.value("restart_generation", int64_t{0});
+      st.definition = e.value("definition", "");
+      st.unmanaged = e.value("unmanaged", false);
       if (const auto n = e.find("notify"); n != e.end()) {
         st.notify.pending = n->value("pending", "");
         st.notify.pending_seq = n->value("pending_seq", int64_t{0});
@@ -295,6 +332,7 @@ ClusterState Schema::build_state(const std::map<std::string, KeyValue>& kvs,
       decode_into(s, kv, decode_liveness, s.liveness);
     } else if (key == resources_key()) {
       decode_into(s, kv, decode_resources, s.resources);
+      s.resources_unreadable = !s.resources;
     } else if (key == placement_key()) {
       decode_into(s, kv, decode_placement, s.placement);
     } else if (key == directives_key()) {

@@ -41,6 +41,11 @@ struct NodeRecord {
   std::map<std::string, std::string> attributes;
   NodeMode mode = NodeMode::kOnline;
   Ports ports;
+  // Random, made when the node is added (or the cluster initialised): the
+  // node's data dir records it, so that the data of an earlier node of the
+  // same name (removed, then added again) is never mistaken for this
+  // node's. Empty in records written before it existed.
+  std::string uid;
   int64_t mod_revision = 0;  // filled when read from the store
 };
 
@@ -63,8 +68,15 @@ struct ResourcesRecord {
   std::string text;
   std::string source;  // the file name given at apply, for messages
   int64_t applied_wall_ms = 0;
+  // OCF agent ("ocf:PROVIDER:TYPE") -> how it reloads, from its meta-data on
+  // the node that took the apply (AgentSpec::reload).
+  std::map<std::string, ReloadTraits> reload;
   int64_t mod_revision = 0;
 };
+
+// The resources file with the reload traits of its OCF agents filled in.
+std::shared_ptr<const ResourceConfig> with_reload_traits(ResourceConfig config,
+                                                         const ResourcesRecord& record);
 
 // The operator's instructions that are not part of the resources file.
 struct DirectivesRecord {
@@ -73,7 +85,15 @@ struct DirectivesRecord {
   // resource -> generation; a node resets its fail count for a resource
   // when the generation it last honoured is older.
   std::map<std::string, int64_t> cleanups;
-  bool maintenance = false;  // the cluster manages nothing, stops nothing
+  // resource -> generation of `cleanup --force`: the operator says that an
+  // instance whose stop failed (blocked) is stopped.
+  std::map<std::string, int64_t> forced_cleanups;
+  // resource -> generation of `resource restart`: an instance started
+  // before the newest one restarts (one instance of a clone at a time).
+  std::map<std::string, int64_t> restarts;
+  std::set<std::string> disabled;   // `resource disable`: stopped everywhere
+  std::set<std::string> unmanaged;  // `resource unmanage`: left as they run
+  bool maintenance = false;         // the cluster manages nothing, stops nothing
   int64_t mod_revision = 0;
 };
 
@@ -121,6 +141,16 @@ struct InstanceStatus {
   // a start or promotion under the placement it has seen: it happens only
   // if that placement is still the current one when the claim commits.
   bool claim_pending = false;
+  // It runs a definition older than the applied one, or was started before
+  // the newest `resource restart`: it restarts (or reloads) when its turn
+  // comes (NodeAgent).
+  bool outdated = false;
+  int64_t restart_generation = 0;  // the `resource restart` it was started under
+  std::string definition;          // run_fingerprint of what it runs; empty: not running
+  // Left alone (cluster or node maintenance, `resource unmanage`): this
+  // node neither stops it when it loses its lease nor when its daemon
+  // stops, so nothing but a fence proves it gone (placement_step.h).
+  bool unmanaged = false;
   NotifyStatus notify;
   bool operator==(const InstanceStatus&) const = default;
 };
@@ -151,6 +181,10 @@ struct ClusterState {
   std::optional<CoordinatorRecord> coordinator;
   std::optional<LivenessRecord> liveness;
   std::optional<ResourcesRecord> resources;
+  // The resources record exists but does not decode (a newer format, a hand
+  // edit): like a file that does not parse, everything is held as it is --
+  // never taken for "no resources".
+  bool resources_unreadable = false;
   // `resources` parsed (the store caches it per revision); null when there
   // is no resources record or it does not parse (the reason is in errors).
   std::shared_ptr<const ResourceConfig> resource_config;

@@ -37,6 +37,22 @@ Result<T> Store::retry_transient(const std::function<Result<T>(bool after_unknow
   }
 }
 
+Result<Registration> read_registration(EtcdClient& etcd, const Schema& schema,
+                                       const std::string& node) {
+  auto initialised = etcd.get(schema.schema_key());
+  if (!initialised) return initialised.error();
+  Registration out;
+  out.initialised = !initialised->kvs.empty();
+  auto rec = etcd.get(schema.node_key(node));
+  if (!rec) return rec.error();
+  if (!rec->kvs.empty()) {
+    auto n = Schema::decode_node(rec->kvs[0].value);
+    if (!n) return n.error();
+    out.node = std::move(*n);
+  }
+  return out;
+}
+
 Store::Store(const Clock& clock, EtcdClient& etcd, Schema schema, std::string cluster_name,
              int coordinator_timeout_ms)
     : clock_(clock),
@@ -65,8 +81,7 @@ ClusterState Store::state() const {
     if (const auto& r = decoded_->resources) {
       if (r->mod_revision != parsed_resources_revision_) {
         auto parsed = parse_resource_config(r->text, r->source.empty() ? "resources" : r->source);
-        parsed_resources_ =
-            parsed ? std::make_shared<const ResourceConfig>(std::move(*parsed)) : nullptr;
+        parsed_resources_ = parsed ? with_reload_traits(std::move(*parsed), *r) : nullptr;
         parsed_resources_revision_ = r->mod_revision;
         if (!parsed)
           spdlog::error("store: the applied resources do not parse: {}", parsed.error().message);
@@ -267,37 +282,52 @@ Result<int64_t> Store::create_node_once(const NodeRecord& node, bool after_unkno
 
 Result<int64_t> Store::update_node(const std::string& name,
                                    const std::function<Status(NodeRecord&)>& mutate) {
-  return update_key(schema_.node_key(name), [&](std::optional<std::string>& value) -> Status {
-    if (!value) return make_error(Errc::kNotFound, "no node named '" + name + "'");
-    auto node = Schema::decode_node(*value);
-    if (!node) return node.error();
-    if (auto st = mutate(*node); !st) return st;
-    value = Schema::encode_node(*node);
-    return Ok{};
-  });
+  return update_key(schema_.node_key(name),
+                    [&](std::optional<std::string>& value, int64_t) -> Status {
+                      if (!value)
+                        return make_error(Errc::kNotFound, "no node named '" + name + "'");
+                      auto node = Schema::decode_node(*value);
+                      if (!node) return node.error();
+                      if (auto st = mutate(*node); !st) return st;
+                      value = Schema::encode_node(*node);
+                      return Ok{};
+                    });
 }
 
 Result<int64_t> Store::update_directives(const std::function<Status(DirectivesRecord&)>& mutate) {
-  return update_key(schema_.directives_key(), [&](std::optional<std::string>& value) -> Status {
-    DirectivesRecord d;
-    if (value) {
-      auto cur = Schema::decode_directives(*value);
-      if (!cur) return cur.error();
-      d = *cur;
-    }
-    if (auto st = mutate(d); !st) return st;
-    value = Schema::encode_directives(d);
-    return Ok{};
-  });
+  return update_key(schema_.directives_key(),
+                    [&](std::optional<std::string>& value, int64_t) -> Status {
+                      DirectivesRecord d;
+                      if (value) {
+                        auto cur = Schema::decode_directives(*value);
+                        if (!cur) return cur.error();
+                        d = *cur;
+                      }
+                      if (auto st = mutate(d); !st) return st;
+                      value = Schema::encode_directives(d);
+                      return Ok{};
+                    });
 }
 
-Result<int64_t> Store::put_resources(const ResourcesRecord& rec,
-                                     const std::function<Status()>& still_allowed) {
-  return update_key(schema_.resources_key(), [&](std::optional<std::string>& value) -> Status {
-    if (auto st = still_allowed(); !st) return st;
-    value = Schema::encode_resources(rec);
-    return Ok{};
-  });
+Result<int64_t> Store::put_resources(
+    const std::function<Status(std::optional<ResourcesRecord>&)>& mutate) {
+  return update_key(schema_.resources_key(),
+                    [&](std::optional<std::string>& value, int64_t mod_revision) -> Status {
+                      std::optional<ResourcesRecord> rec;
+                      if (value) {
+                        auto cur = Schema::decode_resources(*value);
+                        // A record this version cannot read is replaced, as
+                        // any other: the mutation sees none.
+                        if (cur) {
+                          rec = std::move(*cur);
+                          rec->mod_revision = mod_revision;
+                        }
+                      }
+                      if (auto st = mutate(rec); !st) return st;
+                      if (!rec) return make_error(Errc::kInvalid, "no resources record to write");
+                      value = Schema::encode_resources(*rec);
+                      return Ok{};
+                    });
 }
 
 Result<Store::StatusWrite> Store::put_status(const std::string& node, const NodeStatusRecord& rec,
@@ -329,13 +359,11 @@ Result<Store::StatusWrite> Store::put_status(const std::string& node, const Node
   return make_error(Errc::kConflict, "the placement changed before the claim");
 }
 
-Result<int64_t> Store::update_key(
-    const std::string& key, const std::function<Status(std::optional<std::string>&)>& mutate) {
+Result<int64_t> Store::update_key(const std::string& key, const KeyMutation& mutate) {
   return retry_transient<int64_t>([&](bool) { return update_key_once(key, mutate); });
 }
 
-Result<int64_t> Store::update_key_once(
-    const std::string& key, const std::function<Status(std::optional<std::string>&)>& mutate) {
+Result<int64_t> Store::update_key_once(const std::string& key, const KeyMutation& mutate) {
   for (int attempt = 0; attempt < kWriteAttemptsMax; ++attempt) {
     // The first attempt compares against the cached revision, which is
     // almost always current and saves a round trip; if another writer got
@@ -356,7 +384,13 @@ Result<int64_t> Store::update_key_once(
     }
     std::optional<std::string> value;
     if (current) value = current->value;
-    if (auto st = mutate(value); !st) return st.error();
+    if (auto st = mutate(value, current ? current->mod_revision : 0); !st) return st.error();
+    // Nothing to change: no write, and the revision of what is there. The
+    // cache may lag, so only what etcd itself just said counts.
+    if (current && value && *value == current->value) {
+      if (!known) return current->mod_revision;
+      continue;  // read it through etcd
+    }
     const Compare cmp =
         current ? Compare::mod_revision(key, current->mod_revision) : Compare::absent(key);
     const TxnOp op = value ? TxnOp::put(key, *value) : TxnOp::del(key);

@@ -29,6 +29,16 @@ struct CacheInfo {
   std::string last_error;
 };
 
+// What the cluster says of one node, read without a cache (a daemon asks
+// before it starts its etcd member): whether the cluster was initialised,
+// and the node's record if it has one.
+struct Registration {
+  bool initialised = false;
+  std::optional<NodeRecord> node;
+};
+Result<Registration> read_registration(EtcdClient& etcd, const Schema& schema,
+                                       const std::string& node);
+
 class Store {
  public:
   // `coordinator_timeout_ms` is the deadline of coordinator claims and
@@ -79,10 +89,13 @@ class Store {
   Result<int64_t> delete_node(const std::string& name);
   // Read-modify-write of the directives record (created when absent).
   Result<int64_t> update_directives(const std::function<Status(DirectivesRecord&)>& mutate);
-  // Replaces the resources file. `still_allowed` runs right before each
-  // attempt's transaction (the caller checks its quorum lease there).
-  Result<int64_t> put_resources(const ResourcesRecord& rec,
-                                const std::function<Status()>& still_allowed);
+  // Read-modify-write of the resources record: `mutate` gets the current one
+  // (nullopt when absent; its mod_revision filled) right before each
+  // attempt's transaction, which compares that revision, and leaves the new
+  // one or refuses (the caller checks its quorum lease there). A record
+  // left as it was is not written: the result is its revision.
+  Result<int64_t> put_resources(
+      const std::function<Status(std::optional<ResourcesRecord>&)>& mutate);
 
   // --- node agent writes: only ever to the node's own status key ----------
   // With `placement_revision`, the write is a claim: it succeeds only while
@@ -114,12 +127,12 @@ class Store {
   Result<int64_t> create_node_once(const NodeRecord& node, bool after_unknown);
   // Read-modify-write of one key, retried (bounded) when another writer
   // changed it first or etcd could not answer. `mutate` gets the current
-  // value (nullopt: absent) and leaves the new one (nullopt: delete); it
-  // must be idempotent.
-  Result<int64_t> update_key(const std::string& key,
-                             const std::function<Status(std::optional<std::string>&)>& mutate);
-  Result<int64_t> update_key_once(const std::string& key,
-                                  const std::function<Status(std::optional<std::string>&)>& mutate);
+  // value (nullopt: absent) and its mod_revision (0: absent), and leaves the
+  // new one (nullopt: delete); it must be idempotent. A value left
+  // unchanged is not written: the result is the revision it has.
+  using KeyMutation = std::function<Status(std::optional<std::string>&, int64_t mod_revision)>;
+  Result<int64_t> update_key(const std::string& key, const KeyMutation& mutate);
+  Result<int64_t> update_key_once(const std::string& key, const KeyMutation& mutate);
   Result<int64_t> delete_node_once(const std::string& name, bool after_unknown);
   void run_watch();
   Status reload();

@@ -109,7 +109,13 @@ TEST(SchemaTest, StatusRecordRoundTrips) {
   told.notify.done = "promote";
   told.notify.done_seq = 1700000000100;
   told.notify.told = {{"n2", 1700000000050}, {"n3", 1700000000060}};
-  r.resources = {{"api", plain}, {"db", told}};
+  InstanceStatus changed;
+  changed.state = InstanceState::kStarted;
+  changed.outdated = true;
+  changed.unmanaged = true;
+  changed.restart_generation = 3;
+  changed.definition = "0123456789abcdef";
+  r.resources = {{"api", plain}, {"db", told}, {"web", changed}};
   const std::string encoded = Schema::encode_status(r);
   // Records of resources without notifications carry nothing of them.
   EXPECT_EQ(encoded.find("notify"), encoded.rfind("notify"));
@@ -315,6 +321,84 @@ TEST(PrefixEndTest, SkipsTrailingFfBytes) {
   // Nothing left to increment: "\0" is etcd's "to the end of the key space".
   EXPECT_EQ(prefix_end(std::string("\xff")), std::string(1, '\0'));
   EXPECT_EQ(prefix_end(""), std::string(1, '\0'));
+}
+
+}  // namespace
+}  // namespace bulwark
+
+namespace bulwark {
+namespace {
+
+TEST(SchemaTest, OperatorRecordsRoundTrip) {
+  DirectivesRecord d;
+  d.moves = {{"a", "n1"}};
+  d.bans = {{"b", {"n2"}}};
+  d.cleanups = {{"a", 2}};
+  d.forced_cleanups = {{"a", 1}};
+  d.restarts = {{"web", 5}};
+  d.disabled = {"b"};
+  d.unmanaged = {"c"};
+  d.maintenance = true;
+  auto back = Schema::decode_directives(Schema::encode_directives(d));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->forced_cleanups, d.forced_cleanups);
+  EXPECT_EQ(back->restarts, d.restarts);
+  EXPECT_EQ(back->disabled, d.disabled);
+  EXPECT_EQ(back->unmanaged, d.unmanaged);
+  // A record written before these fields existed reads as none of them.
+  back = Schema::decode_directives(R"({"moves": {}, "bans": {}, "maintenance": false})");
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(back->restarts.empty() && back->disabled.empty() && back->unmanaged.empty());
+
+  ResourcesRecord r;
+  r.text = "resources: []\n";
+  r.source = "r.yaml";
+  r.reload = {{"ocf:heartbeat:Dummy", ReloadTraits{"reload", {"fake"}}}};
+  auto rb = Schema::decode_resources(Schema::encode_resources(r));
+  ASSERT_TRUE(rb.ok()) << rb.error().message;
+  EXPECT_EQ(rb->reload, r.reload);
+
+  NodeRecord n;
+  n.name = "n1";
+  n.address = "10.0.0.1";
+  n.uid = "00112233aabbccdd";
+  auto nb = Schema::decode_node(Schema::encode_node(n));
+  ASSERT_TRUE(nb.ok());
+  EXPECT_EQ(nb->uid, n.uid);
+}
+
+// The reload traits recorded with the file reach the parsed resources of
+// their agent only.
+TEST(SchemaTest, ReloadTraitsAreAttachedToTheirAgentsResources) {
+  ResourcesRecord r;
+  r.reload = {{"ocf:heartbeat:Dummy", ReloadTraits{"reload", {"fake"}}}};
+  auto c = parse_resource_config(
+      "resources:\n"
+      "  - {name: d, agent: 'ocf:heartbeat:Dummy'}\n"
+      "  - {name: e, agent: 'ocf:heartbeat:Other'}\n"
+      "  - {name: x, agent: exec, command: [/bin/x]}\n",
+      "r.yaml");
+  ASSERT_TRUE(c.ok());
+  const auto with = with_reload_traits(*c, r);
+  EXPECT_EQ(with->find("d")->agent.reload.action, "reload");
+  EXPECT_TRUE(with->find("e")->agent.reload.action.empty());
+  EXPECT_TRUE(with->find("x")->agent.reload.action.empty());
+}
+
+// A resources record that does not decode is not "no resources": every
+// node holds what runs (an empty file would stop everything).
+TEST(SchemaTest, AnUndecodableResourcesRecordIsUnreadableNotAbsent) {
+  const Schema schema{"/bulwark/demo"};
+  std::map<std::string, KeyValue> kvs;
+  KeyValue k;
+  k.key = schema.resources_key();
+  k.value = R"({"text": 7})";
+  k.mod_revision = 5;
+  kvs[k.key] = k;
+  const ClusterState s = schema.build_state(kvs, 9);
+  EXPECT_FALSE(s.resources.has_value());
+  EXPECT_TRUE(s.resources_unreadable);
+  EXPECT_EQ(s.errors.size(), 1U);
 }
 
 }  // namespace
