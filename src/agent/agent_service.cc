@@ -173,7 +173,8 @@ AgentView AgentService::build_view(const ClusterState& state) const {
   AgentView v;
   v.store_loaded = state.loaded && state.schema_version > 0;
   v.config = state.resource_config;
-  v.config_unreadable = state.resources.has_value() && !state.resource_config;
+  v.config_unreadable =
+      state.resources_unreadable || (state.resources.has_value() && !state.resource_config);
   v.placement = state.placement;
   v.directives = state.directives;
   if (auto n = state.nodes.find(options_.agent.node); n != state.nodes.end())
@@ -181,7 +182,10 @@ AgentView AgentService::build_view(const ClusterState& state) const {
   const MembershipView m = membership_.view();
   v.holds_lease = m.holds_lease;
   v.lease_remaining_ms = m.lease_remaining_ms;
-  for (const auto& [name, node] : state.nodes) v.nodes.push_back(name);
+  for (const auto& [name, node] : state.nodes) {
+    v.nodes.push_back(name);
+    if (node.mode == NodeMode::kMaintenance) v.maintenance_nodes.insert(name);
+  }
   for (const MemberStatus& member : m.members) {
     if (!member.self && !member.online) v.unreachable.insert(member.name);
   }

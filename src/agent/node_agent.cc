@@ -76,14 +76,15 @@ void NodeAgent::on_claimed(int64_t placement_revision) {
 bool NodeAgent::idle() const {
   return std::all_of(instances_.begin(), instances_.end(), [](const auto& e) {
     const Instance& i = e.second;
-    return i.op_id == 0 && (i.phase == Phase::kStopped || i.phase == Phase::kUnprobed ||
-                            i.phase == Phase::kBlocked);
+    return i.op_id == 0 && (i.left_alone || i.phase == Phase::kStopped ||
+                            i.phase == Phase::kUnprobed || i.phase == Phase::kBlocked);
   });
 }
 
 bool NodeAgent::exclusive_active() const {
   return std::any_of(instances_.begin(), instances_.end(), [](const auto& e) {
     const Instance& i = e.second;
+    if (i.left_alone) return false;
     if (i.maybe_promoted) return true;
     return i.spec.kind == ResourceKind::kSingleton && i.phase != Phase::kStopped &&
            i.phase != Phase::kUnprobed;
@@ -97,8 +98,20 @@ void NodeAgent::refresh_config(const AgentView& view) {
   for (const auto& spec : view.config->resources) {
     auto [it, added] = instances_.try_emplace(spec.name);
     it->second.spec = spec;
+    it->second.spec_fingerprint = run_fingerprint(spec);
+    it->second.change_stale = true;
     it->second.proxy_sources_of.clear();
-    if (added) spdlog::debug("agent: resource {} configured", spec.name);
+    if (added) {
+      // Cleanups given before this daemon knew the resource are history:
+      // they must not clear a failure that happens later.
+      const auto gen = [&](const std::map<std::string, int64_t>& m) {
+        auto g = m.find(spec.name);
+        return g == m.end() ? int64_t{0} : g->second;
+      };
+      it->second.cleanup_generation = gen(view.directives.cleanups);
+      it->second.forced_generation = gen(view.directives.forced_cleanups);
+      spdlog::debug("agent: resource {} configured", spec.name);
+    }
   }
   for (const auto& spec : view.config->resources) {
     for (const auto& source : spec.agent.proxy_sources) {
@@ -140,6 +153,97 @@ NodeAgent::Role NodeAgent::desired_role(const std::string& name, const Instance&
       role = Role::kNone;
   }
   return role;
+}
+
+NodeAgent::Role NodeAgent::effective_role(const std::string& name, const Instance& inst,
+                                          const AgentView& view) const {
+  if (restarting_.count(name)) return Role::kNone;
+  // The members after a restarting one in its group stop before it, and
+  // start again after it.
+  if (view.config) {
+    for (const auto& g : view.config->groups) {
+      const auto self = std::find(g.resources.begin(), g.resources.end(), name);
+      if (self == g.resources.end()) continue;
+      if (std::any_of(g.resources.begin(), self,
+                      [&](const std::string& r) { return restarting_.count(r) != 0; }))
+        return Role::kNone;
+    }
+  }
+  return desired_role(name, inst, view);
+}
+
+bool NodeAgent::managed(const std::string& name, const AgentView& view) const {
+  return !view.directives.maintenance && view.node_mode != NodeMode::kMaintenance &&
+         !view.directives.unmanaged.count(name);
+}
+
+bool NodeAgent::needs_restart(const Instance& inst) const {
+  return inst.running && (inst.change.effect == ChangeEffect::kRestart ||
+                          inst.running_generation < inst.desired_generation);
+}
+
+bool NodeAgent::outdated(const Instance& inst) const {
+  return needs_restart(inst) || (inst.running && inst.change.effect == ChangeEffect::kReload);
+}
+
+void NodeAgent::set_running(Instance& inst, std::optional<ResourceSpec> spec, int64_t generation) {
+  inst.running = std::move(spec);
+  inst.running_generation = generation;
+  inst.running_fingerprint = inst.running ? run_fingerprint(*inst.running) : "";
+  inst.change = inst.running ? compare_specs(*inst.running, inst.spec) : SpecChange{};
+  inst.change_stale = false;
+}
+
+void NodeAgent::refresh_running(Instance& inst) {
+  // Compared again only when the applied definition changed (set_running
+  // compares when what runs changes): steps come every few ms.
+  if (!inst.change_stale) return;
+  inst.change_stale = false;
+  inst.change = inst.running ? compare_specs(*inst.running, inst.spec) : SpecChange{};
+  if (inst.change.effect != ChangeEffect::kUpdate) return;
+  // Only what Bulwark itself uses changed: from now on it runs "as" the new
+  // definition. A new monitor interval counts from now.
+  if (inst.running->monitor.interval_ms != inst.spec.monitor.interval_ms)
+    inst.next_monitor_ms =
+        std::min(inst.next_monitor_ms, clock_.mono_ms() + inst.spec.monitor.interval_ms);
+  spdlog::info("agent: {}: {} changed; applied without a restart", inst.spec.name,
+               inst.change.describe());
+  set_running(inst, inst.spec, inst.running_generation);
+}
+
+bool NodeAgent::restart_turn(const std::string& name, const Instance& inst,
+                             const AgentView& view) const {
+  if (inst.spec.kind == ResourceKind::kSingleton || !view.statuses) return true;
+  const auto placed = [&](const std::string& node) {
+    if (!view.placement) return false;
+    auto p = view.placement->resources.find(name);
+    return p != view.placement->resources.end() && contains(p->second.nodes, node);
+  };
+  // Promoted instances go last, the others by node name.
+  const auto mine = std::make_pair(inst.maybe_promoted, options_.node);
+  // Whether another instance is outdated is decided here, from what it
+  // publishes it runs, never from its own say: all nodes then agree on who
+  // is outdated, and so on whose turn it is, even before each has looked.
+  const std::string& wanted = inst.spec_fingerprint;
+  for (const auto& [node, rec] : *view.statuses) {
+    if (node == options_.node || view.unreachable.count(node) || view.maintenance_nodes.count(node))
+      continue;
+    auto r = rec.resources.find(name);
+    const InstanceStatus* st = r == rec.resources.end() ? nullptr : &r->second;
+    // Not part of the clone there: neither placed nor running.
+    if (!placed(node) && (!st || st->state == InstanceState::kStopped)) continue;
+    // Blocked or left alone: it takes no turn, and waiting for it would
+    // wait for ever.
+    if (st && (st->state == InstanceState::kBlocked || st->unmanaged)) continue;
+    const bool serving = st && started_state(st->state) && !st->claim_pending;
+    // A record without a definition is of a daemon that predates them.
+    const bool current = st && (st->definition.empty() || st->definition == wanted) &&
+                         st->restart_generation >= inst.desired_generation;
+    if (serving && current) continue;
+    if (serving && std::make_pair(st->promoted, node) > mine) continue;
+    return false;  // it restarts, starts or stops now, or its turn comes first
+  }
+  return true;
 }
 
 std::vector<std::string> NodeAgent::members_of(const std::string& name,
@@ -186,7 +290,7 @@ bool NodeAgent::successors_stopped(const std::string& name, const AgentView& vie
   const auto stopping_after = [&](const std::string& other) {
     auto it = instances_.find(other);
     return it != instances_.end() && (runs(it->second.phase) || it->second.op_id != 0) &&
-           desired_role(other, it->second, view) == Role::kNone;
+           effective_role(other, it->second, view) == Role::kNone;
   };
   for (const auto& order : view.config->orders) {
     for (std::size_t i = 0; i + 1 < order.sequence.size(); ++i) {
@@ -209,7 +313,26 @@ void NodeAgent::begin(const std::string& name, Instance& inst, OpKind kind, int 
   OpRequest req;
   req.id = next_op_id_++;
   req.kind = kind;
-  req.spec = inst.spec;
+  // A start (or reload) brings the applied definition; everything else
+  // acts on what runs, as it was started.
+  const bool brings_spec = kind == OpKind::kStart || kind == OpKind::kReload;
+  if (brings_spec) {
+    set_running(inst, inst.spec, inst.desired_generation);
+    inst.restart_logged = false;
+  }
+  if (kind == OpKind::kProbe) {
+    // What may run is what was started: probed with the definition the
+    // runner recorded, if any (an OCF agent may find its instance only with
+    // the parameters it was started with).
+    auto rec = runner_.recorded(name);
+    if (rec) {
+      set_running(inst, std::move(rec->spec), rec->restart_generation);
+    } else {
+      set_running(inst, std::nullopt, 0);
+    }
+  }
+  req.spec = inst.running ? *inst.running : inst.spec;
+  req.restart_generation = inst.running_generation;
   req.vars = InstanceVars{options_.node, options_.node_address, name, name + ":" + options_.node};
   req.timeout_ms = std::max(timeout_ms, 1);
   req.clone_max = inst.spec.clone_max > 0 ? inst.spec.clone_max : cluster_size_;
@@ -235,6 +358,7 @@ void NodeAgent::begin(const std::string& name, Instance& inst, OpKind kind, int 
     case OpKind::kProbe:
     case OpKind::kMonitor:
     case OpKind::kNotify:
+    case OpKind::kReload:
       break;
   }
   if (kind != OpKind::kMonitor && kind != OpKind::kNotify)
@@ -257,13 +381,16 @@ int NodeAgent::exclusive_stop_ms(const Instance& inst, const AgentView& view) co
   // majority side: it is cut short (SIGKILL) at the lease's end.
   const int full = inst.spec.stop_timeout_ms;
   if (exclusive_allowed(view) || shutting_down_) return full;
-  if (inst.spec.kind != ResourceKind::kSingleton && !inst.maybe_promoted) return full;
+  const ResourceSpec& runs_as = inst.running ? *inst.running : inst.spec;
+  if (inst.spec.kind != ResourceKind::kSingleton && runs_as.kind != ResourceKind::kSingleton &&
+      !inst.maybe_promoted)
+    return full;
   // Only an exec resource's process can be ended by force (SIGKILL of its
   // group), and a VIP's removal takes no time: cutting an OCF or systemd
   // action short would leave the resource in an unknown state. Those run to
   // their timeout, and without fencing the coordinator waits for that too
-  // (placement_step.h).
-  if (!inst.spec.agent.stop_ends_with_lease()) return full;
+  // (placement_step.h). What decides is the definition it runs with.
+  if (!runs_as.agent.stop_ends_with_lease()) return full;
   return static_cast<int>(std::clamp<int64_t>(lease_expires_mono_ms_ - clock_.mono_ms(), 1, full));
 }
 
@@ -315,9 +442,32 @@ void NodeAgent::step(const AgentView& view) {
   claim_waiting_.clear();
   next_due_ms_ = now + kIdleStepMs;
   cluster_size_ = static_cast<int>(view.nodes.size());
-  const bool maintenance = view.directives.maintenance || view.node_mode == NodeMode::kMaintenance;
+  // Who takes a turn to restart now: decided for all first, because the
+  // members after a restarting one in its group stop before it.
+  restarting_.clear();
   for (auto& [name, inst] : instances_) {
-    if (inst.op_id != 0 && !maintenance) cut_short(name, inst, view);
+    inst.left_alone = !managed(name, view);
+    auto g = view.directives.restarts.find(name);
+    inst.desired_generation = g == view.directives.restarts.end() ? 0 : g->second;
+    refresh_running(inst);
+    if (inst.left_alone || view.config_unreadable || shutting_down_ || !runs(inst.phase) ||
+        !needs_restart(inst) || desired_role(name, inst, view) == Role::kNone)
+      continue;
+    if (!restart_turn(name, inst, view)) {
+      next_due_ms_ = std::min(next_due_ms_, now + kIdleStepMs);
+      continue;
+    }
+    if (!inst.restart_logged) {
+      inst.restart_logged = true;
+      spdlog::info("agent: restarting {}: {}", name,
+                   inst.change.effect == ChangeEffect::kRestart
+                       ? inst.change.describe() + " changed"
+                       : std::string("bulwark resource restart"));
+    }
+    restarting_.insert(name);
+  }
+  for (auto& [name, inst] : instances_) {
+    if (inst.op_id != 0 && !inst.left_alone) cut_short(name, inst, view);
     if (inst.op_id == 0 && inst.spec.notify && step_notify(name, inst, view)) continue;
     if (inst.op_id == 0) {
       inst.notify.pending_wanted = false;
@@ -327,7 +477,7 @@ void NodeAgent::step(const AgentView& view) {
     }
     // Monitors do not run in maintenance: their due times must not keep a
     // step due at once.
-    if (runs(inst.phase) && inst.op_id == 0 && !maintenance)
+    if (runs(inst.phase) && inst.op_id == 0 && !inst.left_alone)
       next_due_ms_ = std::min(next_due_ms_, inst.next_monitor_ms);
   }
   // Instances of resources no longer in the file are forgotten once stopped.
@@ -351,6 +501,18 @@ void NodeAgent::step_instance(const std::string& name, Instance& inst, const Age
           std::min(next_due_ms_, inst.last_failure_mono_ms + int64_t{spec.failure_timeout_ms});
     }
   }
+  if (auto f = view.directives.forced_cleanups.find(name);
+      f != view.directives.forced_cleanups.end() && f->second > inst.forced_generation) {
+    inst.forced_generation = f->second;
+    if (inst.phase == Phase::kBlocked) {
+      // The operator checked and says it is stopped (cleanup --force).
+      spdlog::warn("agent: {}: its failed stop is cleared by the operator; counted as stopped",
+                   name);
+      inst.phase = Phase::kStopped;
+      set_running(inst, std::nullopt, 0);
+      inst.maybe_promoted = false;
+    }
+  }
   if (auto c = view.directives.cleanups.find(name);
       c != view.directives.cleanups.end() && c->second > inst.cleanup_generation) {
     inst.cleanup_generation = c->second;
@@ -364,9 +526,11 @@ void NodeAgent::step_instance(const std::string& name, Instance& inst, const Age
     begin(name, inst, OpKind::kProbe, spec.monitor.timeout_ms);
     return;
   }
-  const bool maintenance = view.directives.maintenance || view.node_mode == NodeMode::kMaintenance;
-  if ((maintenance || view.config_unreadable) && !shutting_down_) return;
-  const Role role = desired_role(name, inst, view);
+  // Left alone: nothing, not even at shutdown. An unreadable file holds
+  // everything too, except at shutdown (its instances are not marked
+  // unmanaged, so they stop as usual).
+  if (inst.left_alone || (view.config_unreadable && !shutting_down_)) return;
+  const Role role = effective_role(name, inst, view);
   const int stop_ms = exclusive_stop_ms(inst, view);
   const auto claimed = [&]() {
     if (view.placement && claimed_revision_ == view.placement->mod_revision) {
@@ -393,6 +557,11 @@ void NodeAgent::step_instance(const std::string& name, Instance& inst, const Age
           begin_announced(name, inst, OpKind::kStop, stop_ms, view);
         return;
       }
+      if (inst.change.effect == ChangeEffect::kReload && !needs_restart(inst)) {
+        spdlog::info("agent: reloading {}: {} changed", name, inst.change.describe());
+        begin(name, inst, OpKind::kReload, spec.start_timeout_ms);
+        return;
+      }
       if (role == Role::kPromote) {
         begin_announced(name, inst, OpKind::kPromote, spec.start_timeout_ms, view, claimed());
         return;
@@ -403,6 +572,11 @@ void NodeAgent::step_instance(const std::string& name, Instance& inst, const Age
         begin_announced(name, inst, OpKind::kDemote, stop_ms, view);
         return;
       }
+      if (inst.change.effect == ChangeEffect::kReload && !needs_restart(inst)) {
+        spdlog::info("agent: reloading {}: {} changed", name, inst.change.describe());
+        begin(name, inst, OpKind::kReload, spec.start_timeout_ms);
+        return;
+      }
       break;
     case Phase::kFailed:
       begin_announced(name, inst, OpKind::kStop, stop_ms, view);
@@ -410,7 +584,10 @@ void NodeAgent::step_instance(const std::string& name, Instance& inst, const Age
     default:
       return;
   }
-  if (now >= inst.next_monitor_ms) begin(name, inst, OpKind::kMonitor, spec.monitor.timeout_ms);
+  if (now >= inst.next_monitor_ms) {
+    const ResourceSpec& runs_as = inst.running ? *inst.running : spec;
+    begin(name, inst, OpKind::kMonitor, runs_as.monitor.timeout_ms);
+  }
 }
 
 void NodeAgent::on_completion(const OpCompletion& c) {
@@ -450,6 +627,13 @@ void NodeAgent::on_completion(const OpCompletion& c) {
         inst.phase = Phase::kFailed;
         inst.last_failure = what;
       }
+      if (inst.phase == Phase::kStopped) {
+        set_running(inst, std::nullopt, 0);
+      } else if (!inst.running) {
+        // Started before definitions were recorded (or by hand): taken to
+        // run the applied one.
+        set_running(inst, inst.spec, inst.desired_generation);
+      }
       if (runs(inst.phase)) {
         spdlog::info("agent: {} already runs here; adopted", c.resource);
         inst.next_monitor_ms = now + inst.spec.monitor.interval_ms;
@@ -465,6 +649,7 @@ void NodeAgent::on_completion(const OpCompletion& c) {
         inst.phase = Phase::kStopped;
         inst.exited = false;
         inst.maybe_promoted = false;
+        set_running(inst, std::nullopt, 0);
         return;
       }
       inst.last_failure = what;
@@ -505,6 +690,11 @@ void NodeAgent::on_completion(const OpCompletion& c) {
       if (!ok) spdlog::warn("agent: {} {}", c.resource, what);
       on_notify_done(inst);
       return;
+    case OpKind::kReload:
+      // A failed reload leaves the instance in a state nobody knows: it is
+      // a failure (stopped, then started with the new definition).
+      if (!ok) return fail(inst, what);
+      return;
   }
 }
 
@@ -525,8 +715,10 @@ void NodeAgent::begin_announced(const std::string& name, Instance& inst, OpKind 
   // A stop or demotion that the lease's end forces waits for nobody.
   const bool forced = (kind == OpKind::kStop || kind == OpKind::kDemote) && must_demote(inst, view);
   // A clone with notify announces all four; a proxy's source only its stops,
-  // so that every proxy drains it first.
-  const bool announced = inst.spec.notify || (kind == OpKind::kStop && inst.announces());
+  // so that every proxy drains it first -- unless it failed: a dead server
+  // has nothing to drain (and has left the proxies already).
+  const bool announced = inst.spec.notify || (kind == OpKind::kStop && inst.announces() &&
+                                              inst.phase != Phase::kFailed);
   if (!announced || forced) {
     if (claimed) begin(name, inst, kind, timeout_ms);
     return;
@@ -568,7 +760,7 @@ bool NodeAgent::peers_told(const std::string& name, const Instance& inst,
   // too); for a stop, every node running a proxy that takes servers from it
   // (which acknowledges once the server is drained).
   const bool notify = inst.spec.notify;
-  const bool drain = inst.notify.pending->op == OpKind::kStop;
+  const bool drain = inst.notify.pending->op == OpKind::kStop && inst.phase != Phase::kFailed;
   const auto proxy_here = [&]() {
     return std::any_of(inst.proxy_sources_of.begin(), inst.proxy_sources_of.end(),
                        [&](const std::string& p) {
@@ -629,8 +821,7 @@ bool NodeAgent::step_notify(const std::string& name, Instance& inst, const Agent
   }
   if (n.done_seen.empty()) n.done_seen[options_.node] = 0;  // the first look happened
   if (!listening) n.post_due.clear();
-  const bool maintenance = view.directives.maintenance || view.node_mode == NodeMode::kMaintenance;
-  if (!runs(inst.phase) || maintenance || view.config_unreadable) return false;
+  if (!runs(inst.phase) || inst.left_alone || view.config_unreadable) return false;
   if (must_demote(inst, view)) return false;  // the demotion first
   const auto begin_notify = [&](bool post, OpKind op, const std::map<std::string, int64_t>& seqs) {
     std::vector<std::string> batch;
@@ -791,6 +982,12 @@ NodeStatusRecord NodeAgent::status() const {
     st.last_failure = inst.last_failure;
     st.last_failure_wall_ms = inst.last_failure_wall_ms;
     st.cleanup_generation = inst.cleanup_generation;
+    st.outdated = outdated(inst);
+    if (inst.running) {
+      st.restart_generation = inst.running_generation;
+      st.definition = inst.running_fingerprint;
+    }
+    st.unmanaged = inst.left_alone;
     if (const NotifyState& n = inst.notify; inst.announces()) {
       if (n.pending) {
         st.notify.pending = op_kind_name(n.pending->op);

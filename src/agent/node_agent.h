@@ -38,7 +38,28 @@
 // The same handshake drains a `proxy` resource's servers before they stop:
 // a resource that a proxy's servers_from names announces its stops, and
 // every node running such a proxy says it was told (acknowledge()) once its
-// proxy no longer sends that instance anything.
+// proxy no longer sends that instance anything. A failed instance is not
+// drained: it serves nothing, and its restart must not wait.
+//
+// Definition changes (core/resource_change.h): an instance remembers the
+// definition it was started with (`running`; after a daemon restart, what
+// the runner recorded). When the applied one differs in what runs, it is
+// restarted: stopped with the old definition, started with the new one, in
+// the same ways as any stop and start (order, drains, notifications, the
+// singleton's claim). A clone restarts one instance at a time: an instance
+// goes when every other instance of the clone is up to date and serving,
+// or outdated and later in turn (promoted instances last, then by node
+// name) -- a rule each node applies to the status records, so no two nodes
+// take their turn together. Group members after a restarting member stop
+// before it and start after it. Reloadable parameters (ReloadTraits) are
+// reloaded instead, everywhere at once; settings only Bulwark uses apply
+// at once. `resource restart` (DirectivesRecord::restarts) makes instances
+// started before it outdated the same way.
+//
+// Maintenance (cluster or node) and `resource unmanage` leave an instance
+// alone: no operation at all, not even at daemon shutdown or when the lease
+// is lost; its status says so (unmanaged), so that only a fence lets the
+// coordinator count it stopped.
 //
 // Thread-safety: none; one thread owns it.
 #pragma once
@@ -52,6 +73,7 @@
 
 #include "agent/operation.h"
 #include "core/env.h"
+#include "core/resource_change.h"
 #include "store/schema.h"
 
 namespace bulwark {
@@ -73,8 +95,9 @@ struct AgentView {
   DirectivesRecord directives;
   NodeMode node_mode = NodeMode::kOnline;
   const std::map<std::string, NodeStatusRecord>* statuses = nullptr;  // all nodes'
-  std::vector<std::string> nodes;     // the cluster's members, this node included
-  std::set<std::string> unreachable;  // peers the membership does not reach now
+  std::vector<std::string> nodes;           // the cluster's members, this node included
+  std::set<std::string> unreachable;        // peers the membership does not reach now
+  std::set<std::string> maintenance_nodes;  // nodes in node maintenance (they restart nothing)
   bool holds_lease = false;
   int64_t lease_remaining_ms = 0;
 };
@@ -108,12 +131,14 @@ class NodeAgent {
   // Every instance known at start was probed.
   bool probed() const { return probed_; }
 
-  // Stop every local instance (daemon shutdown); step() then only stops.
+  // Stop every managed local instance (daemon shutdown); step() then only
+  // stops. Instances left alone (maintenance, unmanaged) keep running.
   void begin_shutdown() { shutting_down_ = true; }
-  // True once nothing runs and no operation is in flight.
+  // True once nothing managed runs and no operation is in flight.
   bool idle() const;
-  // Some exclusive instance (a singleton, a promoted instance) may run here:
-  // while the lease is lost, the watchdog is fed only when none does.
+  // Some managed exclusive instance (a singleton, a promoted instance) may
+  // run here: while the lease is lost, the watchdog is fed only when none
+  // does. Instances left alone are the operator's (maintenance).
   bool exclusive_active() const;
   // The soonest time a step has something to do (a monitor, a retry).
   int64_t next_due_ms() const { return next_due_ms_; }
@@ -151,6 +176,19 @@ class NodeAgent {
   };
   struct Instance {
     ResourceSpec spec;  // as last configured
+    // The definition it was started with, while it may run (set when a
+    // start begins or a probe finds it; cleared once stopped). Stops,
+    // monitors, demotions and notifications use it.
+    std::optional<ResourceSpec> running;
+    int64_t running_generation = 0;   // the `resource restart` it was started under
+    std::string running_fingerprint;  // run_fingerprint(*running); empty without
+    std::string spec_fingerprint;     // run_fingerprint(spec)
+    int64_t desired_generation = 0;   // the newest `resource restart`, as last seen
+    SpecChange change;                // running -> spec, as of the last step
+    bool change_stale = true;         // spec changed since `change` was compared
+    bool left_alone = false;          // maintenance or unmanaged, as of the last step
+    bool restart_logged = false;      // the restart it waits for was logged
+    int64_t forced_generation = 0;    // the newest `cleanup --force` honoured
     Phase phase = Phase::kUnprobed;
     uint64_t op_id = 0;  // in flight; 0: none
     OpKind op = OpKind::kProbe;
@@ -175,6 +213,21 @@ class NodeAgent {
   enum class Role { kNone, kRun, kPromote };
 
   Role desired_role(const std::string& name, const Instance& inst, const AgentView& view) const;
+  // desired_role, or none while it (or a group member before it) takes its
+  // turn to restart.
+  Role effective_role(const std::string& name, const Instance& inst, const AgentView& view) const;
+  bool managed(const std::string& name, const AgentView& view) const;
+  // It runs outdated (see the top of this file): restart or reload due.
+  bool needs_restart(const Instance& inst) const;
+  bool outdated(const Instance& inst) const;
+  // The rolling rule: every other instance of the clone is up to date and
+  // serving, or outdated and later in turn.
+  bool restart_turn(const std::string& name, const Instance& inst, const AgentView& view) const;
+  // Brings `change` up to date, and `running` where only settings Bulwark
+  // uses changed.
+  void refresh_running(Instance& inst);
+  // Every change of `running` goes through here.
+  static void set_running(Instance& inst, std::optional<ResourceSpec> spec, int64_t generation);
   bool exclusive_allowed(const AgentView& view) const;
   // It may be promoted, and the lease no longer allows that: it is demoted
   // before anything else, notifications included.
@@ -231,6 +284,8 @@ class NodeAgent {
   int64_t next_due_ms_ = 0;
   int cluster_size_ = 0;
   int64_t last_announced_seq_ = 0;
+  // Instances that take their turn to restart in this step.
+  std::set<std::string> restarting_;
   // The config last seen, kept alive so that a new one is never mistaken
   // for it (a freed object's address can be reused).
   std::shared_ptr<const ResourceConfig> seen_config_;

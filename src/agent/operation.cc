@@ -18,13 +18,15 @@ const char* op_kind_name(OpKind kind) {
       return "demote";
     case OpKind::kNotify:
       return "notify";
+    case OpKind::kReload:
+      return "reload";
   }
   return "probe";
 }
 
 std::optional<OpKind> parse_op_kind(const std::string& name) {
   for (OpKind k : {OpKind::kProbe, OpKind::kStart, OpKind::kStop, OpKind::kMonitor,
-                   OpKind::kPromote, OpKind::kDemote, OpKind::kNotify}) {
+                   OpKind::kPromote, OpKind::kDemote, OpKind::kNotify, OpKind::kReload}) {
     if (name == op_kind_name(k)) return k;
   }
   return std::nullopt;

@@ -20,7 +20,9 @@ namespace bulwark {
 // systemd stops (placement_step.cc) counts on the same figure.
 constexpr int64_t kOperationTermGraceMs = 2000;
 
-enum class OpKind { kProbe, kStart, kStop, kMonitor, kPromote, kDemote, kNotify };
+// kReload applies reloadable parameters to a running OCF instance (its
+// agent's ReloadTraits::action) without a restart.
+enum class OpKind { kProbe, kStart, kStop, kMonitor, kPromote, kDemote, kNotify, kReload };
 const char* op_kind_name(OpKind kind);
 std::optional<OpKind> parse_op_kind(const std::string& name);
 
@@ -57,10 +59,24 @@ struct NotifyEvent {
   std::map<std::string, std::vector<std::string>> lists;
 };
 
+// The definition an instance was started with. The real runner keeps it
+// beside the instance's pid file, so that a restarted daemon that adopts
+// the instance knows what it runs, stops it with its own parameters, and
+// restarts it if the applied definition differs.
+struct RunningDefinition {
+  ResourceSpec spec;
+  int64_t restart_generation = 0;  // of `resource restart` (DirectivesRecord::restarts)
+};
+
 struct OpRequest {
   uint64_t id = 0;  // unique per runner; 0 is never used
   OpKind kind = OpKind::kProbe;
-  ResourceSpec spec;  // a copy: a resource removed from the file is still stopped with it
+  // A copy: a resource removed from the file is still stopped with it, and
+  // a running instance is stopped with the definition it was started with.
+  ResourceSpec spec;
+  // Start and reload: the `resource restart` generation the instance will
+  // run under (recorded with the definition).
+  int64_t restart_generation = 0;
   InstanceVars vars;
   int timeout_ms = 0;  // kill the operation (or, exec stop: SIGKILL) after this
   int clone_max = 0;   // clones: how many instances there may be
@@ -89,6 +105,13 @@ class OperationRunner {
   // have left the resource running. The default does nothing, for runners
   // whose operations cannot be interrupted.
   virtual void cancel(uint64_t id) { (void)id; }
+  // What the instance of `resource` found by a probe was started with, if
+  // the runner recorded it (nullopt: unknown, e.g. started before Bulwark
+  // recorded definitions, or by hand).
+  virtual std::optional<RunningDefinition> recorded(const std::string& resource) const {
+    (void)resource;
+    return std::nullopt;
+  }
 };
 
 // The OCF_RESKEY_CRM_meta_notify_* variables of `event`, as KEY=VALUE

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "agent/proxy_controller.h"
+#include "agent/running_record.h"
 #include "sys/process.h"
 
 namespace bulwark {
@@ -28,8 +29,10 @@ constexpr int kOcfNotRunning = 7;
 constexpr int kOcfRunningPromoted = 8;
 constexpr int kOcfFailedPromoted = 9;
 
-const char* ocf_action(OpKind kind) {
-  return kind == OpKind::kProbe ? "monitor" : op_kind_name(kind);
+std::string ocf_action(const OpRequest& r) {
+  if (r.kind == OpKind::kProbe) return "monitor";
+  if (r.kind == OpKind::kReload) return r.spec.agent.reload.action;
+  return op_kind_name(r.kind);
 }
 
 // "http://192.0.2.1:8000/health" -> address and path. Literal addresses
@@ -73,6 +76,39 @@ std::string ProcessRunner::pid_file(const std::string& resource) const {
   return options_.runtime_dir + "/" + resource + ".pid";
 }
 
+std::string ProcessRunner::definition_file(const std::string& resource) const {
+  return options_.runtime_dir + "/" + resource + ".definition.json";
+}
+
+std::optional<RunningDefinition> ProcessRunner::recorded(const std::string& resource) const {
+  std::ifstream in(definition_file(resource));
+  if (!in) return std::nullopt;
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto out = decode_running(text);
+  if (!out) spdlog::warn("agent: {} cannot be read; ignored", definition_file(resource));
+  return out;
+}
+
+void ProcessRunner::record_definition(const OpCompletion& c) {
+  auto it = recording_.find(c.id);
+  if (it == recording_.end()) return;
+  const OpRequest r = std::move(it->second);
+  recording_.erase(it);
+  const std::string path = definition_file(r.vars.resource);
+  std::error_code ec;
+  if (r.kind == OpKind::kStop) {
+    if (c.outcome == OpOutcome::kOk || c.outcome == OpOutcome::kNotRunning) fs::remove(path, ec);
+    return;
+  }
+  // A failed start may have left something running: what it was started
+  // with is what a stop must use.
+  if (r.kind == OpKind::kReload && c.outcome != OpOutcome::kOk) return;
+  const std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << encode_running(RunningDefinition{r.spec, r.restart_generation}) << "\n";
+  fs::rename(tmp, path, ec);
+  if (ec) spdlog::warn("agent: cannot record {}: {}", path, ec.message());
+}
+
 std::vector<std::string> ProcessRunner::base_environment(const OpRequest& r) const {
   std::vector<std::string> env = {
       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
@@ -83,6 +119,9 @@ std::vector<std::string> ProcessRunner::base_environment(const OpRequest& r) con
 }
 
 void ProcessRunner::begin(const OpRequest& request) {
+  if (request.kind == OpKind::kStart || request.kind == OpKind::kReload ||
+      request.kind == OpKind::kStop)
+    recording_[request.id] = request;
   if (request.spec.agent.agent_class == AgentClass::kVip) return vip_.begin(request);
   Op& op = ops_[request.id];
   op.request = request;
@@ -117,6 +156,13 @@ void ProcessRunner::begin(const OpRequest& request) {
 
 void ProcessRunner::cancel(uint64_t id) {
   vip_.cancel(id);
+  // A cancelled start may have started it: what it ran with stays recorded.
+  if (auto r = recording_.find(id); r != recording_.end()) {
+    if (r->second.kind == OpKind::kStart)
+      record_definition(
+          OpCompletion{id, r->second.vars.resource, OpKind::kStart, OpOutcome::kOk, ""});
+    recording_.erase(id);
+  }
   auto it = ops_.find(id);
   if (it == ops_.end()) return;
   // An exec resource's own process is not the operation's: it stays, and
@@ -221,6 +267,8 @@ void ProcessRunner::begin_exec(Op& op) {
       return complete(r.id, OpOutcome::kFailed, "exec resources have no promoted role");
     case OpKind::kNotify:
       return complete(r.id, OpOutcome::kFailed, "exec resources have no notify action");
+    case OpKind::kReload:
+      return complete(r.id, OpOutcome::kFailed, "exec resources have no reload action");
   }
 }
 
@@ -304,7 +352,9 @@ void ProcessRunner::begin_ocf(Op& op) {
   }
   for (const auto& [k, v] : a.params)
     env.push_back("OCF_RESKEY_" + k + "=" + expand_vars(v, r.vars));
-  begin_command(op, {script, ocf_action(r.kind)}, std::move(env));
+  if (r.kind == OpKind::kReload && r.spec.agent.reload.action.empty())
+    return complete(r.id, OpOutcome::kFailed, "the agent has no reload action");
+  begin_command(op, {script, ocf_action(r)}, std::move(env));
 }
 
 void ProcessRunner::begin_systemd(Op& op) {
@@ -335,6 +385,8 @@ void ProcessRunner::begin_systemd(Op& op) {
       return complete(r.id, OpOutcome::kFailed, "systemd units have no promoted role");
     case OpKind::kNotify:
       return complete(r.id, OpOutcome::kFailed, "systemd units have no notify action");
+    case OpKind::kReload:
+      return complete(r.id, OpOutcome::kFailed, "systemd units are restarted, not reloaded");
   }
   begin_command(op, std::move(argv), base_environment(r));
 }
@@ -505,6 +557,7 @@ std::vector<OpCompletion> ProcessRunner::take_completions() {
   vip_.take_completions(completions_);
   std::vector<OpCompletion> out;
   out.swap(completions_);
+  for (const OpCompletion& c : out) record_definition(c);
   return out;
 }
 

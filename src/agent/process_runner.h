@@ -12,7 +12,9 @@
 //   proxy     bulwark-proxy run as an exec resource on a file in the runtime
 //             directory (ProxyController keeps it current).
 // Every operation has a deadline; a command still running then gets SIGTERM,
-// then SIGKILL, and the operation counts as timed out.
+// then SIGKILL, and the operation counts as timed out. The definition an
+// instance was started with is kept beside its pid file
+// (running_record.h), for a restarted daemon.
 //
 // Thread-safety: the loop's thread only.
 #pragma once
@@ -51,6 +53,7 @@ class ProcessRunner final : public OperationRunner {
 
   void begin(const OpRequest& request) override;
   void cancel(uint64_t id) override;
+  std::optional<RunningDefinition> recorded(const std::string& resource) const override;
   // True if the loop event with this tag belongs to the runner.
   static bool owns(uint64_t tag) { return (tag & kTagRunner) != 0; }
   void on_event(uint64_t tag, uint32_t events);
@@ -92,6 +95,10 @@ class ProcessRunner final : public OperationRunner {
   void complete(uint64_t id, OpOutcome outcome, std::string detail);
   std::optional<ExecProcess> adopt(const std::string& resource);
   std::string pid_file(const std::string& resource) const;
+  std::string definition_file(const std::string& resource) const;
+  // Keeps (start, reload) or forgets (stop) what a completed operation
+  // leaves running.
+  void record_definition(const OpCompletion& c);
   std::vector<std::string> base_environment(const OpRequest& r) const;
   void forget_exec(const std::string& resource);
 
@@ -103,6 +110,9 @@ class ProcessRunner final : public OperationRunner {
   std::map<uint64_t, std::string> exec_by_tag_;
   uint64_t next_exec_tag_ = 1;
   std::vector<OpCompletion> completions_;
+  // Starts, reloads and stops in flight (every class, VIPs included): what
+  // their completion leaves running is recorded.
+  std::map<uint64_t, OpRequest> recording_;
   VipRunner vip_;
 };
 

@@ -60,6 +60,8 @@ void VipRunner::begin(const OpRequest& r) {
       return complete(r, OpOutcome::kFailed, "a vip has no promoted role");
     case OpKind::kNotify:
       return complete(r, OpOutcome::kFailed, "a vip has no notify action");
+    case OpKind::kReload:
+      return complete(r, OpOutcome::kFailed, "a vip is restarted, not reloaded");
   }
 }
 

@@ -76,14 +76,19 @@ const AgentView& SimAgentLoop::build_view() {
     view_state_ = &state;
     view_.store_loaded = state.loaded && state.schema_version > 0;
     view_.config = state.resource_config;
-    view_.config_unreadable = state.resources.has_value() && !state.resource_config;
+    view_.config_unreadable =
+        state.resources_unreadable || (state.resources.has_value() && !state.resource_config);
     view_.placement = state.placement;
     view_.directives = state.directives;
     view_.node_mode = NodeMode::kOnline;
     if (auto n = state.nodes.find(self_); n != state.nodes.end()) view_.node_mode = n->second.mode;
     view_.statuses = &state.statuses;
     view_.nodes.clear();
-    for (const auto& [name, node] : state.nodes) view_.nodes.push_back(name);
+    view_.maintenance_nodes.clear();
+    for (const auto& [name, node] : state.nodes) {
+      view_.nodes.push_back(name);
+      if (node.mode == NodeMode::kMaintenance) view_.maintenance_nodes.insert(name);
+    }
   }
   const int64_t now = clock_.mono_ms();
   view_.holds_lease = lease_expires_ms_ > now;

@@ -72,6 +72,7 @@ void SimRunner::begin_exec(Op& op) {
     case OpKind::kPromote:
     case OpKind::kDemote:
     case OpKind::kNotify:
+    case OpKind::kReload:
       op.outcome = OpOutcome::kFailed;
       return;
   }
@@ -114,6 +115,7 @@ void SimRunner::begin_ocf(Op& op) {
       op.effect = schedule(d, op, EffectKind::kDemote, "demoted");
       return;
     case OpKind::kNotify:
+    case OpKind::kReload:
       return;  // it only tells the agent: answered ok at done_ms
   }
 }

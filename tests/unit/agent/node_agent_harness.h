@@ -38,6 +38,12 @@ class FakeRunner : public OperationRunner {
     cancelled.push_back(id);
     pending.erase(id);
   }
+  std::optional<RunningDefinition> recorded(const std::string& resource) const override {
+    auto it = records.find(resource);
+    if (it == records.end()) return std::nullopt;
+    return it->second;
+  }
+  std::map<std::string, RunningDefinition> records;  // what recorded() answers
   std::vector<OpRequest> begun;
   std::map<uint64_t, OpRequest> pending;
   std::vector<uint64_t> cancelled;

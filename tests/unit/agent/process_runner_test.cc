@@ -357,6 +357,52 @@ TEST_F(ProcessRunnerTest, ASecondRunnerAdoptsFromThePidFile) {
   EXPECT_FALSE(fs::exists(pid_file("kept")));
 }
 
+// A restarted daemon learns what an adopted instance was started with, to
+// stop it with that and to restart it if the file now says otherwise.
+TEST_F(ProcessRunnerTest, TheDefinitionAnInstanceRunsIsRecordedForTheNextRunner) {
+  ResourceSpec s = exec_spec("recorded", {"/bin/sleep", "61"});
+  s.agent.params["MODE"] = "old";
+  EXPECT_EQ(runner_->recorded("recorded"), std::nullopt);
+  OpRequest r = request(OpKind::kStart, s);
+  r.restart_generation = 4;
+  runner_->begin(r);
+  ASSERT_TRUE(wait_for(r.id).has_value());
+  track(pid_of(run(OpKind::kProbe, s)));
+  new_runner();
+  auto rec = runner_->recorded("recorded");
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(rec->spec.agent.command, (std::vector<std::string>{"/bin/sleep", "61"}));
+  EXPECT_EQ(rec->spec.agent.params.at("MODE"), "old");
+  EXPECT_EQ(rec->restart_generation, 4);
+  EXPECT_EQ(run(OpKind::kProbe, s).outcome, OpOutcome::kOk);
+  EXPECT_EQ(run(OpKind::kStop, s).outcome, OpOutcome::kOk);
+  EXPECT_EQ(runner_->recorded("recorded"), std::nullopt);  // stopped: nothing runs
+  // A record that does not parse is unknown, never half a definition.
+  std::ofstream(options_.runtime_dir + "/recorded.definition.json")
+      << "{\"version\": 1, \"spec\": 7}";
+  EXPECT_EQ(runner_->recorded("recorded"), std::nullopt);
+}
+
+TEST_F(ProcessRunnerTest, OcfReloadRunsTheAgentsReloadAction) {
+  if (::access("/usr/lib/ocf/resource.d/heartbeat/Dummy", X_OK) != 0)
+    GTEST_SKIP() << "resource-agents is not installed";
+  ResourceSpec d = ocf_spec("dummy", "heartbeat", "Dummy");
+  d.agent.params["fake"] = "1";
+  ASSERT_EQ(run(OpKind::kStart, d).outcome, OpOutcome::kOk);
+  d.agent.params["fake"] = "2";
+  EXPECT_EQ(run(OpKind::kReload, d).outcome, OpOutcome::kFailed);  // no reload traits
+  d.agent.reload = ReloadTraits{"reload", {"fake"}};
+  const OpCompletion c = run(OpKind::kReload, d);
+  EXPECT_EQ(c.outcome, OpOutcome::kOk) << c.detail;
+  auto rec = runner_->recorded("dummy");
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(rec->spec.agent.params.at("fake"), "2");
+  std::ifstream log(options_.log_dir + "/dummy.log");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("Reloading dummy"), std::string::npos) << text;
+  EXPECT_EQ(run(OpKind::kStop, d).outcome, OpOutcome::kOk);
+}
+
 TEST_F(ProcessRunnerTest, AStalePidFileIsNotAdopted) {
   // A live process whose pid is in the file, with another start time: the
   // kernel gave the recorded pid to someone else.

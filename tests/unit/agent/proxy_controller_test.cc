@@ -40,8 +40,10 @@ ResourceConfig config() {
 ClusterState cluster() {
   ClusterState s;
   for (const auto& [name, address] : std::map<std::string, std::string>{
-           {"n1", "127.0.9.1"}, {"n2", "127.0.9.2"}, {"n3", "127.0.9.3"}, {"n4", "127.0.9.4"}})
-    s.nodes[name] = NodeRecord{name, address, {}, NodeMode::kOnline, {}, 0};
+           {"n1", "127.0.9.1"}, {"n2", "127.0.9.2"}, {"n3", "127.0.9.3"}, {"n4", "127.0.9.4"}}) {
+    s.nodes[name].name = name;
+    s.nodes[name].address = address;
+  }
   return s;
 }
 
