@@ -199,7 +199,9 @@ bool Coordinator::place(const MembershipView& view, const ClusterState& state) {
   set_waiting(step.waiting_for);
   for (const auto& node : step.fence) {
     auto st = state.statuses.find(node);
-    fencer_.request(node, st == state.statuses.end() ? 0 : st->second.incarnation);
+    auto why = step.fence_reasons.find(node);
+    fencer_.request(node, st == state.statuses.end() ? 0 : st->second.incarnation,
+                    why == step.fence_reasons.end() ? "" : why->second);
   }
   if (!step.write) return fencer_.in_flight();
   auto r = store_.coordinator_write(*mine_, step.write->compares, step.write->ops);

@@ -44,12 +44,13 @@ std::string Fencer::options_for(const std::string& node) const {
   return out;
 }
 
-void Fencer::request(const std::string& node, uint64_t incarnation) {
+void Fencer::request(const std::string& node, uint64_t incarnation, const std::string& reason) {
   if (!configured()) return;
   if (auto c = confirmed_.find(node); c != confirmed_.end() && c->second == incarnation) return;
   Call& call = calls_[node];
   if (call.pid > 0 || (call.retry_at_ms != 0 && clock_.mono_ms() < call.retry_at_ms)) return;
   call.incarnation = incarnation;
+  call.reason = reason;
   start(node, call);
 }
 
@@ -69,7 +70,8 @@ void Fencer::start(const std::string& node, Call& call) {
   }
   call.pid = *pid;
   call.deadline_ms = clock_.mono_ms() + config_.timeout_ms;
-  spdlog::warn("fencing: {} is lost and may run exclusive resources; fencing it ({})", node,
+  spdlog::warn("fencing: {}: {}; fencing it ({})", node,
+               call.reason.empty() ? "it is lost and may run exclusive resources" : call.reason,
                config_.command[0]);
 }
 

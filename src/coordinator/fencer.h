@@ -31,7 +31,8 @@ class Fencer {
   // Fences the life `incarnation` of `node` (the daemon incarnation that
   // wrote the status record whose resources must be stopped), unless a
   // call for it is under way or that life is confirmed off.
-  void request(const std::string& node, uint64_t incarnation);
+  // `reason` says why, for the log (empty: it is lost).
+  void request(const std::string& node, uint64_t incarnation, const std::string& reason = "");
   void poll();
   // A fence call is running: its end is worth noticing at once (poll()).
   bool in_flight() const;
@@ -52,6 +53,7 @@ class Fencer {
     int64_t retry_at_ms = 0;  // after a failure; 0: none pending
     int failures = 0;
     uint64_t incarnation = 0;  // the life being fenced
+    std::string reason;        // why, for the log; empty: it is lost
   };
   void start(const std::string& node, Call& call);
 

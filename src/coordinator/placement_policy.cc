@@ -18,7 +18,14 @@ struct Unit {
 
 class Planner {
  public:
-  explicit Planner(const PolicyInput& in) : in_(in), config_(*in.config) {
+  // With `explain_unit`, run() also records why that unit cannot run on
+  // `explain_node` (see obstacle()).
+  explicit Planner(const PolicyInput& in, std::string explain_unit = "",
+                   std::string explain_node = "")
+      : in_(in),
+        config_(*in.config),
+        explain_unit_(std::move(explain_unit)),
+        explain_node_(std::move(explain_node)) {
     for (const auto& n : in.nodes) nodes_.push_back(&n);
     std::sort(nodes_.begin(), nodes_.end(),
               [](const PolicyNode* a, const PolicyNode* b) { return a->name < b->name; });
@@ -35,6 +42,13 @@ class Planner {
   Placement run() {
     for (const Unit* u : placement_order()) place(*u);
     return std::move(out_);
+  }
+
+  const std::string& obstacle() const { return obstacle_; }
+
+  std::string unit(const std::string& name) const {
+    auto it = unit_of_.find(name);
+    return it == unit_of_.end() ? name : it->second;  // a group names itself
   }
 
  private:
@@ -60,11 +74,6 @@ class Planner {
     static const std::vector<const T*> kNone;
     auto it = index.find(unit);
     return it == index.end() ? kNone : it->second;
-  }
-
-  std::string unit(const std::string& name) const {
-    auto it = unit_of_.find(name);
-    return it == unit_of_.end() ? name : it->second;  // a group names itself
   }
 
   // A unit is placed after the units it must be colocated with; otherwise in
@@ -114,16 +123,28 @@ class Planner {
     return true;
   }
 
-  int64_t score(const Unit& u, const PolicyNode& n) const {
-    if (!n.online || n.standby) return kNever;
+  // The unit's score on a node; kNever where it may not run, with the
+  // reason in `why` if asked.
+  int64_t score(const Unit& u, const PolicyNode& n, std::string* why = nullptr) const {
+    const auto never = [why](std::string reason) {
+      if (why) *why = std::move(reason);
+      return kNever;
+    };
+    if (!n.online) return never("node " + n.name + " is offline");
+    if (n.standby) return never("node " + n.name + " is in standby");
     int64_t s = 0;
     for (const ResourceSpec* r : u.members) {
       auto ban = in_.bans.find(r->name);
-      if (ban != in_.bans.end() && ban->second.count(n.name)) return kNever;
+      if (ban != in_.bans.end() && ban->second.count(n.name))
+        return never(r->name + " is banned from " + n.name + " (bulwark resource clear " + r->name +
+                     ")");
       auto fails = in_.fail_counts.find(r->name);
       if (fails != in_.fail_counts.end()) {
         auto f = fails->second.find(n.name);
-        if (f != fails->second.end() && f->second >= r->migration_threshold) return kNever;
+        if (f != fails->second.end() && f->second >= r->migration_threshold)
+          return never(r->name + " failed " + std::to_string(f->second) + " times on " + n.name +
+                       " (migration_threshold " + std::to_string(r->migration_threshold) +
+                       "; bulwark resource cleanup " + r->name + " forgets them)");
       }
       auto move = in_.moves.find(r->name);
       if (move != in_.moves.end() && move->second == n.name) s += kMoveScore;
@@ -139,11 +160,16 @@ class Planner {
       if (!c->apart && a == u.name) {
         // With a unit placed before this one: only its nodes will do.
         auto it = placed_.find(b);
-        if (it != placed_.end() && !it->second.count(n.name)) return kNever;
+        if (it != placed_.end() && !it->second.count(n.name))
+          return never(
+              c->resource + " is colocated with " + c->other + ", which " +
+              (it->second.empty() ? std::string("runs nowhere") : "does not run on " + n.name));
       }
       if (c->apart && (a == u.name || b == u.name)) {
         auto it = placed_.find(a == u.name ? b : a);
-        if (it != placed_.end() && it->second.count(n.name)) return kNever;
+        if (it != placed_.end() && it->second.count(n.name))
+          return never(c->resource + " is colocated apart from " + c->other + ", and " +
+                       (a == u.name ? c->other : c->resource) + " runs on " + n.name);
       }
     }
     return s;
@@ -161,8 +187,10 @@ class Planner {
 
   void place(const Unit& u) {
     const ResourceSpec& first = *u.members.front();
-    if (!std::all_of(u.members.begin(), u.members.end(),
-                     [](const ResourceSpec* r) { return r->enabled; })) {
+    if (u.name == explain_unit_) explain(u);
+    if (!std::all_of(u.members.begin(), u.members.end(), [&](const ResourceSpec* r) {
+          return r->enabled && !in_.disabled.count(r->name);
+        })) {
       record(u, {}, {}, "disabled");
       return;
     }
@@ -171,6 +199,29 @@ class Planner {
     } else {
       place_instances(u, first);
     }
+  }
+
+  // Why `u` may not run on the explained node, as things stand when it is
+  // placed (after the units it is colocated with).
+  void explain(const Unit& u) {
+    for (const ResourceSpec* r : u.members) {
+      if (!r->enabled) {
+        obstacle_ = r->name + " is disabled in the resources file";
+        return;
+      }
+      if (in_.disabled.count(r->name)) {
+        obstacle_ = r->name + " is disabled (bulwark resource enable " + r->name + ")";
+        return;
+      }
+    }
+    auto n = std::find_if(nodes_.begin(), nodes_.end(),
+                          [&](const PolicyNode* p) { return p->name == explain_node_; });
+    if (n == nodes_.end()) {
+      obstacle_ = "no node named " + explain_node_;
+      return;
+    }
+    std::string why;
+    if (score(u, **n, &why) <= kNever) obstacle_ = why;
   }
 
   void place_exclusive(const Unit& u) {
@@ -308,6 +359,9 @@ class Planner {
   std::map<std::string, std::set<std::string>> placed_;
   std::map<std::string, int> exclusive_load_;
   Placement out_;
+  std::string explain_unit_;
+  std::string explain_node_;
+  std::string obstacle_;
 };
 
 }  // namespace
@@ -315,6 +369,15 @@ class Planner {
 Placement compute_placement(const PolicyInput& input) {
   if (!input.config) return {};
   return Planner(input).run();
+}
+
+std::string placement_obstacle(const PolicyInput& input, const std::string& resource,
+                               const std::string& node) {
+  if (!input.config) return "no resources are applied";
+  const Planner names(input);
+  Planner p(input, names.unit(resource), node);
+  p.run();
+  return p.obstacle();
 }
 
 }  // namespace bulwark

@@ -43,6 +43,7 @@ struct PolicyInput {
   std::map<std::string, std::map<std::string, int>> fail_counts;
   std::map<std::string, std::string> moves;           // resource -> node (`resource move`)
   std::map<std::string, std::set<std::string>> bans;  // resource -> nodes (`resource ban`)
+  std::set<std::string> disabled;                     // `resource disable`
 };
 
 struct ResourcePlacement {
@@ -56,5 +57,12 @@ struct Placement {
 };
 
 Placement compute_placement(const PolicyInput& input);
+
+// Why `resource` (or the group it belongs to) would not run on `node` with
+// these inputs, for `resource move` to refuse with a reason: "banned
+// from n2", "colocated apart from app, which runs on n2", ...; empty when
+// nothing keeps it off `node`.
+std::string placement_obstacle(const PolicyInput& input, const std::string& resource,
+                               const std::string& node);
 
 }  // namespace bulwark

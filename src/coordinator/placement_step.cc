@@ -21,10 +21,17 @@ bool online(const MembershipView& view, const MemberStatus* m) {
 
 // The status record of a lost node with its exclusive instances recorded
 // as stopped (promoted ones as demoted); nullopt if it has none running.
-std::optional<NodeStatusRecord> voided(const NodeStatusRecord& st, const ResourceConfig& config) {
+// After a fence, instances whose stop failed (blocked) count as stopped too.
+std::optional<NodeStatusRecord> voided(const NodeStatusRecord& st, const ResourceConfig& config,
+                                       bool fenced) {
   NodeStatusRecord next = st;
   bool changed = false;
   for (auto& [res, is] : next.resources) {
+    if (fenced && is.state == InstanceState::kBlocked) {
+      is.state = InstanceState::kStopped;
+      changed = true;
+      continue;
+    }
     const ResourceSpec* spec = config.find(res);
     const bool singleton = !spec || spec->kind == ResourceKind::kSingleton;
     if (is.state == InstanceState::kPromoted || is.promoted) {
@@ -52,7 +59,10 @@ int64_t stop_allowance_ms(const NodeStatusRecord& st, const ResourceConfig& conf
   int64_t wait_ms = 0;
   for (const auto& [res, is] : st.resources) {
     const ResourceSpec* spec = config.find(res);
-    if (!spec || spec->agent.stop_ends_with_lease() || is.state == InstanceState::kStopped)
+    // An outdated instance may run another agent class than the file says
+    // (one whose stop cannot be cut short): no shortcut for it.
+    if (!spec || (spec->agent.stop_ends_with_lease() && !is.outdated) ||
+        is.state == InstanceState::kStopped)
       continue;
     const bool promoted = is.promoted || is.state == InstanceState::kPromoted;
     if (!promoted && spec->kind != ResourceKind::kSingleton) continue;
@@ -78,10 +88,86 @@ bool lease_lapsed(const MembershipView& view, const std::string& name, int64_t m
   return m->lease_lapse_proven() && m->answers_known_until_ms >= m->lease_bound_ms + margin_ms;
 }
 
+PolicyInputs policy_inputs(const ClusterState& state, const MembershipView& view,
+                           const ResourceConfig& config) {
+  PolicyInputs out;
+  out.input.config = &config;
+  out.input.moves = state.directives.moves;
+  out.input.bans = state.directives.bans;
+  out.input.disabled = state.directives.disabled;
+  for (const auto& [name, node] : state.nodes) {
+    const MemberStatus* m = view.find(name);
+    PolicyNode pn;
+    pn.name = name;
+    pn.attributes = node.attributes;
+    // A node in maintenance keeps what it runs (unmanaged); standby empties.
+    pn.standby = node.mode == NodeMode::kStandby;
+    pn.online = online(view, m);
+    const auto st = state.statuses.find(name);
+    // A node that runs but has not yet told what runs on it may run
+    // anything: nothing is placed until it has. A record from an earlier
+    // daemon of the node (another incarnation) does not count.
+    if (pn.online && (st == state.statuses.end() || !st->second.probed ||
+                      st->second.incarnation != m->incarnation)) {
+      if (out.held.empty()) out.held = "node " + name + " has not yet probed its resources";
+    }
+    // A restarted daemon answers before it holds its lease: until it has
+    // rejoined and probed, nothing of the node moves (what runs there is
+    // adopted, not restarted elsewhere and then here again). It may have
+    // probed and written its record already, and still need a few round
+    // trips for its lease: held for a short while (MemberStatus::rejoining).
+    if (!pn.online && m != nullptr && m->online && !m->self &&
+        (st == state.statuses.end() || st->second.incarnation != m->incarnation || m->rejoining)) {
+      if (out.held.empty()) out.held = "node " + name + " restarted and has not rejoined yet";
+    }
+    if (st != state.statuses.end()) {
+      for (const auto& [res, is] : st->second.resources) {
+        if (is.fail_count > 0) out.input.fail_counts[res][name] = is.fail_count;
+        if (is.state == InstanceState::kStopped) continue;
+        bool promoted = is.state == InstanceState::kPromoted || is.promoted;
+        if (is.claim_pending) {
+          // A start or promotion that waits for a claim on a placement this
+          // one replaced can never happen: its claim fails. (One the
+          // current placement asks for counts as if under way.)
+          const PlacedResource* placed = nullptr;
+          if (state.placement) {
+            auto p = state.placement->resources.find(res);
+            if (p != state.placement->resources.end()) placed = &p->second;
+          }
+          const auto listed = [node = name](const std::vector<std::string>& v) {
+            return std::find(v.begin(), v.end(), node) != v.end();
+          };
+          if (!placed || !listed(placed->nodes)) continue;
+          promoted = promoted && listed(placed->promoted);
+        }
+        out.input.running[res].push_back({name, promoted});
+      }
+    }
+    out.input.nodes.push_back(std::move(pn));
+  }
+  for (const auto& [name, st] : state.statuses) {
+    if (state.node_keys.count(name)) continue;
+    PolicyNode gone;  // removed: never eligible, never provably off
+    gone.name = name;
+    gone.online = false;
+    for (const auto& [res, is] : st.resources) {
+      if (is.state != InstanceState::kStopped)
+        out.input.running[res].push_back(
+            {name, is.state == InstanceState::kPromoted || is.promoted});
+    }
+    out.input.nodes.push_back(std::move(gone));
+  }
+  return out;
+}
+
 PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema) {
   PlacementStep out;
   const ClusterState& state = *in.state;
   const MembershipView& view = *in.view;
+  if (state.resources_unreadable) {
+    out.waiting_for = "the applied resources record cannot be read";
+    return out;
+  }
   if (!state.resources) return out;
   if (!state.resource_config) {
     out.waiting_for = "the applied resources do not parse";
@@ -97,7 +183,7 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
   // exclusive runs there (its daemon stops everything when it learns of its
   // removal); until then, what it reports stays pinned there (below).
   for (const auto& [name, st] : state.statuses) {
-    if (state.node_keys.count(name) || voided(st, config)) continue;
+    if (state.node_keys.count(name) || voided(st, config, false)) continue;
     StoreWrite w;
     w.compares.push_back(Compare::mod_revision(schema.status_key(name), st.mod_revision));
     w.ops.push_back(TxnOp::del(schema.status_key(name)));
@@ -113,27 +199,57 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
   // in the same transaction: a failover is one write.
   StoreWrite w;
   std::optional<ClusterState> patched;
+  // A fence call is an act on another node that no store compare guards:
+  // only by a coordinator whose majority is fresh (PlacementStepInput::lease_ms).
+  const bool may_fence =
+      in.fencing && view.holds_lease && view.lease_remaining_ms * 2 >= in.lease_ms;
   for (const auto& [name, st] : state.statuses) {
     const MemberStatus* m = view.find(name);
     if (m == nullptr || m->self || !view.holds_lease) continue;
     const auto fenced = in.fenced.find(name);
     const bool fenced_this_life = fenced != in.fenced.end() && fenced->second == st.incarnation;
+    // A node in maintenance is the operator's: its resources run on as they
+    // are, even with its daemon stopped (a rolling upgrade). It is neither
+    // fenced nor counted stopped; what it runs stays pinned there.
+    const auto node = state.nodes.find(name);
+    const bool maintenance =
+        node != state.nodes.end() && node->second.mode == NodeMode::kMaintenance;
+    if (maintenance && !fenced_this_life) continue;
+    // Pacemaker's rule: a stop that failed (blocked) leaves the node in a
+    // state nobody knows, and with fencing the node is fenced. Only the
+    // record of its current life counts: a new life probes for itself.
+    if (may_fence && !fenced_this_life && st.incarnation == m->incarnation) {
+      auto blocked = std::find_if(st.resources.begin(), st.resources.end(), [](const auto& e) {
+        return e.second.state == InstanceState::kBlocked && !e.second.unmanaged;
+      });
+      if (blocked != st.resources.end()) {
+        out.fence.push_back(name);
+        out.fence_reasons[name] =
+            "its stop of " + blocked->first + " failed (" + blocked->second.last_failure + ")";
+        continue;
+      }
+    }
     // The record of a life a fence agent ended is void whatever the view
     // says (a view can lag a power-off by a lease, or show the node's next
     // life already); a newer life writes its own record.
     if (online(view, m) && !fenced_this_life) continue;
-    auto next = voided(st, config);
+    auto next = voided(st, config, fenced_this_life);
     if (!next) continue;
-    if (in.fencing
-            ? !fenced_this_life
-            : !lease_lapsed(view, name,
-                            in.lease_margin_ms + in.watchdog_ms + stop_allowance_ms(st, config))) {
+    // An instance left alone (maintenance, unmanaged) is not stopped when
+    // its node loses its lease: no lease proves it gone, only a fence.
+    const bool left_alone =
+        std::any_of(st.resources.begin(), st.resources.end(), [](const auto& e) {
+          return e.second.unmanaged && e.second.state != InstanceState::kStopped;
+        });
+    if (in.fencing ? !fenced_this_life
+                   : left_alone || !lease_lapsed(view, name,
+                                                 in.lease_margin_ms + in.watchdog_ms +
+                                                     stop_allowance_ms(st, config))) {
       // Fenced only when we cannot reach it: a node that answers but holds
       // no lease (it just started, or lost its majority) stops its exclusive
       // resources itself and reports so. And only by a coordinator whose
       // majority is fresh (PlacementStepInput::lease_ms).
-      if (in.fencing && !m->online && view.lease_remaining_ms * 2 >= in.lease_ms)
-        out.fence.push_back(name);
+      if (may_fence && !m->online) out.fence.push_back(name);
       continue;
     }
     next->voided = in.fencing       ? "fenced"
@@ -162,72 +278,9 @@ PlacementStep place_on(const ClusterState& state, const PlacementStepInput& in,
     return out;
   };
 
-  PolicyInput pin;
-  pin.config = &config;
-  pin.moves = state.directives.moves;
-  pin.bans = state.directives.bans;
-  for (const auto& [name, node] : state.nodes) {
-    const MemberStatus* m = view.find(name);
-    PolicyNode pn;
-    pn.name = name;
-    pn.attributes = node.attributes;
-    // A node in maintenance keeps what it runs (unmanaged); standby empties.
-    pn.standby = node.mode == NodeMode::kStandby;
-    pn.online = online(view, m);
-    const auto st = state.statuses.find(name);
-    // A node that runs but has not yet told what runs on it may run
-    // anything: nothing is placed until it has. A record from an earlier
-    // daemon of the node (another incarnation) does not count.
-    if (pn.online && (st == state.statuses.end() || !st->second.probed ||
-                      st->second.incarnation != m->incarnation)) {
-      return held("node " + name + " has not yet probed its resources");
-    }
-    // A restarted daemon answers before it holds its lease: until it has
-    // rejoined and probed, nothing of the node moves (what runs there is
-    // adopted, not restarted elsewhere and then here again). It may have
-    // probed and written its record already, and still need a few round
-    // trips for its lease: held for a short while (MemberStatus::rejoining).
-    if (!pn.online && m != nullptr && m->online && !m->self &&
-        (st == state.statuses.end() || st->second.incarnation != m->incarnation || m->rejoining)) {
-      return held("node " + name + " restarted and has not rejoined yet");
-    }
-    if (st != state.statuses.end()) {
-      for (const auto& [res, is] : st->second.resources) {
-        if (is.fail_count > 0) pin.fail_counts[res][name] = is.fail_count;
-        if (is.state == InstanceState::kStopped) continue;
-        bool promoted = is.state == InstanceState::kPromoted || is.promoted;
-        if (is.claim_pending) {
-          // A start or promotion that waits for a claim on a placement this
-          // one replaced can never happen: its claim fails. (One the
-          // current placement asks for counts as if under way.)
-          const PlacedResource* placed = nullptr;
-          if (state.placement) {
-            auto p = state.placement->resources.find(res);
-            if (p != state.placement->resources.end()) placed = &p->second;
-          }
-          const auto listed = [node = name](const std::vector<std::string>& v) {
-            return std::find(v.begin(), v.end(), node) != v.end();
-          };
-          if (!placed || !listed(placed->nodes)) continue;
-          promoted = promoted && listed(placed->promoted);
-        }
-        pin.running[res].push_back({name, promoted});
-      }
-    }
-    pin.nodes.push_back(std::move(pn));
-  }
-  for (const auto& [name, st] : state.statuses) {
-    if (state.node_keys.count(name)) continue;
-    PolicyNode gone;  // removed: never eligible, never provably off
-    gone.name = name;
-    gone.online = false;
-    for (const auto& [res, is] : st.resources) {
-      if (is.state != InstanceState::kStopped)
-        pin.running[res].push_back({name, is.state == InstanceState::kPromoted || is.promoted});
-    }
-    pin.nodes.push_back(std::move(gone));
-  }
-  const Placement p = compute_placement(pin);
+  const PolicyInputs inputs = policy_inputs(state, view, config);
+  if (!inputs.held.empty()) return held(inputs.held);
+  const Placement p = compute_placement(inputs.input);
   PlacementRecord next;
   next.epoch = in.epoch;
   next.resources_revision = state.resources->mod_revision;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/placement_policy.h"
 #include "membership/membership.h"
 #include "store/etcd_client.h"
 #include "store/schema.h"
@@ -55,9 +56,23 @@ struct StoreWrite {
 
 struct PlacementStep {
   std::string waiting_for;         // why placement is on hold; empty if it is not
-  std::vector<std::string> fence;  // lost nodes to fence now
+  std::vector<std::string> fence;  // nodes to fence now
+  // Why, for the log, where it is not that the node is lost.
+  std::map<std::string, std::string> fence_reasons;
   std::optional<StoreWrite> write;
 };
+
+// The placement policy's inputs from the cluster state and a membership
+// view, as the coordinator computes them; `held` says why the coordinator
+// would place nothing now (a node that has not probed, a restarted node
+// not yet back), empty if nothing holds it. `bulwark apply --dry-run` and
+// `resource move` use them to say what the coordinator would do.
+struct PolicyInputs {
+  PolicyInput input;  // input.config points to the config given
+  std::string held;
+};
+PolicyInputs policy_inputs(const ClusterState& state, const MembershipView& view,
+                           const ResourceConfig& config);
 
 // True when `name` (not this node) can no longer run anything exclusive by
 // the membership layer's proof that its lease lapsed.

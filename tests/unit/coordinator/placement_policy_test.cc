@@ -269,3 +269,54 @@ TEST(PlacementPolicyTest, TheResultDoesNotDependOnInputOrder) {
 
 }  // namespace
 }  // namespace bulwark
+
+namespace bulwark {
+namespace {
+
+// --- why a resource cannot run on a node (`resource move` refuses with it) ---
+
+TEST(PlacementPolicyTest, AnObstacleNamesWhatKeepsAResourceOffANode) {
+  const char* yaml =
+      "resources:\n"
+      "  - {name: app, agent: exec, command: [/bin/app]}\n"
+      "  - {name: worker, agent: exec, command: [/bin/w]}\n"
+      "  - {name: db, agent: exec, command: [/bin/db]}\n"
+      "  - {name: off, agent: exec, command: [/bin/off], enabled: false}\n"
+      "constraints:\n"
+      "  - {colocate: worker, apart: app}\n"
+      "  - {colocate: db, with: app}\n";
+  Fixture f(yaml, 3);
+  f.in.running["app"] = {{"n2", false}};
+  const std::string app_node = f.where("app").front();
+  ASSERT_EQ(app_node, "n2");
+  EXPECT_EQ(placement_obstacle(f.in, "worker", "n2"),
+            "worker is colocated apart from app, and app runs on n2");
+  EXPECT_EQ(placement_obstacle(f.in, "worker", "n1"), "");
+  EXPECT_EQ(placement_obstacle(f.in, "db", "n3"),
+            "db is colocated with app, which does not run on n3");
+  EXPECT_EQ(placement_obstacle(f.in, "off", "n1"), "off is disabled in the resources file");
+  f.node("n3").standby = true;
+  EXPECT_EQ(placement_obstacle(f.in, "worker", "n3"), "node n3 is in standby");
+  f.node("n1").online = false;
+  EXPECT_EQ(placement_obstacle(f.in, "worker", "n1"), "node n1 is offline");
+  f.node("n1").online = true;
+  f.in.bans["worker"] = {"n1"};
+  EXPECT_EQ(placement_obstacle(f.in, "worker", "n1"),
+            "worker is banned from n1 (bulwark resource clear worker)");
+  f.in.bans.clear();
+  f.in.fail_counts["worker"]["n1"] = 3;
+  EXPECT_EQ(placement_obstacle(f.in, "worker", "n1"),
+            "worker failed 3 times on n1 (migration_threshold 3; bulwark resource cleanup worker "
+            "forgets them)");
+  f.in.fail_counts.clear();
+  f.in.disabled = {"worker"};
+  EXPECT_EQ(placement_obstacle(f.in, "worker", "n1"),
+            "worker is disabled (bulwark resource enable worker)");
+  EXPECT_TRUE(f.place().resources.at("worker").nodes.empty());
+  EXPECT_EQ(f.place().resources.at("worker").reason, "disabled");
+  f.in.disabled.clear();
+  EXPECT_EQ(placement_obstacle(f.in, "worker", "n9"), "no node named n9");
+}
+
+}  // namespace
+}  // namespace bulwark

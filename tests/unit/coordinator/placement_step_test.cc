@@ -594,3 +594,124 @@ TEST(PlacementStepTest, ARemovedNodeStillReportingASingletonHoldsItBack) {
 
 }  // namespace
 }  // namespace bulwark
+
+namespace bulwark {
+namespace {
+
+// --- maintenance, unmanaged instances, failed stops (issue 12) ---
+
+// A node in maintenance may run on with its daemon stopped (a rolling
+// upgrade): lost, it is neither fenced nor voided; what it ran stays there.
+TEST(PlacementStepTest, ALostNodeInMaintenanceIsNeitherFencedNorVoided) {
+  for (const bool fencing : {true, false}) {
+    SCOPED_TRACE(fencing ? "with fencing" : "without");
+    World w;
+    w.runs("n3", "s", InstanceState::kStarted);
+    w.settle();
+    w.state.nodes["n3"].mode = NodeMode::kMaintenance;
+    w.lose("n3");
+    w.in.fencing = fencing;
+    w.member("n3").lease_bound_ms = 1000;  // its lease lapsed long ago
+    w.member("n3").answers_known_until_ms = 50000;
+    const PlacementStep step = w.plan();
+    EXPECT_TRUE(step.fence.empty());
+    if (step.write) {
+      EXPECT_EQ(w.puts(*step.write), Lines{"put " + pkey()});  // no status rewrite
+      EXPECT_EQ(w.written_placement(*step.write).resources.at("s").nodes, Lines{"n3"});
+    }
+  }
+}
+
+// An instance its node left alone (maintenance, unmanaged) was not stopped
+// when the node lost its lease: no lease proves it gone, only a fence.
+TEST(PlacementStepTest, AnUnmanagedInstanceIsCountedStoppedOnlyAfterAFence) {
+  World w;
+  w.runs("n3", "s", InstanceState::kStarted);
+  w.settle();
+  w.state.statuses["n3"].resources["s"].unmanaged = true;
+  w.lose("n3");
+  w.member("n3").lease_bound_ms = 1000;
+  w.member("n3").answers_known_until_ms = 50000;
+  PlacementStep step = w.plan();
+  ASSERT_TRUE(!step.write || w.puts(*step.write) == Lines{"put " + pkey()});
+  EXPECT_TRUE(step.fence.empty());  // no fence agent
+  // The same, managed: voided by the lapsed lease.
+  w.state.statuses["n3"].resources["s"].unmanaged = false;
+  step = w.plan();
+  ASSERT_TRUE(step.write.has_value());
+  EXPECT_EQ(w.puts(*step.write), (Lines{"put " + skey("n3"), "put " + pkey()}));
+  // With a fence agent, an unmanaged one is fenced like any other.
+  w.state.statuses["n3"].resources["s"].unmanaged = true;
+  w.in.fencing = true;
+  EXPECT_EQ(w.plan().fence, Lines{"n3"});
+}
+
+// Pacemaker's rule: a failed stop (blocked) means the node must be fenced,
+// online or not; the fence then counts the blocked instance stopped.
+TEST(PlacementStepTest, AFailedStopIsFencedAndTheFenceClearsIt) {
+  World w;
+  w.runs("n2", "c", InstanceState::kBlocked);
+  w.state.statuses["n2"].resources["c"].last_failure = "stop: failed (OCF exit 1)";
+  w.settle();
+  PlacementStep step = w.plan();
+  EXPECT_TRUE(step.fence.empty());  // no fence agent: it waits for cleanup --force
+  w.in.fencing = true;
+  step = w.plan();
+  EXPECT_EQ(step.fence, Lines{"n2"});
+  EXPECT_EQ(step.fence_reasons.at("n2"), "its stop of c failed (stop: failed (OCF exit 1))");
+  // Not the node's current life (it restarted and probes for itself), not
+  // in maintenance, not unmanaged: no fence.
+  w.state.statuses["n2"].incarnation = 7;
+  EXPECT_TRUE(w.plan().fence.empty());
+  w.state.statuses["n2"].incarnation = w.member("n2").incarnation;
+  w.state.statuses["n2"].resources["c"].unmanaged = true;
+  EXPECT_TRUE(w.plan().fence.empty());
+  w.state.statuses["n2"].resources["c"].unmanaged = false;
+  w.state.nodes["n2"].mode = NodeMode::kMaintenance;
+  EXPECT_TRUE(w.plan().fence.empty());
+  w.state.nodes["n2"].mode = NodeMode::kOnline;
+  // Fenced: its record is voided, the blocked instance stopped.
+  w.in.fenced = {{"n2", w.state.statuses["n2"].incarnation}};
+  step = w.plan();
+  EXPECT_TRUE(step.fence.empty());
+  ASSERT_TRUE(step.write.has_value());
+  const NodeStatusRecord voided = w.written_status(*step.write, "n2");
+  EXPECT_EQ(voided.resources.at("c").state, InstanceState::kStopped);
+  EXPECT_EQ(voided.voided, "fenced");
+}
+
+// An outdated instance may run a definition whose stop cannot be cut short
+// at the lease's end: the coordinator waits for its stop timeout too.
+TEST(PlacementStepTest, AnOutdatedInstanceGetsItsFullStopTime) {
+  World w;
+  w.runs("n3", "s", InstanceState::kStarted);
+  w.settle();
+  w.lose("n3");
+  w.member("n3").lease_bound_ms = 1000;
+  w.member("n3").answers_known_until_ms = 1000 + 100 + 1;  // just past the margin
+  ASSERT_TRUE(w.plan().write.has_value());
+  ASSERT_EQ(w.puts(*w.plan().write), (Lines{"put " + skey("n3"), "put " + pkey()}));
+  w.state.statuses["n3"].resources["s"].outdated = true;
+  const PlacementStep step = w.plan();
+  EXPECT_TRUE(!step.write || w.puts(*step.write) == Lines{"put " + pkey()});
+  w.member("n3").answers_known_until_ms = 1000 + 100 + 20000 + 2000;  // stop_timeout + grace
+  EXPECT_EQ(w.puts(*w.plan().write), (Lines{"put " + skey("n3"), "put " + pkey()}));
+}
+
+TEST(PlacementStepTest, PolicyInputsAreWhatTheCoordinatorUses) {
+  World w;
+  w.runs("n2", "s", InstanceState::kStarted);
+  w.state.directives.disabled = {"c"};
+  w.state.directives.bans["s"] = {"n3"};
+  w.state.statuses["n3"].probed = false;
+  const PolicyInputs in = policy_inputs(w.state, w.view, *w.state.resource_config);
+  EXPECT_EQ(in.held, "node n3 has not yet probed its resources");
+  EXPECT_EQ(in.input.nodes.size(), 3U);  // all of them, held or not
+  EXPECT_EQ(in.input.disabled, std::set<std::string>{"c"});
+  EXPECT_EQ(in.input.bans.at("s"), std::set<std::string>{"n3"});
+  ASSERT_EQ(in.input.running.at("s").size(), 1U);
+  EXPECT_EQ(in.input.running.at("s")[0].node, "n2");
+}
+
+}  // namespace
+}  // namespace bulwark
