@@ -30,6 +30,21 @@ void send_result(httplib::Response& res, const Result<int64_t>& r) {
   res.set_content(json{{"ok", true}, {"revision", *r}}.dump() + "\n", "application/json");
 }
 
+void send_result(httplib::Response& res, const Result<json>& r) {
+  if (!r) {
+    send_error(res, http_status_for(r.error().code), r.error().code, r.error().message);
+    return;
+  }
+  res.set_content(r->dump() + "\n", "application/json");
+}
+
+// body[field] as a boolean (absent: false); nullopt if it is not one.
+std::optional<bool> flag(const json& body, const char* field) {
+  if (!body.contains(field)) return false;
+  if (!body[field].is_boolean()) return std::nullopt;
+  return body[field].get<bool>();
+}
+
 // Reads body[field], an optional object of string values (node attributes).
 // On a wrong shape, the message for a 400.
 Result<std::map<std::string, std::string>> string_map(const json& body, const char* field) {
@@ -160,21 +175,55 @@ void ApiServer::install_routes() {
     const json body = json::parse(req.body, nullptr, false);
     if (!body.is_object() || !body.contains("text") || !body["text"].is_string())
       return send_error(res, 400, Errc::kInvalid, "body must be {\"text\": RESOURCES_YAML}");
-    const std::string source = body.value("source", "resources");
-    send_result(res, backend_.apply_resources(body["text"].get<std::string>(), source));
+    ApplyRequest apply;
+    apply.text = body["text"].get<std::string>();
+    apply.source = body.contains("source") && body["source"].is_string()
+                       ? body["source"].get<std::string>()
+                       : "resources";
+    const auto dry_run = flag(body, "dry_run");
+    const auto allow_delete = flag(body, "allow_delete");
+    if (!dry_run || !allow_delete)
+      return send_error(res, 400, Errc::kInvalid, "dry_run and allow_delete must be booleans");
+    apply.dry_run = *dry_run;
+    apply.allow_delete = *allow_delete;
+    if (body.contains("expect_revision")) {
+      if (!body["expect_revision"].is_number_integer())
+        return send_error(res, 400, Errc::kInvalid, "expect_revision must be an integer");
+      apply.expect_revision = body["expect_revision"].get<int64_t>();
+    }
+    send_result(res, backend_.apply_resources(apply));
   });
 
   s.Get("/v1/resources", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(backend_.resources().dump() + "\n", "application/json");
   });
 
-  s.Post(R"(/v1/resources/([^/]+)/(move|ban|clear|cleanup))", [this](const httplib::Request& req,
-                                                                     httplib::Response& res) {
+  s.Get("/v1/resources/export", [this](const httplib::Request&, httplib::Response& res) {
+    send_result(res, backend_.export_resources());
+  });
+
+  // One resource (or group); cleanup also for every resource at once.
+  const auto directive = [this](const httplib::Request& req, httplib::Response& res,
+                                const std::string& resource, const std::string& action) {
     const json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
     if (!body.is_object() || (body.contains("node") && !body["node"].is_string()))
-      return send_error(res, 400, Errc::kInvalid, "body must be {\"node\": NAME} or empty");
-    const std::string node = body.value("node", "");
-    send_result(res, backend_.resource_directive(req.matches[1], req.matches[2], node));
+      return send_error(res, 400, Errc::kInvalid,
+                        "body must be {\"node\": NAME, \"force\": BOOL} or empty");
+    const auto force = flag(body, "force");
+    if (!force) return send_error(res, 400, Errc::kInvalid, "force must be a boolean");
+    DirectiveRequest d;
+    d.resource = resource;
+    d.action = action;
+    d.node = body.value("node", "");
+    d.force = *force;
+    send_result(res, backend_.resource_directive(d));
+  };
+  s.Post(R"(/v1/resources/([^/]+)/(move|ban|clear|cleanup|restart|enable|disable|manage|unmanage))",
+         [directive](const httplib::Request& req, httplib::Response& res) {
+           directive(req, res, req.matches[1], req.matches[2]);
+         });
+  s.Post("/v1/resources/cleanup", [directive](const httplib::Request& req, httplib::Response& res) {
+    directive(req, res, "", "cleanup");
   });
 
   s.Put("/v1/maintenance", [this](const httplib::Request& req, httplib::Response& res) {

@@ -15,13 +15,17 @@ int main(int argc, char** argv) {
     std::string config, node;
     app.add_option("--config", config, "path to bulwark.yaml")->required();
     app.add_option("--node", node, "this node's name in the configuration")->required();
+    bulwark::DaemonOptions options;
+    app.add_flag("--detach-resources", options.detach_resources,
+                 "on SIGTERM/SIGINT leave this node's resources running (the node is put in "
+                 "maintenance first) for the next bulwarkd to adopt");
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
       const int code = app.exit(e);
       return code == 0 ? 0 : bulwark::kExitBadInput;
     }
-    return bulwark::run_daemon(config, node);
+    return bulwark::run_daemon(config, node, options);
   } catch (const std::exception& e) {
     // Errors are values inside; an exception here is a bug, but it must
     // still end the process with a message, not std::terminate.

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -63,13 +64,34 @@ struct EtcdHealth {
   std::string error;
 };
 
+// A random node uid (NodeRecord::uid), for a node added to a running cluster.
+std::string new_node_uid() {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(random_u64()));
+  return buf;
+}
+
+// The uid of a founding node: derived from the cluster secret, so that the
+// node knows it before the cluster is initialised (and records it before
+// its etcd member first starts), whichever daemon initialises the cluster.
+std::string founding_node_uid(const std::string& secret, const std::string& node) {
+  const std::string data = "bulwark founding node " + node;
+  const Digest d = hmac_sha256({reinterpret_cast<const uint8_t*>(secret.data()), secret.size()},
+                               {reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+  char buf[17];
+  for (int i = 0; i < 8; ++i) std::snprintf(buf + 2 * i, 3, "%02x", d[i]);
+  return buf;
+}
+
 class Daemon final : public ApiBackend {
  public:
-  Daemon(Config config, NodeConfig self, std::string secret, std::string token)
+  Daemon(Config config, NodeConfig self, std::string secret, std::string token,
+         DaemonOptions options)
       : config_(std::move(config)),
         self_(std::move(self)),
         secret_(std::move(secret)),
-        token_(std::move(token)) {}
+        token_(std::move(token)),
+        options_(options) {}
 
   int run();
 
@@ -82,13 +104,13 @@ class Daemon final : public ApiBackend {
   Result<int64_t> set_node_mode(const std::string& name, const std::string& mode) override {
     return resource_ops_->set_node_mode(name, mode);
   }
-  Result<int64_t> apply_resources(const std::string& text, const std::string& source) override {
-    return resource_ops_->apply(text, source);
+  Result<json> apply_resources(const ApplyRequest& request) override {
+    return resource_ops_->apply(request);
   }
+  Result<json> export_resources() override { return resource_ops_->export_resources(); }
   json resources() override { return resource_ops_->list(); }
-  Result<int64_t> resource_directive(const std::string& resource, const std::string& action,
-                                     const std::string& node) override {
-    return resource_ops_->directive(resource, action, node);
+  Result<json> resource_directive(const DirectiveRequest& request) override {
+    return resource_ops_->directive(request);
   }
   Result<int64_t> set_maintenance(bool enabled) override {
     return resource_ops_->set_maintenance(enabled);
@@ -105,11 +127,21 @@ class Daemon final : public ApiBackend {
   std::vector<PeerEndpoint> members_from(const ClusterState& state) const;
   void health_loop();
   Status retry_member_change(const std::function<Status()>& change);
+  // This node is a member of the cluster, and its data dir is this node's
+  // (not an earlier node's of the same name): from what `record` says
+  // (nullopt: the cluster has no such node). kInvalid with what to do.
+  Status check_registration(bool initialised, const std::optional<NodeRecord>& record);
+  std::string uid_path() const { return config_.node_data_dir(self_.name) + "/node.uid"; }
+  Status write_uid(const std::string& uid);
+  // --detach-resources at shutdown: puts this node in maintenance unless
+  // it (or the cluster) is already, so that its resources are left running.
+  void detach_resources();
 
   Config config_;
   NodeConfig self_;
   std::string secret_;
   std::string token_;
+  DaemonOptions options_;
   SystemClock clock_;
   int64_t started_mono_ms_ = 0;
 
@@ -125,6 +157,8 @@ class Daemon final : public ApiBackend {
   std::mutex health_mu_;
   EtcdHealth health_;
   std::atomic<bool> stopping_{false};
+  // check_registration passed against the initialised cluster.
+  bool registration_checked_ = false;
   std::thread health_thread_;
   std::mutex write_mu_;  // one membership change at a time through this node
 };
@@ -137,9 +171,67 @@ std::vector<NodeRecord> Daemon::founding_nodes() const {
     r.address = n.address;
     r.attributes = n.attributes;
     r.ports = n.ports;
+    r.uid = founding_node_uid(secret_, n.name);
     out.push_back(r);
   }
   return out;
+}
+
+Status Daemon::check_registration(bool initialised, const std::optional<NodeRecord>& record) {
+  namespace fs = std::filesystem;
+  const std::string dir = config_.node_data_dir(self_.name);
+  if (!initialised) return Ok{};  // founding nodes before the cluster's first coordinator
+  if (!record)
+    return make_error(Errc::kInvalid,
+                      "node " + self_.name + " is not a member of cluster " + config_.cluster_name +
+                          " (it was removed, or never added): its data in " + dir +
+                          " is of no use; to bring this host back, empty " + dir +
+                          ", run bulwark node add " + self_.name + " --address " + self_.address +
+                          " on the cluster, then start bulwarkd again");
+  if (record->uid.empty()) return Ok{};  // recorded before nodes had uids
+  std::string mine;
+  std::ifstream(uid_path()) >> mine;
+  // The first start on this data dir (or one of an older version that
+  // recorded none): from now on it is this node's.
+  if (mine.empty()) return write_uid(record->uid);
+  if (mine != record->uid)
+    return make_error(Errc::kInvalid,
+                      dir + " holds the data of an earlier node named " + self_.name +
+                          ", which was removed from the cluster; the cluster's " + self_.name +
+                          " is a new node: empty " + dir + " and start bulwarkd again");
+  return Ok{};
+}
+
+Status Daemon::write_uid(const std::string& uid) {
+  namespace fs = std::filesystem;
+  const std::string path = uid_path();
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  std::ofstream(path + ".tmp") << uid << "\n";
+  fs::rename(path + ".tmp", path, ec);
+  if (ec) return make_error(Errc::kIo, "cannot write " + path + ": " + ec.message());
+  return Ok{};
+}
+
+void Daemon::detach_resources() {
+  const ClusterState state = store_->state();
+  const auto self = state.nodes.find(self_.name);
+  if (state.directives.maintenance ||
+      (self != state.nodes.end() && self->second.mode == NodeMode::kMaintenance)) {
+    spdlog::info("shutdown: maintenance leaves this node's resources running");
+    return;
+  }
+  auto r = resource_ops_->set_node_mode(self_.name, "maintenance");
+  if (!r) {
+    spdlog::error(
+        "shutdown: cannot put node {} in maintenance ({}); its resources are stopped as usual",
+        self_.name, r.error().message);
+    return;
+  }
+  spdlog::warn(
+      "shutdown: node {} is now in maintenance, so that its resources keep running without "
+      "bulwarkd; once it is back, resume management with: bulwark node online {}",
+      self_.name, self_.name);
 }
 
 std::vector<NodeRecord> Daemon::cluster_nodes(const ClusterState& state) const {
@@ -242,6 +334,38 @@ int Daemon::run() {
       config_.store.key_file.empty() ? config_.key_file(self_.name) : config_.store.key_file;
   etcd_ = std::make_unique<EtcdClient>(eo);
 
+  {
+    // Before anything starts: is this node (still) a member, and is its
+    // data its own? The other members answer (embedded mode: not our own,
+    // which may hold stale data); if none does, the store is asked again
+    // once it runs (the control loop).
+    EtcdClientOptions po = eo;
+    if (config_.store.mode == StoreMode::kEmbedded)
+      po.endpoints.erase(po.endpoints.begin());  // ask the others, not ourselves
+    po.request_timeout_ms = 1000;
+    EtcdClient probe(po);
+    if (!po.endpoints.empty()) {
+      if (auto reg = read_registration(probe, Schema(config_.store.prefix), self_.name)) {
+        if (auto st = check_registration(reg->initialised, reg->node); !st) {
+          spdlog::error("{}", st.error().message);
+          return st.error().code == Errc::kInvalid ? kExitBadInput : kExitFailure;
+        }
+        registration_checked_ = reg->initialised;
+      }
+    }
+    // A founding node's first start on an empty data dir: its uid is
+    // known already, and recorded before its etcd member has any data.
+    std::string mine;
+    std::ifstream(uid_path()) >> mine;
+    const bool fresh = !std::filesystem::exists(config_.node_data_dir(self_.name) + "/etcd/member");
+    if (mine.empty() && fresh && !registration_checked_) {
+      if (auto st = write_uid(founding_node_uid(secret_, self_.name)); !st) {
+        spdlog::error("{}", st.error().message);
+        return kExitFailure;
+      }
+    }
+  }
+
   if (config_.store.mode == StoreMode::kEmbedded) {
     embedded_ = std::make_unique<EmbeddedEtcd>(clock_, config_, self_);
     EtcdClientOptions po = eo;
@@ -324,7 +448,8 @@ int Daemon::run() {
 
   resource_ops_ = std::make_unique<ResourceOperations>(
       clock_, *store_, [this] { return require_quorum(); },
-      [this](Result<int64_t> r) { return committed(std::move(r)); }, config_.ocf_root);
+      [this](Result<int64_t> r) { return committed(std::move(r)); },
+      [this] { return membership_->view(); }, config_.ocf_root);
 
   ApiServerOptions ao;
   ao.address = self_.address;
@@ -357,6 +482,7 @@ int Daemon::run() {
     const int sig = sigtimedwait(&signals, &info, &tick);
     if (sig == SIGTERM || sig == SIGINT) {
       spdlog::info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      if (options_.detach_resources) detach_resources();
       break;
     }
     if (embedded_) embedded_->supervise();
@@ -372,11 +498,34 @@ int Daemon::run() {
         etcd_->set_endpoints(etcd_endpoints(state));
       }
       if (state.node_keys.count(self_.name)) {
+        if (!seen_in_store && !registration_checked_) {
+          // Nobody answered before start: checked now, from the store.
+          auto n = state.nodes.find(self_.name);
+          const std::optional<NodeRecord> rec =
+              n == state.nodes.end() ? std::nullopt : std::optional<NodeRecord>(n->second);
+          if (auto st = check_registration(true, rec); !st) {
+            spdlog::error("{}", st.error().message);
+            exit_code = kExitBadInput;
+            if (embedded_) embedded_->abandon();
+            break;
+          }
+          registration_checked_ = true;
+        }
         seen_in_store = true;
       } else if (seen_in_store) {
         spdlog::warn("this node ({}) was removed from the cluster; stopping", self_.name);
+        exit_code = kExitBadInput;
         if (embedded_) embedded_->abandon();
         break;
+      } else if (state.loaded && !registration_checked_) {
+        // The cluster runs and has no such node: never a member, or removed
+        // while this daemon was down.
+        if (auto st = check_registration(true, std::nullopt); !st) {
+          spdlog::error("{}", st.error().message);
+          exit_code = kExitBadInput;
+          if (embedded_) embedded_->abandon();
+          break;
+        }
       }
     }
     const bool settled = clock_.mono_ms() - started_mono_ms_ >= settle_ms;
@@ -506,6 +655,7 @@ Result<int64_t> Daemon::add_node(const NodeAddRequest& req) {
   rec.address = req.address;
   rec.attributes = req.attributes;
   rec.ports = config_.default_ports;
+  rec.uid = new_node_uid();
   if (const NodeConfig* c = config_.find_node(req.name)) {
     if (c->address == req.address) rec.ports = c->ports;
   }
@@ -711,7 +861,8 @@ json Daemon::status() {
 
 }  // namespace
 
-int run_daemon(const std::string& config_path, const std::string& node_name) {
+int run_daemon(const std::string& config_path, const std::string& node_name,
+               const DaemonOptions& options) {
   auto config = load_config(config_path);
   if (!config) {
     spdlog::error("{}", config.error().message);
@@ -745,7 +896,7 @@ int run_daemon(const std::string& config_path, const std::string& node_name) {
     return kExitBadInput;
   }
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [" + node_name + "] %v");
-  Daemon daemon(*config, *self, *secret, *token);
+  Daemon daemon(*config, *self, *secret, *token, options);
   return daemon.run();
 }
 

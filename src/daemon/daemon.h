@@ -22,8 +22,19 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitBadInput = 2;
 
+struct DaemonOptions {
+  // On SIGTERM/SIGINT, leave the node's resources running for the next
+  // bulwarkd to adopt: the node is put in maintenance first (unless it or
+  // the cluster is already), so that nobody acts on them meanwhile.
+  bool detach_resources = false;
+};
+
 // Validates everything it can before starting anything, then runs until
-// SIGTERM/SIGINT (or until this node is removed from the cluster).
-int run_daemon(const std::string& config_path, const std::string& node_name);
+// SIGTERM/SIGINT (or until this node is removed from the cluster). A node
+// the cluster no longer has, or whose data belongs to an earlier node of
+// its name, is refused (kExitBadInput) before its etcd member or any
+// resource starts.
+int run_daemon(const std::string& config_path, const std::string& node_name,
+               const DaemonOptions& options = {});
 
 }  // namespace bulwark

@@ -1,17 +1,23 @@
-// The API's resource operations: `bulwark apply`, `resource list`, move, ban,
-// clear, cleanup, node modes and cluster maintenance. Each write is
-// validated as a whole first, needs this node's quorum lease right before
-// its transaction, and commits entirely or not at all.
+// The API's resource operations: `bulwark apply`, `resource list` and
+// `export`, move, ban, clear, cleanup, restart, enable, disable, manage,
+// unmanage, node modes and cluster maintenance. Each write is validated as
+// a whole first, needs this node's quorum lease right before its
+// transaction, and commits entirely or not at all; a refusal says why. A
+// write that would not do what it says (a move a constraint forbids, a
+// restart of what runs nowhere) is refused, not recorded.
 //
 // Thread-safety: any thread (the API's pool); the store serialises writes.
 #pragma once
 
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 
+#include "api/api_backend.h"
 #include "core/config.h"
+#include "membership/membership.h"
 #include "store/store.h"
 
 namespace bulwark {
@@ -19,28 +25,38 @@ namespace bulwark {
 class ResourceOperations {
  public:
   // `require_quorum` fails when this node may not write now;
-  // `committed` waits until this node's cache shows a committed write.
+  // `committed` waits until this node's cache shows a committed write;
+  // `view` is this node's membership view (what the coordinator would see).
   ResourceOperations(const Clock& clock, Store& store, std::function<Status()> require_quorum,
                      std::function<Result<int64_t>(Result<int64_t>)> committed,
-                     std::string ocf_root);
+                     std::function<MembershipView()> view, std::string ocf_root);
 
-  Result<int64_t> apply(const std::string& text, const std::string& source);
+  // {ok, revision, changed, dry_run, plan: [{resource, action, nodes, from,
+  // detail}]}; `revision` is the resources' revision after the call.
+  Result<nlohmann::json> apply(const ApplyRequest& request);
+  // The applied file as it was sent: {text, source, revision, applied_wall_ms}.
+  Result<nlohmann::json> export_resources() const;
   nlohmann::json list() const;
-  Result<int64_t> directive(const std::string& resource, const std::string& action,
-                            const std::string& node);
+  // {ok, revision, message}: what was done, in words.
+  Result<nlohmann::json> directive(const DirectiveRequest& request);
   Result<int64_t> set_maintenance(bool enabled);
   Result<int64_t> set_node_mode(const std::string& node, const std::string& mode);
 
  private:
   // Checks that need the cluster: known nodes, installed agents, and a
-  // placement for every enabled resource with every node up.
+  // placement for every enabled resource with every node up. Fills the
+  // reload traits of the file's OCF agents.
   Status validate(const ResourceConfig& config, const ClusterState& state,
-                  const std::string& source) const;
+                  const std::string& source, std::map<std::string, ReloadTraits>& reload) const;
+  // The checks of a move that cannot happen; the message if it cannot.
+  Status check_move(const ClusterState& state, const std::string& resource,
+                    const std::vector<std::string>& names, const std::string& node) const;
 
   struct OcfParameters {
     std::set<std::string> all;
     std::set<std::string> required;
     std::set<std::string> actions;
+    ReloadTraits reload;
   };
   // The parameters and actions an OCF agent declares in its meta-data.
   Result<OcfParameters> ocf_parameters(const std::string& script) const;
@@ -52,6 +68,7 @@ class ResourceOperations {
   Store& store_;
   std::function<Status()> require_quorum_;
   std::function<Result<int64_t>(Result<int64_t>)> committed_;
+  std::function<MembershipView()> view_;
   std::string ocf_root_;
 };
 
