@@ -8,9 +8,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/api_client.h"
+#include "cli/cli_support.h"
 #include "cli/cluster_init.h"
 #include "cli/dev_cluster.h"
 #include "cli/exit_codes.h"
+#include "cli/resource_commands.h"
 #include "cli/status_view.h"
 #include "core/config.h"
 #include "core/resource_config.h"
@@ -23,71 +25,15 @@ namespace {
 
 using json = nlohmann::json;
 
-struct GlobalOptions {
-  std::string endpoint;
-  std::string token_file;
-  std::string ca_file;
-  bool json = false;
-};
-
-std::string env_or(const std::string& value, const char* name) {
-  if (!value.empty()) return value;
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-Result<ApiClient> make_client(const GlobalOptions& g, bool need_token) {
-  ApiClientOptions o;
-  o.endpoints = split_list(env_or(g.endpoint, "BULWARK_ENDPOINT"));
-  if (o.endpoints.empty())
-    return make_error(Errc::kInvalid, "no endpoint: use --endpoint or BULWARK_ENDPOINT");
-  const std::string token_file = env_or(g.token_file, "BULWARK_TOKEN_FILE");
-  if (!token_file.empty()) {
-    auto t = read_secret_file(token_file);
-    if (!t) return t.error();
-    o.token = *t;
-  } else if (need_token) {
-    return make_error(Errc::kUnauthorized,
-                      "writes need the admin token: use --token-file or BULWARK_TOKEN_FILE");
-  }
-  o.ca_file = env_or(g.ca_file, "BULWARK_CA_FILE");
-  if (o.ca_file.empty() && !token_file.empty()) {
-    // `bulwark init` puts the CA beside the token, in tls/.
-    const auto guess = std::filesystem::path(token_file).parent_path() / "tls" / "ca.crt";
-    if (std::filesystem::exists(guess)) o.ca_file = guess.string();
-  }
-  if (o.ca_file.empty())
-    return make_error(Errc::kInvalid,
-                      "no CA certificate to verify the API: use --ca-file or BULWARK_CA_FILE");
-  return ApiClient(o);
-}
-
-int report(const Error& e) {
-  std::cerr << "bulwark: " << e.message << "\n";
-  return exit_code_for(e.code);
-}
-
 // Sends a write and prints its outcome; the exit code follows the error kind.
 int do_write(const GlobalOptions& g, const std::string& method, const std::string& path,
              const json& body, const std::string& done) {
-  auto client = make_client(g, true);
-  if (!client) return report(client.error());
-  auto r = client->request(method, path, body);
-  if (!r) return report(r.error());
-  if (r->status != 200) {
-    const json err = r->body.value("error", json::object());
-    const std::string msg = err.value("message", r->body.dump());
-    std::cerr << "bulwark: refused by " << r->endpoint << " (HTTP " << r->status << "): " << msg
-              << "\n";
-    if (r->status == 401) return kCliUnauthorized;
-    if (err.value("code", "") == "no_quorum") return kCliNoQuorum;
-    if (r->status == 400 || r->status == 404 || r->status == 422) return kCliBadInput;
-    return kCliFailed;
-  }
+  const Call c = call_api(g, method, path, body);
+  if (!c.ok()) return c.rc;
   if (g.json) {
-    std::cout << r->body.dump() << "\n";
+    std::cout << c.body.dump() << "\n";
   } else {
-    std::cout << done << " (revision " << r->body.value("revision", 0) << ")\n";
+    std::cout << done << " (revision " << c.body.value("revision", 0) << ")\n";
   }
   return kCliOk;
 }
@@ -95,25 +41,9 @@ int do_write(const GlobalOptions& g, const std::string& method, const std::strin
 // Reads `path` and prints it, as JSON with --json or else through `render`.
 int do_read(const GlobalOptions& g, const std::string& path,
             std::string (*render)(const json& body)) {
-  auto client = make_client(g, false);
-  if (!client) return report(client.error());
-  auto r = client->request("GET", path);
-  if (!r) return report(r.error());
-  if (r->status != 200) {
-    std::cerr << "bulwark: " << r->endpoint << " answered HTTP " << r->status << ": "
-              << r->body.dump() << "\n";
-    return r->status == 401 ? kCliUnauthorized : kCliFailed;
-  }
-  std::cout << (g.json ? r->body.dump(2) + "\n" : render(r->body));
-  return kCliOk;
-}
-
-// Node names go into URL paths: refuse anything that is not a valid name
-// before it can turn into another path or a query string.
-Status check_node_name(const std::string& name) {
-  if (valid_node_name(name)) return Ok{};
-  return make_error(Errc::kInvalid,
-                    "'" + name + "' is not a valid node name (1-63 of a-z 0-9 - _ .)");
+  const Call c = call_api(g, "GET", path);
+  if (c.ok()) std::cout << (g.json ? c.body.dump(2) + "\n" : render(c.body));
+  return c.rc;
 }
 
 Result<std::pair<std::string, std::string>> split_kv(const std::string& s) {
@@ -164,14 +94,14 @@ int run_cli(int argc, char** argv) {
     for (const auto& s : node_specs) {
       auto kv = split_kv(s);
       if (!kv) {
-        rc = report(kv.error());
+        rc = report(g, kv.error());
         return;
       }
       io.nodes.push_back(*kv);
     }
     auto c = init_cluster(io);
     if (!c) {
-      rc = report(c.error());
+      rc = report(g, c.error());
       return;
     }
     std::cout << "cluster " << c->cluster_name << " created in " << io.dir << ": " << c->path
@@ -189,11 +119,11 @@ int run_cli(int argc, char** argv) {
   cert->callback([&] {
     auto c = load_config(cert_config);
     if (!c) {
-      rc = report(c.error());
+      rc = report(g, c.error());
       return;
     }
     if (auto st = issue_certificate(*c, cert_name, cert_address); !st) {
-      rc = report(st.error());
+      rc = report(g, st.error());
       return;
     }
     std::cout << "issued " << c->cert_file(cert_name) << " and " << c->key_file(cert_name) << "\n";
@@ -217,7 +147,7 @@ int run_cli(int argc, char** argv) {
     for (const auto& a : add_attrs) {
       auto kv = split_kv(a);
       if (!kv) {
-        rc = report(kv.error());
+        rc = report(g, kv.error());
         return;
       }
       attrs[kv->first] = kv->second;
@@ -231,12 +161,17 @@ int run_cli(int argc, char** argv) {
   std::string remove_name;
   node_remove->add_option("name", remove_name, "node name")->required();
   node_remove->callback([&] {
-    if (auto st = check_node_name(remove_name); !st) {
-      rc = report(st.error());
+    if (auto st = check_name("node", remove_name); !st) {
+      rc = report(g, st.error());
       return;
     }
     rc = do_write(g, "DELETE", "/v1/nodes/" + remove_name, nullptr,
                   "node " + remove_name + " removed");
+    // In a dev cluster (its env file sets BULWARK_DEV_DIR), a removed node
+    // leaves the cluster's directory too: `dev up` must not start it again.
+    if (const char* dev_dir = std::getenv("BULWARK_DEV_DIR"); rc == kCliOk && dev_dir && *dev_dir) {
+      if (auto st = dev_forget_node(dev_dir, remove_name); !st) rc = report(g, st.error());
+    }
   });
   auto* node_attr = node->add_subcommand("attr", "set or unset node attributes");
   std::string attr_name;
@@ -245,21 +180,22 @@ int run_cli(int argc, char** argv) {
   node_attr->add_option("assignments", attr_sets, "KEY=VALUE ...");
   node_attr->add_option("--unset", attr_unsets, "KEY to remove, repeatable");
   node_attr->callback([&] {
-    if (auto st = check_node_name(attr_name); !st) {
-      rc = report(st.error());
+    if (auto st = check_name("node", attr_name); !st) {
+      rc = report(g, st.error());
       return;
     }
     json set = json::object();
     for (const auto& a : attr_sets) {
       auto kv = split_kv(a);
       if (!kv) {
-        rc = report(kv.error());
+        rc = report(g, kv.error());
         return;
       }
       set[kv->first] = kv->second;
     }
     if (set.empty() && attr_unsets.empty()) {
-      rc = report(make_error(Errc::kInvalid, "nothing to change: give KEY=VALUE or --unset KEY"));
+      rc =
+          report(g, make_error(Errc::kInvalid, "nothing to change: give KEY=VALUE or --unset KEY"));
       return;
     }
     rc =
@@ -272,8 +208,8 @@ int run_cli(int argc, char** argv) {
     auto name = std::make_shared<std::string>();
     cmd->add_option("name", *name, "node name")->required();
     cmd->callback([&, name, mode, done] {
-      if (auto st = check_node_name(*name); !st) {
-        rc = report(st.error());
+      if (auto st = check_name("node", *name); !st) {
+        rc = report(g, st.error());
         return;
       }
       rc = do_write(g, "PUT", "/v1/nodes/" + *name + "/mode", {{"mode", mode}},
@@ -286,60 +222,8 @@ int run_cli(int argc, char** argv) {
   node_mode("maintenance", "stop managing a node's resources; leave them running",
             "is in maintenance: its resources are left alone");
 
-  // apply
-  auto* apply = app.add_subcommand(
-      "apply", "send the resources file (resources, groups, constraints) to the cluster");
-  std::string apply_file;
-  apply->add_option("file", apply_file, "the resources YAML file")->required();
-  apply->callback([&] {
-    auto text = read_config_file(apply_file);
-    if (!text) {
-      rc = report(text.error());
-      return;
-    }
-    // Checked here first, so that a typo is reported without a cluster.
-    if (auto parsed = parse_resource_config(*text, apply_file, proxy::check_cluster_proxy_section);
-        !parsed) {
-      rc = report(parsed.error());
-      return;
-    }
-    rc = do_write(g, "PUT", "/v1/resources", {{"text", *text}, {"source", apply_file}},
-                  "resources from " + apply_file + " applied");
-  });
-
-  // resource
-  auto* resource = app.add_subcommand("resource", "list, move, ban and clean up resources");
-  resource->require_subcommand(1);
-  resource->add_subcommand("list", "each resource: kind, placement, state and failures")
-      ->callback([&] { rc = do_read(g, "/v1/resources", render_resources); });
-  const auto directive = [&](const char* action, const char* help, bool needs_node,
-                             const std::string& done) {
-    auto* cmd = resource->add_subcommand(action, help);
-    auto name = std::make_shared<std::string>();
-    auto on = std::make_shared<std::string>();
-    cmd->add_option("name", *name, "resource or group name")->required();
-    if (needs_node) cmd->add_option("--node", *on, "node name")->required();
-    cmd->callback([&, name, on, action, done] {
-      // Resource names follow the node name rule; both go into URL paths.
-      if (!valid_node_name(*name)) {
-        rc = report(make_error(Errc::kInvalid, "'" + *name +
-                                                   "' is not a valid resource name (1-63 of "
-                                                   "a-z 0-9 - _ .)"));
-        return;
-      }
-      json body = json::object();
-      if (!on->empty()) body["node"] = *on;
-      rc = do_write(g, "POST", "/v1/resources/" + *name + "/" + action, body,
-                    *name + " " + done + (on->empty() ? "" : " " + *on));
-    });
-  };
-  directive("move", "run a resource on this node (until `resource clear`)", true, "moves to");
-  directive("ban", "keep a resource off this node (until `resource clear`)", true,
-            "is banned from");
-  directive("clear", "forget the moves and bans of a resource", false,
-            "has no moves or bans any more");
-  directive("cleanup", "reset a resource's fail counts on every node", false,
-            "has its fail counts reset");
+  // apply, resource
+  add_resource_commands(app, g, rc);
 
   // maintenance
   auto* maintenance = app.add_subcommand(
@@ -369,6 +253,11 @@ int run_cli(int argc, char** argv) {
   up->add_option("--subnet", d.subnet, "use 127.0.K.0/24 (default: the first free K)");
   up->add_option("--heartbeat-ms", d.heartbeat_ms, "heartbeat interval")->capture_default_str();
   up->add_option("--lease-ms", d.lease_ms, "quorum lease")->capture_default_str();
+  up->add_option("--ocf-root", d.ocf_root,
+                 "OCF agents directory of a new cluster (default: Debian's /usr/lib/ocf)");
+  up->add_flag("--no-fencing", d.no_fencing,
+               "no fence agent (a new cluster only): lost nodes are replaced once their lease "
+               "has lapsed");
   up->add_option("--timeout-ms", d.timeout_ms, "how long to wait for a coordinator")
       ->capture_default_str();
   up->callback([&] { rc = dev_up(d); });
@@ -390,6 +279,8 @@ int run_cli(int argc, char** argv) {
       ->callback([&] { rc = dev_fence(d); });
   auto* start = with_dir(dev->add_subcommand("start", "start a stopped node on its data dir"));
   start->add_option("node", d.node, "node name")->required();
+  start->add_option("--timeout-ms", d.timeout_ms, "how long to wait for the node's API")
+      ->capture_default_str();
   start->callback([&] { rc = dev_start(d); });
   auto* add = with_dir(dev->add_subcommand("add", "add a node: certificate, `node add`, start"));
   add->add_option("node", d.node, "node name (default: the next nK)");

@@ -35,7 +35,11 @@ using json = nlohmann::json;
 constexpr const char* kClaimDir = "/tmp/bulwark-dev-claims";
 constexpr int kStopGraceMs = 15000;
 
-std::string abs_dir(const std::string& d) { return fs::absolute(d).lexically_normal().string(); }
+std::string abs_dir(const std::string& d) {
+  std::error_code ec;
+  const auto p = fs::absolute(d.empty() ? "." : d, ec);
+  return ec ? d : p.lexically_normal().string();
+}
 std::string config_path(const std::string& dir) { return dir + "/bulwark.yaml"; }
 std::string node_dir(const Config& c, const std::string& n) { return c.node_data_dir(n); }
 std::string pid_file(const Config& c, const std::string& n) {
@@ -152,7 +156,7 @@ void release_subnet(const Config& c) {
   if (owner == fs::path(c.path).parent_path().string()) ::unlink(claim.c_str());
 }
 
-Status start_node(const Config& c, const std::string& name) {
+Result<pid_t> start_node(const Config& c, const std::string& name) {
   std::error_code ec;
   fs::create_directories(node_dir(c, name), ec);
   SpawnOptions o;
@@ -164,7 +168,7 @@ Status start_node(const Config& c, const std::string& name) {
   auto pid = spawn_process(o);
   if (!pid) return pid.error();
   std::ofstream(pid_file(c, name)) << *pid << "\n";
-  return Ok{};
+  return *pid;
 }
 
 std::string endpoints_of(const Config& c) {
@@ -189,7 +193,41 @@ void write_env(const Config& c) {
   std::ofstream out(dir + "/env", std::ios::trunc);
   out << "export BULWARK_ENDPOINT=" << endpoints_of(c) << "\n"
       << "export BULWARK_TOKEN_FILE=" << c.token_file << "\n"
-      << "export BULWARK_CA_FILE=" << c.ca_file() << "\n";
+      << "export BULWARK_CA_FILE=" << c.ca_file() << "\n"
+      << "export BULWARK_DEV_DIR=" << dir << "\n";
+}
+
+// The last error line of a node's log, for a node that exited.
+std::string last_error(const Config& c, const std::string& n) {
+  std::ifstream in(node_dir(c, n) + "/bulwarkd.log");
+  std::string line, last;
+  while (std::getline(in, line)) {
+    if (line.find(" error ") != std::string::npos || line.find("error]") != std::string::npos)
+      last = line;
+  }
+  return last.empty() ? "see " + node_dir(c, n) + "/bulwarkd.log" : last;
+}
+
+// Waits until a node just started (its daemon `pid`) answers its API (any
+// HTTP answer), or its daemon exits: then what it said.
+Status wait_node_answers(const Config& c, const std::string& n, pid_t pid, int timeout_ms) {
+  SystemClock clock;
+  const NodeConfig* node = c.find_node(n);
+  ApiClientOptions o;
+  o.endpoints = {"https://" + node->address + ":" + std::to_string(node->ports.api)};
+  o.ca_file = c.ca_file();
+  o.timeout_ms = 2000;
+  const ApiClient api(o);
+  const int64_t deadline = clock.mono_ms() + timeout_ms;
+  while (clock.mono_ms() < deadline) {
+    if (!process_alive(pid))
+      return make_error(Errc::kIo, "node " + n + " exited: " + last_error(c, n));
+    if (api.request("GET", "/v1/status")) return Ok{};
+    sleep_ms(100);
+  }
+  return make_error(Errc::kTimeout, "node " + n + " does not answer after " +
+                                        std::to_string(timeout_ms / 1000) + " s; see " +
+                                        node_dir(c, n) + "/bulwarkd.log");
 }
 
 // Waits until some running node reports a coordinator that it can reach.
@@ -254,10 +292,13 @@ int dev_up(const DevOptions& o) {
     config = *c;
     // The dev fence agent: power-kills a node's whole process tree, so a
     // lost node's singleton moves only once nothing of the node runs.
-    std::error_code ec;
-    const auto self = fs::read_symlink("/proc/self/exe", ec);
-    config.fencing.command = {self.string(), "dev", "fence", "--dir", dir};
-    config.fencing.timeout_ms = 10000;
+    if (!o.no_fencing) {
+      std::error_code ec;
+      const auto self = fs::read_symlink("/proc/self/exe", ec);
+      config.fencing.command = {self.string(), "dev", "fence", "--dir", dir};
+      config.fencing.timeout_ms = 10000;
+    }
+    if (!o.ocf_root.empty()) config.ocf_root = abs_dir(o.ocf_root);
     std::ofstream(config.path, std::ios::trunc) << render_config(config);
   }
   // On any failure below, stop what was started: a failed `dev up` leaves
@@ -281,10 +322,17 @@ int dev_up(const DevOptions& o) {
     stop_started();
     return fail(kCliFailed, status.error().message);
   }
+  // A node that exited (a daemon that refused to start) is not "up".
+  std::string exited;
+  for (const auto& n : config.nodes) {
+    if (!node_running(config, n.name))
+      exited += "\n  node " + n.name + ": " + last_error(config, n.name);
+  }
   std::cout << "dev cluster " << config.cluster_name << " is up: " << config.nodes.size()
             << " nodes, coordinator " << (*status)["coordinator"].get<std::string>() << "\n"
             << "  source " << dir
             << "/env   # sets BULWARK_ENDPOINT, BULWARK_TOKEN_FILE, BULWARK_CA_FILE\n";
+  if (!exited.empty()) return fail(kCliFailed, "not every node runs:" + exited);
   return kCliOk;
 }
 
@@ -303,10 +351,20 @@ int dev_down(const DevOptions& o) {
       signal_tree(tree, SIGTERM);
     }
   }
+  // A daemon in maintenance leaves its resources running when it stops:
+  // once it is gone, what is left of the node gets its own SIGTERM.
+  SystemClock clock;
+  const int64_t deadline = clock.mono_ms() + kStopGraceMs;
+  for (const auto& n : c->nodes) {
+    const pid_t pid = read_pid(*c, n.name);
+    while (pid > 0 && process_alive(pid) && clock.mono_ms() < deadline) sleep_ms(20);
+    signal_tree(tree_of(*c, n.name), SIGTERM);
+  }
   bool clean = true;
   for (const auto& n : c->nodes) {
     const ProcessTree tree = tree_of(*c, n.name);
-    if (wait_tree_gone(tree, kStopGraceMs)) continue;
+    if (wait_tree_gone(tree, static_cast<int>(std::max<int64_t>(deadline - clock.mono_ms(), 0))))
+      continue;
     std::cerr << "bulwark dev: node " << n.name << " did not stop in time; killing it\n";
     signal_tree(tree, SIGKILL);
     clean = wait_tree_gone(tree, 5000) && clean;
@@ -441,8 +499,30 @@ int dev_start(const DevOptions& o) {
   if (!c) return fail(kCliBadInput, c.error().message);
   if (!c->find_node(o.node)) return fail(kCliBadInput, "no node '" + o.node + "' in " + c->path);
   if (node_running(*c, o.node)) return fail(kCliBadInput, "node " + o.node + " is already running");
-  if (auto st = start_node(*c, o.node); !st) return fail(kCliFailed, st.error().message);
+  auto pid = start_node(*c, o.node);
+  if (!pid) return fail(kCliFailed, pid.error().message);
+  if (auto st = wait_node_answers(*c, o.node, *pid, o.timeout_ms); !st)
+    return fail(kCliFailed, st.error().message);
   return kCliOk;
+}
+
+Status dev_forget_node(const std::string& dir, const std::string& node) {
+  auto c = load_config(config_path(abs_dir(dir)));
+  if (!c) return c.error();
+  if (!c->find_node(node)) return Ok{};
+  // The removed node's daemon stops its resources and exits: nothing of it
+  // may outlive its place in the configuration (dev down would not see it).
+  const ProcessTree tree = tree_of(*c, node);
+  if (!wait_tree_gone(tree, kStopGraceMs)) {
+    signal_tree(tree, SIGKILL);
+    wait_tree_gone(tree, 5000);
+  }
+  std::erase_if(c->nodes, [&](const NodeConfig& n) { return n.name == node; });
+  std::ofstream(c->path, std::ios::trunc) << render_config(*c);
+  write_env(*c);
+  std::cout << "node " << node << " left the dev cluster in " << abs_dir(dir)
+            << " (its data stays in " << node_dir(*c, node) << ")\n";
+  return Ok{};
 }
 
 int dev_add(const DevOptions& o) {
@@ -463,6 +543,12 @@ int dev_add(const DevOptions& o) {
     if (!used) break;
   }
   const std::string address = prefix + std::to_string(host);
+  // A name used before (then removed) is a new node: the old one's data
+  // must not be taken for its own.
+  {
+    std::error_code ec;
+    fs::remove_all(node_dir(config, name), ec);
+  }
   if (auto st = issue_certificate(config, name, address); !st)
     return fail(kCliFailed, st.error().message);
   // Ask the cluster first: only a node the cluster knows may start.

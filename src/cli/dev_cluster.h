@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "core/error.h"
+
 namespace bulwark {
 
 struct DevOptions {
@@ -19,6 +21,8 @@ struct DevOptions {
   std::string signal = "KILL";
   bool json = false;
   bool purge = false;
+  bool no_fencing = false;  // up: a cluster without a fence agent
+  std::string ocf_root;     // up: agents.ocf_root of a new cluster (empty: Debian's)
   int timeout_ms = 60000;
 };
 
@@ -31,5 +35,10 @@ int dev_add(const DevOptions& o);
 // A fence agent (fence-agents interface) for dev clusters: reads action and
 // plug on stdin; off kills the node's whole process tree.
 int dev_fence(const DevOptions& o);
+// After `bulwark node remove NODE` of a dev cluster's node: waits until the
+// node's processes are gone (its daemon stops its resources and exits),
+// then drops it from the cluster directory's configuration, so that `dev
+// up` no longer starts it.
+Status dev_forget_node(const std::string& dir, const std::string& node);
 
 }  // namespace bulwark

@@ -79,14 +79,20 @@ std::string render_resources(const json& r) {
     std::string instances;
     for (const auto& i : res.value("instances", json::array()))
       instances += (instances.empty() ? "" : " ") + str(i, "node") + ":" + str(i, "state") +
-                   (i.value("node_online", true) ? "" : "(offline)");
+                   (i.value("node_online", true) ? "" : "(offline)") +
+                   (i.value("outdated", false) ? "(outdated)" : "") +
+                   (i.value("unmanaged", false) ? "(unmanaged)" : "");
     const json desired = res.value("desired", json::object());
     std::string note = str(desired, "reason", "");
     if (res.contains("moved_to"))
       note += (note.empty() ? "" : "; ") + ("moved to " + str(res, "moved_to"));
     if (res.contains("banned_from"))
       note += (note.empty() ? "" : "; ") + ("banned from " + res["banned_from"].dump());
-    if (!res.value("enabled", true)) note += note.empty() ? "disabled" : "";
+    const auto add_note = [&note](const std::string& n) { note += (note.empty() ? "" : "; ") + n; };
+    if (!res.value("enabled", true) && note.find("disabled") == std::string::npos)
+      add_note(str(res, "disabled_by", "") == "operator" ? "disabled (bulwark resource enable)"
+                                                         : "disabled");
+    if (!res.value("managed", true) && !r.value("maintenance", false)) add_note("unmanaged");
     out << pad(str(res, "name"), 16) << pad(str(res, "kind"), 11) << pad(str(res, "agent"), 22)
         << pad(str(res, "fail_count"), 6) << pad(instances.empty() ? "-" : instances, 25) << note
         << "\n";
