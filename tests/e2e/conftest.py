@@ -62,8 +62,12 @@ class DevCluster:
     def dev(self, *args, check=True, timeout=90):
         return self.cli("dev", *args, "--dir", str(self.dir), check=check, timeout=timeout)
 
-    def up(self, nodes=3, lease_ms=None):
+    def up(self, nodes=3, lease_ms=None, ocf_root=None, fencing=True):
         extra = ["--lease-ms", str(lease_ms)] if lease_ms else []
+        if ocf_root:
+            extra += ["--ocf-root", str(ocf_root)]
+        if not fencing:
+            extra.append("--no-fencing")
         self.dev("up", "--nodes", str(nodes), *extra)
         return self
 

@@ -64,17 +64,14 @@ exit 3
 def notify_cluster(cluster_factory):
     """A 3-node dev cluster whose OCF root holds the test agent and links
     Debian's shell functions."""
-    c = cluster_factory().up(3)
+    c = cluster_factory()
     root = c.dir.parent / "ocf"
     agent = root / "resource.d" / "test" / "Notes"
     agent.parent.mkdir(parents=True)
     agent.write_text(AGENT)
     agent.chmod(0o755)
     (root / "lib").symlink_to("/usr/lib/ocf/lib")
-    c.dev("down")
-    config = c.dir / "bulwark.yaml"
-    config.write_text(config.read_text() + f"agents:\n  ocf_root: {root}\n")
-    return c.up(3)
+    return c.up(3, ocf_root=root)
 
 
 class Log:

@@ -176,6 +176,20 @@ def test_a_planned_stop_drains_its_server_first_and_loses_no_request(cluster):
     assert answers and None not in answers, f"{answers.count(None)} of {len(answers)} failed"
     assert other in answers  # it did serve until it was drained
 
+    # A server that crashes has nothing to drain: it leaves the proxies and
+    # restarts at once (it used to wait notify_timeout_ms + 3 s for a drain
+    # acknowledgement that a dead server never gets).
+    cluster.cli("node", "online", other)
+    wait_until(lambda: len(instances(cluster, "web")) == 3, what="web on every node again")
+    victim = next(p for p, n in processes(cluster, str(PORT)).items() if n == other)
+    import os
+    import signal
+    t0 = time.monotonic()
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: other in processes(cluster, str(PORT)).values(), timeout_s=20,
+               what=f"{other}'s service to restart")
+    assert time.monotonic() - t0 < 5, f"restarted after {time.monotonic() - t0:.1f} s"
+
 
 def test_a_bad_proxy_section_is_refused_with_its_position(cluster):
     proc = apply(cluster, """\
