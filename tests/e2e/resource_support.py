@@ -57,20 +57,24 @@ def nodes_running(cluster, token):
 
 class ExclusivityWatch:
     """Samples, on a thread, on which nodes processes with `token` live;
-    `overlaps` lists every sample where more than one node ran one."""
+    `overlaps` lists every sample where more than one node ran one, `low`
+    is the fewest processes any sample saw (a clone's rolling restart)."""
 
     def __init__(self, cluster, token, interval_s=0.01):
         import threading
         self.cluster, self.token, self.interval_s = cluster, token, interval_s
         self.overlaps = []
         self.samples = 0
+        self.low = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while not self._stop.is_set():
-            nodes = set(processes(self.cluster, self.token).values())
+            found = processes(self.cluster, self.token)
+            nodes = set(found.values())
             self.samples += 1
+            self.low = len(found) if self.low is None else min(self.low, len(found))
             if len(nodes) > 1:
                 self.overlaps.append(sorted(nodes))
             self._stop.wait(self.interval_s)
@@ -83,3 +87,16 @@ class ExclusivityWatch:
         self._stop.set()
         self._thread.join()
         return False
+
+
+def ocf_root(base, provider, agent, script):
+    """A private OCF root (agents.ocf_root, `dev up --ocf-root`) under `base`
+    holding the test agent `script` as ocf:PROVIDER:AGENT, with Debian's
+    shell functions linked in."""
+    root = base / "ocf"
+    path = root / "resource.d" / provider / agent
+    path.parent.mkdir(parents=True)
+    path.write_text(script)
+    path.chmod(0o755)
+    (root / "lib").symlink_to("/usr/lib/ocf/lib")
+    return root

@@ -9,7 +9,7 @@ import threading
 import time
 
 from conftest import wait_until
-from resource_support import apply, instances
+from resource_support import apply, instances, ocf_root
 
 NODES = ["n1", "n2", "n3"]
 
@@ -65,13 +65,7 @@ def notify_cluster(cluster_factory):
     """A 3-node dev cluster whose OCF root holds the test agent and links
     Debian's shell functions."""
     c = cluster_factory()
-    root = c.dir.parent / "ocf"
-    agent = root / "resource.d" / "test" / "Notes"
-    agent.parent.mkdir(parents=True)
-    agent.write_text(AGENT)
-    agent.chmod(0o755)
-    (root / "lib").symlink_to("/usr/lib/ocf/lib")
-    return c.up(3, ocf_root=root)
+    return c.up(3, ocf_root=ocf_root(c.dir.parent, "test", "Notes", AGENT))
 
 
 class Log:

@@ -9,12 +9,12 @@ commands that say what they did or why they cannot."""
 import json
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
 from conftest import wait_until
-from resource_support import ExclusivityWatch, apply, instances, nodes_running, processes, resources
+from resource_support import (ExclusivityWatch, apply, instances, nodes_running, ocf_root,
+                              processes, resources)
 
 NODES = ["n1", "n2", "n3"]
 
@@ -52,34 +52,6 @@ def settled(cluster, port=PORT, singleton=SINGLETON, node=None):
 
 def pids(cluster, *tokens):
     return {t: sorted(processes(cluster, t)) for t in tokens}
-
-
-class CountWatch:
-    """Samples on a thread how many processes with `token` run; `low` is the
-    fewest seen."""
-
-    def __init__(self, cluster, token, interval_s=0.01):
-        self.cluster, self.token, self.interval_s = cluster, token, interval_s
-        self.low = None
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            n = len(processes(self.cluster, self.token))
-            self.low = n if self.low is None else min(self.low, n)
-            self.samples += 1
-            self._stop.wait(self.interval_s)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        return False
 
 
 def write(cluster, name, text):
@@ -190,7 +162,7 @@ def test_definition_changes_take_effect(cluster_factory):
     # the clone one instance at a time, and the new monitor never probes
     # the old process (no failure counted).
     new_port = PORT + 1
-    with ExclusivityWatch(cluster, "86400.3") as watch, CountWatch(cluster, "http.server") as count:
+    with ExclusivityWatch(cluster, "86400.3") as watch, ExclusivityWatch(cluster, "http.server") as count:
         proc = apply(cluster, basic(port=new_port, singleton="86400.33",
                                     extra=dummy.format(fake="1", state="a")))
         assert "restart  volume" in proc.stdout and "restart  web" in proc.stdout, proc.stdout
@@ -356,7 +328,7 @@ def test_commands_say_what_they_did_or_why_they_cannot(cluster):
 
     # restart: every instance, the clone one at a time.
     web = sorted(processes(cluster, f" {PORT}"))
-    with CountWatch(cluster, f" {PORT}") as count:
+    with ExclusivityWatch(cluster, f" {PORT}") as count:
         proc = cluster.cli("resource", "restart", "web", "--wait")
         assert "one instance at a time" in proc.stdout and "done" in proc.stdout, proc.stdout
     assert not set(web) & set(processes(cluster, f" {PORT}"))
@@ -415,13 +387,7 @@ exit 3
 
 
 def stuck_root(base):
-    root = base / "ocf"
-    agent = root / "resource.d" / "test" / "Stuck"
-    agent.parent.mkdir(parents=True)
-    agent.write_text(STUCK_AGENT)
-    agent.chmod(0o755)
-    (root / "lib").symlink_to("/usr/lib/ocf/lib")
-    return root
+    return ocf_root(base, "test", "Stuck", STUCK_AGENT)
 
 
 def stuck_resource(flag):
