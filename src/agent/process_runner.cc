@@ -81,11 +81,22 @@ std::string ProcessRunner::definition_file(const std::string& resource) const {
 }
 
 std::optional<RunningDefinition> ProcessRunner::recorded(const std::string& resource) const {
-  std::ifstream in(definition_file(resource));
-  if (!in) return std::nullopt;
+  // An exec process's pid file carries its definition after the pid line
+  // (one file per start: creating files is what a start costs most).
+  std::string path = pid_file(resource);
+  std::ifstream in(path);
+  if (in) {
+    std::string pid_line;
+    std::getline(in, pid_line);
+  } else {
+    path = definition_file(resource);
+    in = std::ifstream(path);
+    if (!in) return std::nullopt;
+  }
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.empty()) return std::nullopt;  // a pid file of an earlier version
   auto out = decode_running(text);
-  if (!out) spdlog::warn("agent: {} cannot be read; ignored", definition_file(resource));
+  if (!out) spdlog::warn("agent: the definition in {} cannot be read; ignored", path);
   return out;
 }
 
@@ -100,13 +111,16 @@ void ProcessRunner::record_definition(const OpCompletion& c) {
     if (c.outcome == OpOutcome::kOk || c.outcome == OpOutcome::kNotRunning) fs::remove(path, ec);
     return;
   }
+  // exec and proxy processes: recorded in their pid file at spawn.
+  const AgentClass k = r.spec.agent.agent_class;
+  if (k == AgentClass::kExec || k == AgentClass::kProxy) return;
   // A failed start may have left something running: what it was started
   // with is what a stop must use.
   if (r.kind == OpKind::kReload && c.outcome != OpOutcome::kOk) return;
-  const std::string tmp = path + ".tmp";
-  std::ofstream(tmp) << encode_running(RunningDefinition{r.spec, r.restart_generation}) << "\n";
-  fs::rename(tmp, path, ec);
-  if (ec) spdlog::warn("agent: cannot record {}: {}", path, ec.message());
+  // Written in place: a record torn by a crash reads as unknown.
+  std::ofstream out(path, std::ios::trunc);
+  out << encode_running(RunningDefinition{r.spec, r.restart_generation}) << "\n";
+  if (!out) spdlog::warn("agent: cannot record {}", path);
 }
 
 std::vector<std::string> ProcessRunner::base_environment(const OpRequest& r) const {
@@ -241,8 +255,12 @@ void ProcessRunner::begin_exec(Op& op) {
         return complete(r.id, OpOutcome::kFailed, "cannot watch pid " + std::to_string(*pid));
       }
       {
+        // The definition as the agent gave it (a proxy's command is ours).
+        auto given = recording_.find(r.id);
+        const ResourceSpec& spec = given == recording_.end() ? r.spec : given->second.spec;
         const std::string tmp = pid_file(name) + ".tmp";
-        std::ofstream(tmp) << e.pid << " " << e.start_time << "\n";
+        std::ofstream(tmp) << e.pid << " " << e.start_time << "\n"
+                           << encode_running(RunningDefinition{spec, r.restart_generation}) << "\n";
         std::error_code ec;
         fs::rename(tmp, pid_file(name), ec);
       }

@@ -227,8 +227,11 @@ TEST_F(ProcessRunnerTest, ExecProbeStartMonitorStop) {
   ASSERT_GT(pid, 0) << c.detail;
   EXPECT_TRUE(process_alive(pid));
   EXPECT_TRUE(leads_its_group_within(pid, kWaitMs));  // stop reaches its children
-  EXPECT_EQ(read_file(pid_file("sleeper")),
+  // The pid line, then the definition it was started with.
+  const std::string pid_text = read_file(pid_file("sleeper"));
+  EXPECT_EQ(pid_text.substr(0, pid_text.find('\n') + 1),
             std::to_string(pid) + " " + std::to_string(*process_start_time(pid)) + "\n");
+  EXPECT_NE(pid_text.find("\"command\":[\"/bin/sleep\",\"60\"]"), std::string::npos) << pid_text;
 
   c = run(OpKind::kMonitor, s);
   EXPECT_EQ(c.outcome, OpOutcome::kOk) << c.detail;
@@ -377,10 +380,14 @@ TEST_F(ProcessRunnerTest, TheDefinitionAnInstanceRunsIsRecordedForTheNextRunner)
   EXPECT_EQ(run(OpKind::kProbe, s).outcome, OpOutcome::kOk);
   EXPECT_EQ(run(OpKind::kStop, s).outcome, OpOutcome::kOk);
   EXPECT_EQ(runner_->recorded("recorded"), std::nullopt);  // stopped: nothing runs
-  // A record that does not parse is unknown, never half a definition.
+  // A record that does not parse is unknown, never half a definition; so
+  // is a pid file of an earlier version (a pid line only).
   std::ofstream(options_.runtime_dir + "/recorded.definition.json")
       << "{\"version\": 1, \"spec\": 7}";
   EXPECT_EQ(runner_->recorded("recorded"), std::nullopt);
+  std::ofstream(pid_file("recorded")) << "1 2\n";
+  EXPECT_EQ(runner_->recorded("recorded"), std::nullopt);
+  fs::remove(pid_file("recorded"));
 }
 
 TEST_F(ProcessRunnerTest, OcfReloadRunsTheAgentsReloadAction) {
