@@ -12,7 +12,13 @@ settings (heartbeat 50 ms, lease 300 ms, the dev fence agent):
      applied to a fresh cluster until every one runs (counted in /proc, not
      taken from the cluster's word) and the cluster reports them started;
   4. the placement policy on 1,000/3 and 10,000/16 (bulwark_placement_bench,
-     Google Benchmark).
+     Google Benchmark);
+  5. restart of a server behind the cluster's proxy: SIGKILL of an exec
+     clone's process whose resource a `proxy` resource takes its servers
+     from, until its new process runs (a dead server is not drained);
+  6. `resource restart` of a 3-instance clone: until every instance runs
+     again, and the fewest instances that ran at any moment meanwhile (one
+     instance at a time: never fewer than 2).
 
 Process checks read /proc: a resource's process is found by its command
 line and the BULWARK_DEV_NODE / BULWARK_NODE variables Bulwark gave it.
@@ -183,6 +189,70 @@ def bench_convergence(cluster, count):
             "per_node": {n: singles.count(n) for n in sorted(set(singles))}}
 
 
+PROXIED = """\
+resources:
+  - name: web
+    agent: exec
+    command: [/bin/sleep, "86400.78"]
+    clone: {}
+    monitor: {interval_ms: 1000}
+    migration_threshold: 1000
+  - name: lb
+    agent: proxy
+    clone: {}
+    proxy:
+      global: {workers: 1}
+      frontends: []
+      backends: [{name: web, servers_from: {resource: web, port: 18978}}]
+"""
+
+
+def bench_proxied_restart(cluster, trials, interval_ms):
+    cluster.apply(PROXIED)
+    wait(lambda: len(processes(cluster, "86400.78")) == 3
+         and len(processes(cluster, "bulwark-proxy")) == 3, 60, interval_s=0.05)
+    samples = []
+    for t in range(trials):
+        procs = wait(lambda: (p := processes(cluster, "86400.78")) and len(p) == 3 and p, 60)
+        pid, node = sorted(procs.items())[t % 3]
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        wait(lambda: node in processes(cluster, "86400.78").values(), 60)
+        samples.append((time.monotonic() - t0) * 1000)
+        print(f"  proxied restart trial {t + 1}: {samples[-1]:.0f} ms ({node})", flush=True)
+        time.sleep(0.3)
+    s = summary(samples)
+    s["target_ms"] = interval_ms + 100
+    cluster.run("resource", "cleanup", "web")
+    return s
+
+
+def bench_rolling_restart(cluster, trials):
+    """`resource restart web` (the clone of bench_proxied_restart)."""
+    samples, lows = [], []
+    for t in range(trials):
+        before = set(wait(lambda: (p := processes(cluster, "86400.78")) and len(p) == 3 and p, 60))
+        low = 3
+        t0 = time.monotonic()
+        cluster.run("resource", "restart", "web")
+        while True:
+            now = processes(cluster, "86400.78")
+            low = min(low, len(now))
+            if len(now) == 3 and not set(now) & before:
+                break
+            if time.monotonic() - t0 > 60:
+                raise TimeoutError("the rolling restart did not finish")
+            time.sleep(0.002)
+        samples.append((time.monotonic() - t0) * 1000)
+        lows.append(low)
+        print(f"  rolling restart trial {t + 1}: {samples[-1]:.0f} ms, fewest running {low}",
+              flush=True)
+        time.sleep(0.5)
+    s = summary(samples)
+    s["fewest_running"] = min(lows)
+    return s
+
+
 def bench_policy(bin_dir):
     out = subprocess.run([str(bin_dir / "bulwark_placement_bench"), "--benchmark_format=json"],
                          check=True, capture_output=True, text=True, timeout=300).stdout
@@ -213,6 +283,10 @@ def main():
         results["failover"] = bench_failover(cluster, args.trials)
         print("restart in place after the process is killed:", flush=True)
         results["restart"] = bench_restart(cluster, args.trials, 1000)
+        print("restart of a server behind the cluster's proxy:", flush=True)
+        results["proxied_restart"] = bench_proxied_restart(cluster, args.trials, 1000)
+        print("rolling restart of a 3-instance clone:", flush=True)
+        results["rolling_restart"] = bench_rolling_restart(cluster, min(args.trials, 10))
         cluster.down()
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir()
@@ -228,6 +302,8 @@ def main():
     print(json.dumps(results, indent=2))
     ok = (results["failover"]["median_ms"] <= 1000 and results["failover"]["worst_ms"] <= 2000
           and results["restart"]["worst_ms"] <= results["restart"]["target_ms"]
+          and results["proxied_restart"]["worst_ms"] <= results["proxied_restart"]["target_ms"]
+          and results["rolling_restart"]["fewest_running"] >= 2
           and results["convergence"]["all_running_ms"] <= 10000
           and results["policy"]["ms_per_placement"].get("10000/16", 1e9) <= 100)
     print("targets:", "all met" if ok else "NOT all met")

@@ -166,7 +166,9 @@ void ProxyController::on_result(const JobResult& r) {
           if (server.value("name", "") == drain.node && server.value("active", 0) > 0) idle = false;
         }
       }
-      if (idle) wait.proxies.erase(proxy);
+      if (!idle) continue;
+      wait.proxies.erase(proxy);
+      wait.idle.insert(proxy);
     }
     return;
   }
@@ -189,7 +191,9 @@ void ProxyController::follow_drains(const std::string& proxy, const ProxyInputs&
       const ResourceSpec* source = config.find(d.resource);
       it->second.deadline_ms = now + (source ? source->notify_timeout_ms : 0);
     }
-    if (!it->second.acknowledged) it->second.proxies.insert(proxy);
+    // Once a proxy showed it idle, it is not asked again: being asked on
+    // every sync kept each drain waiting until its deadline.
+    if (!it->second.acknowledged && !it->second.idle.count(proxy)) it->second.proxies.insert(proxy);
   }
   // Once the proxy runs the weight-0 configuration, ask what is in flight.
   const bool waited_on = std::any_of(drains_.begin(), drains_.end(), [&](const auto& e) {

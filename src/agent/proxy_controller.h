@@ -102,10 +102,13 @@ class ProxyController {
     std::optional<std::string> error;
     nlohmann::json answer;
   };
-  // A drain under way: the proxies here still sending the server requests.
+  // A drain under way: the proxies here still sending the server requests,
+  // and those that showed nothing in flight any more (with the server's
+  // weight at 0, nothing new comes: they are done with it).
   struct DrainWait {
     int64_t deadline_ms = 0;
     std::set<std::string> proxies;
+    std::set<std::string> idle;
     bool acknowledged = false;
   };
   void run_worker();

@@ -109,9 +109,50 @@ class Planner {
   bool runs_on(const std::string& resource, const std::string& node, bool promoted_only) const {
     auto it = in_.running.find(resource);
     if (it == in_.running.end()) return false;
-    return std::any_of(it->second.begin(), it->second.end(), [&](const RunningInstance& i) {
+    return runs_on(it->second, node, promoted_only);
+  }
+  static bool runs_on(const std::vector<RunningInstance>& running, const std::string& node,
+                      bool promoted_only) {
+    return std::any_of(running.begin(), running.end(), [&](const RunningInstance& i) {
       return i.node == node && (!promoted_only || i.promoted);
     });
+  }
+
+  // What scoring a unit looks up, looked up once per unit rather than once
+  // per node: string-keyed lookups were most of the policy's time.
+  struct MemberFacts {
+    const ResourceSpec* spec = nullptr;
+    const std::set<std::string>* bans = nullptr;
+    const std::map<std::string, int>* fails = nullptr;
+    const std::string* move = nullptr;
+    const std::vector<RunningInstance>* running = nullptr;
+  };
+  struct ColocationFacts {
+    const ColocationSpec* spec = nullptr;
+    std::string a;  // the unit of spec->resource
+    std::string b;  // the unit of spec->other
+  };
+  struct UnitFacts {
+    std::vector<MemberFacts> members;
+    const std::vector<const LocationSpec*>* locations = nullptr;
+    std::vector<ColocationFacts> colocations;
+  };
+  UnitFacts facts_of(const Unit& u) const {
+    UnitFacts f;
+    for (const ResourceSpec* r : u.members) {
+      MemberFacts m;
+      m.spec = r;
+      if (auto it = in_.bans.find(r->name); it != in_.bans.end()) m.bans = &it->second;
+      if (auto it = in_.fail_counts.find(r->name); it != in_.fail_counts.end())
+        m.fails = &it->second;
+      if (auto it = in_.moves.find(r->name); it != in_.moves.end()) m.move = &it->second;
+      if (auto it = in_.running.find(r->name); it != in_.running.end()) m.running = &it->second;
+      f.members.push_back(m);
+    }
+    f.locations = &constraints_of(locations_, u.name);
+    for (const ColocationSpec* c : constraints_of(colocations_, u.name))
+      f.colocations.push_back({c, unit(c->resource), unit(c->other)});
+    return f;
   }
 
   static bool matches(const LocationSpec& l, const PolicyNode& n) {
@@ -135,17 +176,16 @@ class Planner {
     if (!n.online) return never([&] { return std::string("node " + n.name + " is offline"); });
     if (n.standby) return never([&] { return std::string("node " + n.name + " is in standby"); });
     int64_t s = 0;
-    for (const ResourceSpec* r : u.members) {
-      auto ban = in_.bans.find(r->name);
-      if (ban != in_.bans.end() && ban->second.count(n.name))
+    for (const MemberFacts& m : facts_.members) {
+      const ResourceSpec* r = m.spec;
+      if (m.bans && m.bans->count(n.name))
         return never([&] {
           return std::string(r->name + " is banned from " + n.name + " (bulwark resource clear " +
                              r->name + ")");
         });
-      auto fails = in_.fail_counts.find(r->name);
-      if (fails != in_.fail_counts.end()) {
-        auto f = fails->second.find(n.name);
-        if (f != fails->second.end() && f->second >= r->migration_threshold)
+      if (m.fails) {
+        auto f = m.fails->find(n.name);
+        if (f != m.fails->end() && f->second >= r->migration_threshold)
           return never([&] {
             return std::string(r->name + " failed " + std::to_string(f->second) + " times on " +
                                n.name + " (migration_threshold " +
@@ -153,16 +193,16 @@ class Planner {
                                "; bulwark resource cleanup " + r->name + " forgets them)");
           });
       }
-      auto move = in_.moves.find(r->name);
-      if (move != in_.moves.end() && move->second == n.name) s += kMoveScore;
-      if (runs_on(r->name, n.name, false)) s += r->stickiness;
+      if (m.move && *m.move == n.name) s += kMoveScore;
+      if (m.running && runs_on(*m.running, n.name, false)) s += r->stickiness;
     }
-    for (const LocationSpec* l : constraints_of(locations_, u.name)) {
+    for (const LocationSpec* l : *facts_.locations) {
       if (matches(*l, n)) s += l->avoid ? -l->score : l->score;
     }
-    for (const ColocationSpec* c : constraints_of(colocations_, u.name)) {
-      const std::string a = unit(c->resource);
-      const std::string b = unit(c->other);
+    for (const ColocationFacts& cf : facts_.colocations) {
+      const ColocationSpec* c = cf.spec;
+      const std::string& a = cf.a;
+      const std::string& b = cf.b;
       if (a == b) continue;
       if (!c->apart && a == u.name) {
         // With a unit placed before this one: only its nodes will do.
@@ -198,6 +238,7 @@ class Planner {
 
   void place(const Unit& u) {
     const ResourceSpec& first = *u.members.front();
+    facts_ = facts_of(u);  // what score() reads
     if (u.name == explain_unit_) explain(u);
     if (!std::all_of(u.members.begin(), u.members.end(), [&](const ResourceSpec* r) {
           return r->enabled && !in_.disabled.count(r->name);
@@ -373,6 +414,7 @@ class Planner {
   std::string explain_unit_;
   std::string explain_node_;
   std::string obstacle_;
+  UnitFacts facts_;  // of the unit being placed
 };
 
 }  // namespace
