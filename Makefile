@@ -48,7 +48,8 @@ bench: bench-core bench-proxy bench-resources bench-vip
 bench-core: build
 	@/usr/bin/python3 bench/core/cluster_bench.py --bin $(BUILD)/bin
 
-# Failover, restart, convergence and policy speed (see bench/resources/README.md).
+# Failover, restarts (in place, behind a proxy, rolling), convergence and policy speed
+# (see bench/resources/README.md).
 bench-resources: build
 	@/usr/bin/python3 bench/resources/resource_bench.py --bin $(BUILD)/bin
 
