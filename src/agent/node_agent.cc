@@ -773,9 +773,10 @@ bool NodeAgent::peers_told(const std::string& name, const Instance& inst,
   if (!view.statuses) return true;
   for (const auto& [node, rec] : *view.statuses) {
     if (node == options_.node || view.unreachable.count(node)) continue;
-    const auto active = [&](const std::string& resource) {
-      auto r = rec.resources.find(resource);
-      return r != rec.resources.end() && started_state(r->second.state);
+    // An init-capture: a lambda may not name a structured binding (C++20).
+    const auto active = [&record = rec](const std::string& resource) {
+      auto r = record.resources.find(resource);
+      return r != record.resources.end() && started_state(r->second.state);
     };
     const bool proxy_there =
         drain && std::any_of(inst.proxy_sources_of.begin(), inst.proxy_sources_of.end(), active);

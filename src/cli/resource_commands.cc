@@ -37,7 +37,7 @@ std::string render_plan(const json& plan) {
     } else if (!c["nodes"].empty()) {
       where = "on " + join(c["nodes"]);
     }
-    const auto pad = [](std::string s, std::size_t w) {
+    const auto pad = [](const std::string& s, std::size_t w) {
       return s.size() >= w ? s + " " : s + std::string(w - s.size(), ' ');
     };
     out += "  " + pad(c.value("action", ""), 9) + pad(c.value("resource", ""), 17) +
@@ -228,7 +228,7 @@ struct DirectiveOptions {
 // prints; `wait` (if any) is what --wait waits for.
 void add_directive(CLI::App* resource, const GlobalOptions& g, int& rc, const char* action,
                    const char* help, bool needs_node, bool name_optional,
-                   std::function<Progress(const DirectiveOptions&)> wait = nullptr) {
+                   const std::function<Progress(const DirectiveOptions&)>& wait = nullptr) {
   auto* cmd = resource->add_subcommand(action, help);
   auto o = std::make_shared<DirectiveOptions>();
   auto* name = cmd->add_option("name", o->name, "resource or group name");

@@ -78,9 +78,13 @@ std::string founding_node_uid(const std::string& secret, const std::string& node
   const std::string data = "bulwark founding node " + node;
   const Digest d = hmac_sha256({reinterpret_cast<const uint8_t*>(secret.data()), secret.size()},
                                {reinterpret_cast<const uint8_t*>(data.data()), data.size()});
-  char buf[17];
-  for (int i = 0; i < 8; ++i) std::snprintf(buf + 2 * i, 3, "%02x", d[i]);
-  return buf;
+  std::string out;
+  for (std::size_t i = 0; i < 8; ++i) {
+    char hex[3];
+    std::snprintf(hex, sizeof hex, "%02x", d[i]);
+    out += hex;
+  }
+  return out;
 }
 
 class Daemon final : public ApiBackend {

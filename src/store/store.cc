@@ -400,7 +400,8 @@ Result<int64_t> Store::update_key_once(const std::string& key, const KeyMutation
     // Another writer won the compare. Two writers retrying in lockstep can
     // keep beating each other: a short random pause breaks the tie.
     thread_local std::minstd_rand jitter(std::random_device{}());
-    sleep_ms(1 + static_cast<int64_t>(jitter() % (5 * (attempt + 1))));
+    const std::minstd_rand::result_type spread = 5UL * (static_cast<unsigned long>(attempt) + 1UL);
+    sleep_ms(1 + static_cast<int64_t>(jitter() % spread));
   }
   return make_error(Errc::kConflict, key + " kept changing; gave up after " +
                                          std::to_string(kWriteAttemptsMax) + " attempts");
