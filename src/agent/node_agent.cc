@@ -286,10 +286,13 @@ bool NodeAgent::predecessors_started(const std::string& name, const AgentView& v
 bool NodeAgent::successors_stopped(const std::string& name, const AgentView& view) const {
   if (!view.config) return true;
   // A successor that is stopping here too stops first (reverse order); one
-  // that stays running does not hold this stop up.
+  // that stays running does not hold this stop up, nor does one left alone
+  // (maintenance, unmanaged): it never stops, and an exclusive stop must
+  // not wait past the lease for it.
   const auto stopping_after = [&](const std::string& other) {
     auto it = instances_.find(other);
-    return it != instances_.end() && (runs(it->second.phase) || it->second.op_id != 0) &&
+    return it != instances_.end() && !it->second.left_alone &&
+           (runs(it->second.phase) || it->second.op_id != 0) &&
            effective_role(other, it->second, view) == Role::kNone;
   };
   for (const auto& order : view.config->orders) {

@@ -1,6 +1,9 @@
 #include "sim/checkers.h"
 
 #include <algorithm>
+#include <climits>
+
+#include "core/resource_change.h"
 
 namespace bulwark::sim {
 namespace {
@@ -51,6 +54,11 @@ std::string stopped_by_lease_end(const ResourceConfig& config, const Processes& 
       const Instance& i = procs.get(static_cast<int>(n), spec.name);
       if (!i.running || i.since_ms < node.daemon_started_ms()) continue;
       if (spec.kind != ResourceKind::kSingleton && !i.promoted) continue;
+      // Left alone (maintenance, unmanaged) the node does not stop it; once
+      // managed again it has a lease's time, like a daemon just started.
+      // (The coordinator counts such an instance stopped only after a fence.)
+      const int64_t alone_ms = node.left_alone_ms(spec.name);
+      if (alone_ms != INT64_MIN && now_ms - alone_ms < lease_ms + 100) continue;
       // An OCF or systemd action cannot be forced short: it runs to its
       // timeout (a demote, then a stop, for a promoted instance), and the
       // coordinator waits as long (placement_step.cc, stop_allowance_ms).
@@ -107,6 +115,18 @@ std::string converged(const ClusterState& committed, const Processes& procs,
     }
     if (running != placed.nodes || promoted != placed.promoted)
       return "invariant 4: does not run where placed: " + where();
+    // And what runs is what the file says (issue 12): a changed definition,
+    // a `resource restart`, took effect everywhere.
+    const auto g = committed.directives.restarts.find(spec.name);
+    const int64_t generation = g == committed.directives.restarts.end() ? 0 : g->second;
+    const std::string wanted = run_fingerprint(spec);
+    for (std::size_t n = 0; n < nodes.size(); ++n) {
+      const Instance& i = procs.get(static_cast<int>(n), spec.name);
+      if (!i.running) continue;
+      if (!i.definition || i.fingerprint != wanted || i.definition->restart_generation < generation)
+        return "invariant 4: " + spec.name + " on " + all[n] +
+               " runs an older definition (or was started before the newest restart)";
+    }
   }
   return "";
 }

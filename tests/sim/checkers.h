@@ -12,8 +12,9 @@
 //       unpaused for a while.
 //   converged                DESIGN.md invariant 4: every enabled resource is
 //       placed (singletons on one node, clones and promotables on every
-//       node, promoted_max promoted), and runs exactly where the committed
-//       placement says.
+//       node, promoted_max promoted), runs exactly where the committed
+//       placement says, and every instance runs the applied definition,
+//       started after the newest `resource restart`.
 // Each returns an empty string when the invariant holds, else what is wrong.
 #pragma once
 

@@ -64,6 +64,20 @@ Fault make_fault(Rng& rng, const Schedule& s) {
   return f;
 }
 
+Fault make_operator_action(Rng& rng, const Schedule& s) {
+  Fault f;
+  f.at_ms = rng.range(0, s.fault_window_ms - 1);
+  f.node = static_cast<int>(rng.range(0, s.nodes - 1));
+  f.duration_ms = rng.range(50, 3000);
+  f.resource = pick(rng, all_resources());
+  const int64_t roll = rng.range(0, 99);
+  f.kind = roll < 40   ? FaultKind::kRedefine
+           : roll < 60 ? FaultKind::kRestart
+           : roll < 80 ? FaultKind::kMaintenance
+                       : FaultKind::kUnmanage;
+  return f;
+}
+
 }  // namespace
 
 Schedule make_schedule(uint64_t seed) {
@@ -87,6 +101,10 @@ Schedule make_schedule(uint64_t seed) {
   s.start_fail_per_mille = rng.chance(300) ? static_cast<int>(rng.range(10, 200)) : 0;
   const int64_t count = rng.range(1, kFaultsMax);
   for (int64_t i = 0; i < count; ++i) s.faults.push_back(make_fault(rng, s));
+  // Operator actions come from draws after the faults': a seed keeps the
+  // faults it had before they existed.
+  const int64_t actions = rng.range(0, kOperatorActionsMax);
+  for (int64_t i = 0; i < actions; ++i) s.faults.push_back(make_operator_action(rng, s));
   std::stable_sort(s.faults.begin(), s.faults.end(),
                    [](const Fault& a, const Fault& b) { return a.at_ms < b.at_ms; });
   return s;
@@ -121,6 +139,14 @@ std::string describe(const Fault& f, const std::vector<std::string>& names) {
       return "next stop of " + f.resource + " on " + node + " hangs";
     case FaultKind::kPromoteFails:
       return "next promotion of " + f.resource + " on " + node + " fails";
+    case FaultKind::kRedefine:
+      return "the operator applies a file that changes what " + f.resource + " runs";
+    case FaultKind::kRestart:
+      return "the operator restarts " + f.resource;
+    case FaultKind::kMaintenance:
+      return "the operator puts " + node + " in maintenance" + dur;
+    case FaultKind::kUnmanage:
+      return "the operator unmanages " + f.resource + dur;
   }
   return "?";
 }

@@ -35,6 +35,11 @@ enum class FaultKind {
   kStartFails,     // the next start of `resource` on node fails
   kStopHangs,      // the next stop of `resource` on node hangs until SIGKILL (exec)
   kPromoteFails,   // the next promotion of `resource` on node fails
+  // What an operator does meanwhile (through the API on the majority side):
+  kRedefine,     // apply a file that changes what `resource` runs (for good)
+  kRestart,      // `resource restart` of `resource`
+  kMaintenance,  // node maintenance of `node` for a while
+  kUnmanage,     // `resource unmanage` of `resource` for a while
 };
 
 struct Fault {
@@ -63,6 +68,8 @@ constexpr int64_t kQuietMs = 1000;
 // failures to age out (failure_timeout_ms) and for everything to start
 // again.
 constexpr int64_t kRecoverBoundMs = 7000;
+// Operator actions per seed, besides the faults (0 to this many).
+constexpr int kOperatorActionsMax = 3;
 
 struct Schedule {
   uint64_t seed = 0;

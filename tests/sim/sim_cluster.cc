@@ -194,6 +194,25 @@ void SimCluster::start_fault(const Fault& f) {
     case FaultKind::kPromoteFails:
       armed_faults_.insert({f.node, f.resource, OpFault::kPromoteFails});
       return;
+    case FaultKind::kRedefine: {
+      ++versions_[f.resource];
+      ResourcesRecord res;
+      res.text = resources_yaml(versions_);
+      res.source = "sim.yaml";
+      store_.txn({}, {TxnOp::put(store_.schema().resources_key(), Schema::encode_resources(res))});
+      resources_ = store_.state()->resource_config;
+      BW_CHECK(resources_ != nullptr, "a redefined resources file must parse");
+      return;
+    }
+    case FaultKind::kRestart:
+      update_directives([&](DirectivesRecord& d) { ++d.restarts[f.resource]; });
+      return;
+    case FaultKind::kMaintenance:
+      set_node_mode(f.node, NodeMode::kMaintenance);
+      break;
+    case FaultKind::kUnmanage:
+      update_directives([&](DirectivesRecord& d) { d.unmanaged.insert(f.resource); });
+      break;
   }
   fault_ends_.push_back(FaultEnd{end_ms, f});
   update_store_access();
@@ -222,14 +241,49 @@ void SimCluster::end_fault(const Fault& f) {
     case FaultKind::kLossyLink:
       net_.set_loss(f.node, f.other, 0);
       break;
+    case FaultKind::kMaintenance:
+      set_node_mode(f.node, NodeMode::kOnline);
+      trace_.add("fault", "the operator takes " + config_.nodes[f.node] + " out of maintenance");
+      break;
+    case FaultKind::kUnmanage:
+      update_directives([&](DirectivesRecord& d) { d.unmanaged.erase(f.resource); });
+      trace_.add("fault", "the operator manages " + f.resource + " again");
+      break;
     default:
       break;
   }
   update_store_access();
 }
 
+void SimCluster::update_directives(const std::function<void(DirectivesRecord&)>& change) {
+  const std::string key = store_.schema().directives_key();
+  DirectivesRecord d;
+  if (auto kv = store_.get(key)) {
+    auto current = Schema::decode_directives(kv->value);
+    BW_CHECK(current.ok(), "the directives record must decode");
+    d = *current;
+  }
+  change(d);
+  store_.txn({}, {TxnOp::put(key, Schema::encode_directives(d))});
+}
+
+void SimCluster::set_node_mode(int node, NodeMode mode) {
+  const std::string key = store_.schema().node_key(config_.nodes[node]);
+  auto kv = store_.get(key);
+  BW_CHECK(kv.has_value(), "every node has a record");
+  auto rec = Schema::decode_node(kv->value);
+  BW_CHECK(rec.ok(), "a node record must decode");
+  rec->mode = mode;
+  store_.txn({}, {TxnOp::put(key, Schema::encode_node(*rec))});
+}
+
 void SimCluster::heal() {
   enter(Phase::kRecover, "every fault ends: links heal, nodes boot, pauses end");
+  // The operator ends what it still holds (maintenance, unmanaged).
+  for (const FaultEnd& e : fault_ends_) {
+    if (e.fault.kind == FaultKind::kMaintenance || e.fault.kind == FaultKind::kUnmanage)
+      end_fault(e.fault);
+  }
   fault_ends_.clear();
   net_.heal();
   armed_faults_.clear();

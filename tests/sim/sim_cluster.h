@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -94,6 +95,10 @@ class SimCluster final : public SimWorld {
   void start_fault(const Fault& f);
   void end_fault(const Fault& f);
   void heal();
+  // Operator writes (through a majority node's API, as far as the store
+  // can tell).
+  void update_directives(const std::function<void(DirectivesRecord&)>& change);
+  void set_node_mode(int node, NodeMode mode);
   void power_off(int node, const std::string& why);
   void power_on(int node, int64_t boot_delay_ms);
   void update_store_access();
@@ -134,6 +139,7 @@ class SimCluster final : public SimWorld {
   std::vector<FaultEnd> fault_ends_;
   std::set<std::tuple<int, std::string, OpFault>> armed_faults_;
   std::shared_ptr<const ResourceConfig> resources_;
+  std::map<std::string, int> versions_;  // of each resource's definition (kRedefine)
   uint64_t checked_changes_ = UINT64_MAX;
   Phase phase_ = Phase::kBoot;
   int64_t phase_since_ms_ = 0;

@@ -159,6 +159,20 @@ void SimNode::run() {
   run_membership();
   run_control();
   daemon_->agent_loop.run_if_due();
+  // What the agent leaves alone, from the state it acts on (its cache).
+  if (const ClusterState* c = daemon_->cache.get(); c && c->resource_config) {
+    const auto self = c->nodes.find(name_);
+    const bool all = c->directives.maintenance ||
+                     (self != c->nodes.end() && self->second.mode == NodeMode::kMaintenance);
+    for (const auto& spec : c->resource_config->resources) {
+      if (all || c->directives.unmanaged.count(spec.name)) left_alone_ms_[spec.name] = global_ms_;
+    }
+  }
+}
+
+int64_t SimNode::left_alone_ms(const std::string& resource) const {
+  auto it = left_alone_ms_.find(resource);
+  return it == left_alone_ms_.end() ? std::numeric_limits<int64_t>::min() : it->second;
 }
 
 void SimNode::run_membership() {

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -81,6 +82,9 @@ class SimNode {
   // How long the agent's status write in flight has waited for the store;
   // -1: none is in flight.
   int64_t status_write_ms() const;
+  // When this node's agent last left `resource` alone (maintenance,
+  // unmanaged), in global ms; INT64_MIN: never.
+  int64_t left_alone_ms(const std::string& resource) const;
 
  private:
   struct Daemon;
@@ -104,6 +108,7 @@ class SimNode {
   // The watchdog marker in the runtime directory (AgentService::start):
   // written by a daemon that armed the watchdog, gone at power off.
   bool watchdog_marker_ = false;
+  std::map<std::string, int64_t> left_alone_ms_;
   std::unique_ptr<Daemon> daemon_;
 };
 

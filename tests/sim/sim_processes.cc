@@ -1,6 +1,7 @@
 #include "sim/sim_processes.h"
 
 #include "core/check.h"
+#include "core/resource_change.h"
 
 namespace bulwark::sim {
 
@@ -17,10 +18,11 @@ Instance* Processes::find(int node, const std::string& resource, uint64_t life) 
   return &it->second;
 }
 
-uint64_t Processes::spawn(int node, const std::string& resource, int64_t now_ms) {
+uint64_t Processes::spawn(int node, const std::string& resource, int64_t now_ms,
+                          const RunningDefinition& definition) {
   Instance& i = nodes_[node][resource];
   if (i.running) return i.life;
-  i = Instance{true, false, next_life_++, now_ms};
+  i = Instance{true, false, next_life_++, now_ms, definition, run_fingerprint(definition.spec)};
   ++changes_;
   ++starts_;
   trace_.add(names_[node], "* " + resource + " process started");

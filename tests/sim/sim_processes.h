@@ -11,9 +11,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "agent/operation.h"
 #include "sim/trace.h"
 
 namespace bulwark::sim {
@@ -23,6 +25,11 @@ struct Instance {
   bool promoted = false;
   uint64_t life = 0;      // changes with every spawn
   int64_t since_ms = -1;  // when this life began (global ms)
+  // What this life was started with: what the node's runtime directory
+  // records for a restarted daemon (ProcessRunner::recorded), and what
+  // invariant 4 compares with the applied file.
+  std::optional<RunningDefinition> definition;
+  std::string fingerprint;  // run_fingerprint of definition->spec
 };
 
 enum class EffectKind { kExit, kDemote };
@@ -35,8 +42,10 @@ class Processes {
   const Instance& get(int node, const std::string& resource) const;
   const std::map<std::string, Instance>& on(int node) const { return nodes_[node]; }
 
-  // Starts the instance unless it runs; returns its life either way.
-  uint64_t spawn(int node, const std::string& resource, int64_t now_ms);
+  // Starts the instance unless it runs (with `definition`); returns its
+  // life either way.
+  uint64_t spawn(int node, const std::string& resource, int64_t now_ms,
+                 const RunningDefinition& definition);
   // These act only on the given life (0: whatever life runs now).
   void promote(int node, const std::string& resource, uint64_t life);
   void demote(int node, const std::string& resource, uint64_t life, const std::string& why);

@@ -7,12 +7,13 @@
 // once the faults are over.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
 namespace bulwark::sim {
 
-inline const char* resources_yaml() {
+inline const char* base_resources_yaml() {
   return R"(resources:
   - name: api
     agent: exec
@@ -66,6 +67,25 @@ constraints:
     with: volume
   - order: [volume, scheduler]
 )";
+}
+
+// The file with what some resources run changed (an operator's apply):
+// resource -> its version; an exec resource's command gets "--vN", the OCF
+// one a parameter v: N. Each change restarts the resource.
+inline std::string resources_yaml(const std::map<std::string, int>& versions = {}) {
+  std::string text = base_resources_yaml();
+  for (const auto& [name, version] : versions) {
+    if (version == 0) continue;
+    const std::string v = std::to_string(version);
+    if (name == "db") {
+      const std::string agent = "agent: ocf:sim:db\n";
+      text.insert(text.find(agent) + agent.size(), "    params: {v: \"" + v + "\"}\n");
+      continue;
+    }
+    const std::string command = "[/usr/bin/sim-" + name;
+    text.insert(text.find(command) + command.size(), ", \"--v" + v + "\"");
+  }
+  return text;
 }
 
 // Resources whose stop can hang until SIGKILL (exec: the kill always works).

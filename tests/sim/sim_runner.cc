@@ -52,7 +52,8 @@ void SimRunner::begin_exec(Op& op) {
     case OpKind::kMonitor:
       return;  // answered at done_ms from what runs then
     case OpKind::kStart:
-      op.life = procs.spawn(node_, res, world_.now_ms());
+      op.life =
+          procs.spawn(node_, res, world_.now_ms(), RunningDefinition{r.spec, r.restart_generation});
       watched_.insert(res);
       if (world_.inject(node_, res, OpFault::kStartFails)) {
         // It crashes while starting or right after: either way its exit is
@@ -90,7 +91,8 @@ void SimRunner::begin_ocf(Op& op) {
       return;
     case OpKind::kStart:
       // The daemon exists from the moment the script launches it.
-      op.life = procs.spawn(node_, res, world_.now_ms());
+      op.life =
+          procs.spawn(node_, res, world_.now_ms(), RunningDefinition{r.spec, r.restart_generation});
       if (world_.inject(node_, res, OpFault::kStartFails)) {
         op.outcome = OpOutcome::kFailed;
         op.effect = schedule(d, op, EffectKind::kExit, "start failed");
@@ -169,6 +171,12 @@ void SimRunner::tick() {
     if (op.effect != 0) world_.processes().cancel(op.effect);
     complete(id, OpOutcome::kTimeout, "killed after " + std::to_string(r.timeout_ms) + " ms");
   }
+}
+
+std::optional<RunningDefinition> SimRunner::recorded(const std::string& resource) const {
+  const Instance& i = world_.processes().get(node_, resource);
+  if (!i.running) return std::nullopt;
+  return i.definition;
 }
 
 void SimRunner::cancel(uint64_t id) {

@@ -34,6 +34,8 @@ class SimRunner final : public OperationRunner {
   // OCF script is killed before it did what it was for, what it already did
   // stays (a started process, a promotion), and an exec process stays.
   void cancel(uint64_t id) override;
+  // ProcessRunner::recorded: what the running life was started with.
+  std::optional<RunningDefinition> recorded(const std::string& resource) const override;
   // Operations that finish as time passes, whatever the agent thread does.
   void poll();
   // ProcessRunner::tick: deadlines (agent thread only).
