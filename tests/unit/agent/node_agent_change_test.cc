@@ -285,3 +285,33 @@ TEST(NodeAgentChangeTest, AFailedProxySourceIsStoppedWithoutADrain) {
 
 }  // namespace
 }  // namespace bulwark
+
+namespace bulwark {
+namespace {
+
+// Found by the simulation: a managed group member must stop when the lease
+// goes, even while the member after it is left alone (it never stops, and
+// an exclusive stop must not wait past the lease for it).
+TEST(NodeAgentChangeTest, ALeftAloneSuccessorDoesNotHoldUpAStopAtTheLeasesEnd) {
+  const std::string yaml =
+      "resources:\n"
+      "  - {name: a, agent: exec, command: [/bin/a], monitor: {interval_ms: 1000, timeout_ms: "
+      "500}, stop_timeout_ms: 4000}\n"
+      "  - {name: b, agent: exec, command: [/bin/b], monitor: {interval_ms: 1000, timeout_ms: "
+      "500}, stop_timeout_ms: 4000}\n"
+      "groups:\n"
+      "  - {name: front, resources: [a, b]}\n";
+  Harness h(yaml);
+  h.place("a", {"n1"});
+  h.place("b", {"n1"});
+  h.probe({{"a", OpOutcome::kOk}, {"b", OpOutcome::kOk}});
+  h.view.directives.unmanaged = {"b"};
+  h.set_lease(false, 0);
+  const Ops ops = h.step_ops();
+  ASSERT_EQ(ops.size(), 1U);
+  EXPECT_EQ(ops[0].rfind("stop a ", 0), 0U) << ops[0];
+  EXPECT_EQ(h.state("b"), InstanceState::kStarted);  // left alone
+}
+
+}  // namespace
+}  // namespace bulwark
