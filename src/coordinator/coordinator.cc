@@ -29,6 +29,9 @@ CoordinatorStats Coordinator::stats() const {
 
 bool Coordinator::step(const MembershipView& view, const ClusterState& state,
                        bool membership_settled) {
+  // On every step, acting or not: a node that takes the role over knows
+  // when it saw each record.
+  record_seen(state, clock_.mono_ms(), record_seen_);
   EpochInputs in;
   in.self = self_;
   in.view = view;
@@ -195,6 +198,7 @@ bool Coordinator::place(const MembershipView& view, const ClusterState& state) {
   in.fencing = fencer_.configured();
   in.watchdog_ms = options_.watchdog_ms;
   in.fenced = fencer_.confirmed();
+  for (const auto& [node, seen] : record_seen_) in.record_seen_ms[node] = seen.second;
   const PlacementStep step = plan_placement(in, store_.schema());
   set_waiting(step.waiting_for);
   for (const auto& node : step.fence) {

@@ -78,6 +78,8 @@ class Coordinator {
   CoordinatorOptions options_;
   Fencer fencer_;
   std::optional<CoordinatorRecord> mine_;
+  // Node -> {status record revision, when first seen} (record_seen()).
+  std::map<std::string, std::pair<int64_t, int64_t>> record_seen_;
   int64_t next_claim_mono_ms_ = 0;
   int64_t claim_backoff_ms_ = 0;
   int64_t claim_failures_ = 0;

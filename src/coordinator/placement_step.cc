@@ -77,6 +77,15 @@ PlacementStep place_on(const ClusterState& state, const PlacementStepInput& in,
 
 }  // namespace
 
+void record_seen(const ClusterState& state, int64_t now_ms,
+                 std::map<std::string, std::pair<int64_t, int64_t>>& seen) {
+  std::erase_if(seen, [&](const auto& e) { return !state.statuses.count(e.first); });
+  for (const auto& [node, st] : state.statuses) {
+    auto [it, added] = seen.try_emplace(node, st.mod_revision, now_ms);
+    if (!added && it->second.first != st.mod_revision) it->second = {st.mod_revision, now_ms};
+  }
+}
+
 bool lease_lapsed(const MembershipView& view, const std::string& name, int64_t margin_ms) {
   const MemberStatus* m = view.find(name);
   // The membership layer proves that `name` held no quorum lease from
@@ -241,10 +250,16 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
         std::any_of(st.resources.begin(), st.resources.end(), [](const auto& e) {
           return e.second.unmanaged && e.second.state != InstanceState::kStopped;
         });
+    // A record written (seen) after the proven lapse may hold a claim made
+    // under a new lease (PlacementStepInput::record_seen_ms).
+    const auto seen = in.record_seen_ms.find(name);
+    const bool seen_in_lapse = seen != in.record_seen_ms.end() &&
+                               seen->second + in.lease_margin_ms <= m->answers_known_until_ms;
     if (in.fencing ? !fenced_this_life
-                   : left_alone || !lease_lapsed(view, name,
-                                                 in.lease_margin_ms + in.watchdog_ms +
-                                                     stop_allowance_ms(st, config))) {
+                   : left_alone || !seen_in_lapse ||
+                         !lease_lapsed(
+                             view, name,
+                             in.lease_margin_ms + in.watchdog_ms + stop_allowance_ms(st, config))) {
       // Fenced only when we cannot reach it: a node that answers but holds
       // no lease (it just started, or lost its majority) stops its exclusive
       // resources itself and reports so. And only by a coordinator whose

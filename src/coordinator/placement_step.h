@@ -46,7 +46,21 @@ struct PlacementStepInput {
   // feeding it at its lease's end at the latest has been reset this long
   // after (0: no watchdog).
   int watchdog_ms = 0;
+  // Node -> when this node first saw that node's status record at its
+  // current revision (local mono ms; see record_seen below). A lease lapse
+  // proves that a node held no lease from lease_bound_ms to
+  // answers_known_until_ms, not that it holds none now: it may have taken
+  // a new lease since, claimed and started an exclusive resource, and that
+  // claim may be what the record shows. A record is counted stopped on a
+  // lapse only if it was seen before answers_known_until_ms (its claims
+  // were made under the lease that lapsed). Without an entry: never.
+  std::map<std::string, int64_t> record_seen_ms;
 };
+
+// Keeps `seen` (node -> {record revision, first seen}) current with the
+// status records of `state`, at local time `now_ms`.
+void record_seen(const ClusterState& state, int64_t now_ms,
+                 std::map<std::string, std::pair<int64_t, int64_t>>& seen);
 
 struct StoreWrite {
   std::vector<Compare> compares;  // besides the coordinator epoch

@@ -75,6 +75,7 @@ bool SimCoordinator::safe_to_replace(const MembershipView& view, const std::stri
 
 void SimCoordinator::step(const MembershipView& view, std::shared_ptr<const ClusterState> state,
                           bool settled, Done done) {
+  record_seen(*state, clock_.mono_ms(), record_seen_);
   EpochInputs in;
   in.self = self_;
   in.view = view;
@@ -192,6 +193,7 @@ void SimCoordinator::place(const MembershipView& view, const ClusterState& state
   in.fencing = fencer_.configured();
   in.watchdog_ms = world_.config().watchdog_ms;
   in.fenced = fencer_.confirmed();
+  for (const auto& [node, seen] : record_seen_) in.record_seen_ms[node] = seen.second;
   const PlacementStep step = plan_placement(in, schema_);
   if (step.waiting_for != waiting_for_ && !step.waiting_for.empty())
     log("placement waits: " + step.waiting_for);

@@ -86,6 +86,7 @@ class SimCoordinator {
   std::string self_;
   SimFencer fencer_;
   std::optional<CoordinatorRecord> mine_;
+  std::map<std::string, std::pair<int64_t, int64_t>> record_seen_;  // Coordinator::record_seen_
   int64_t next_claim_mono_ms_ = 0;
   int64_t claim_backoff_ms_ = 0;
   std::string waiting_for_;

@@ -87,6 +87,7 @@ struct World {
       st.probed = true;
       st.mod_revision = 50 + i;
       state.statuses[name] = st;
+      in.record_seen_ms[name] = 0;  // seen long before any lapse a test proves
     }
     in.state = &state;
     in.view = &view;
@@ -711,6 +712,54 @@ TEST(PlacementStepTest, PolicyInputsAreWhatTheCoordinatorUses) {
   EXPECT_EQ(in.input.bans.at("s"), std::set<std::string>{"n3"});
   ASSERT_EQ(in.input.running.at("s").size(), 1U);
   EXPECT_EQ(in.input.running.at("s")[0].node, "n2");
+}
+
+}  // namespace
+}  // namespace bulwark
+
+namespace bulwark {
+namespace {
+
+// Found by the simulation (seed 6301 of the code before it, 6182 after):
+// a partitioned node's lease lapsed; the partition healed, the node took a
+// new lease, claimed its singleton under the placement that still named it
+// and started it; the coordinator then read that record and voided it on
+// the old lapse, placing the singleton elsewhere: twice. A record seen
+// after the proven lapse is not counted stopped by it.
+TEST(PlacementStepTest, ARecordSeenAfterTheLapseIsNotVoidedByIt) {
+  World w;
+  w.runs("n3", "s", InstanceState::kStarted);
+  w.settle();
+  w.lose("n3");
+  w.member("n3").lease_bound_ms = 1000;
+  w.member("n3").answers_known_until_ms = 2000;  // no lease from 1000 to 2000
+  w.in.record_seen_ms["n3"] = 1500;              // written within: under the old lease
+  PlacementStep step = w.plan();
+  ASSERT_TRUE(step.write.has_value());
+  EXPECT_EQ(w.puts(*step.write), (Lines{"put " + skey("n3"), "put " + pkey()}));
+  w.in.record_seen_ms["n3"] = 1950;  // within the margin of the lapse's end: not proven
+  step = w.plan();
+  EXPECT_TRUE(!step.write || w.puts(*step.write) == Lines{"put " + pkey()});
+  w.in.record_seen_ms.erase("n3");  // never seen by this coordinator
+  step = w.plan();
+  EXPECT_TRUE(!step.write || w.puts(*step.write) == Lines{"put " + pkey()});
+  if (step.write) {
+    EXPECT_EQ(w.written_placement(*step.write).resources.at("s").nodes, Lines{"n3"});
+  }
+}
+
+TEST(PlacementStepTest, RecordSeenTimesFollowTheirRevisions) {
+  World w;
+  std::map<std::string, std::pair<int64_t, int64_t>> seen;
+  record_seen(w.state, 100, seen);
+  EXPECT_EQ(seen.at("n2"), (std::pair<int64_t, int64_t>{52, 100}));
+  record_seen(w.state, 200, seen);
+  EXPECT_EQ(seen.at("n2").second, 100);  // the same revision: first seen at 100
+  w.state.statuses["n2"].mod_revision = 70;
+  w.state.statuses.erase("n3");
+  record_seen(w.state, 300, seen);
+  EXPECT_EQ(seen.at("n2"), (std::pair<int64_t, int64_t>{70, 300}));
+  EXPECT_EQ(seen.count("n3"), 0U);
 }
 
 }  // namespace
