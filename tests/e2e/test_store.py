@@ -43,7 +43,13 @@ def test_etcd_leader_change_costs_no_node_its_lease(cluster):
         os.kill(cluster.status(leader)["etcd"]["member_pid"], signal.SIGKILL)
         wait_until(lambda: (s := cluster.status(leader))["etcd"]["raft_term"] > term
                    and s["etcd"]["healthy"], what="a new etcd term")
+        # Keep watching for a while after the election, counted in answers
+        # rather than seconds: under ASan on a busy machine one `status`
+        # call can take a quarter of a second.
+        after_election = len(samples)
         time.sleep(1.0)
+        wait_until(lambda: len(samples) >= after_election + 3 * len(names),
+                   what="three more answers from every node after the election")
     finally:
         stop.set()
         t.join()
