@@ -87,8 +87,8 @@ void AgentService::run_writer() {
       write = std::move(*writer_job_);
       writer_job_.reset();
     }
-    auto result =
-        store_.put_status(options_.agent.node, write.record, write.claim, write.record_revision);
+    auto result = store_.writes().put_status(options_.agent.node, write.record, write.claim,
+                                             write.record_revision);
     loop_.post([this, write = std::move(write), result = std::move(result)] {
       on_written(write, result);
     });
@@ -105,7 +105,7 @@ void AgentService::submit(Write write) {
   writer_cv_.notify_one();
 }
 
-void AgentService::on_written(const Write& write, const Result<Store::StatusWrite>& result) {
+void AgentService::on_written(const Write& write, const Result<StoreWrites::StatusWrite>& result) {
   write_in_flight_ = false;
   const int64_t now = clock_.mono_ms();
   if (result && !result->committed) {
@@ -267,8 +267,8 @@ void AgentService::finish_shutdown() {
   if (agent_.probed() && !write_in_flight_) {
     const NodeStatusRecord rec = stamped(agent_.status());
     if (Schema::encode_status(rec) != published_) {
-      auto r = store_.put_status(options_.agent.node, rec, std::nullopt,
-                                 std::max<int64_t>(record_revision_, 0));
+      auto r = store_.writes().put_status(options_.agent.node, rec, std::nullopt,
+                                          std::max<int64_t>(record_revision_, 0));
       if (!r) spdlog::warn("agent: cannot publish this node's final status: {}", r.error().message);
     }
   }

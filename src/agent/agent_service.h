@@ -70,7 +70,7 @@ class AgentService {
   void publish(const ClusterState& state);
   void claim(int64_t placement_revision);
   void submit(Write write);
-  void on_written(const Write& write, const Result<Store::StatusWrite>& result);
+  void on_written(const Write& write, const Result<StoreWrites::StatusWrite>& result);
   void finish_shutdown();
   void reap();
   void feed_watchdog(const AgentView& view);

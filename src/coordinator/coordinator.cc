@@ -8,18 +8,44 @@
 #include "coordinator/placement_step.h"
 
 namespace bulwark {
+namespace {
 
-Coordinator::Coordinator(const Clock& clock, Store& store, std::string self,
+// tick(): the role is stepped at least this often.
+constexpr int64_t kStepEveryMs = 100;
+
+}  // namespace
+
+Coordinator::Coordinator(const Clock& clock, StoreWrites& writes, CacheWait& cache,
+                         FenceLauncher& fence, std::string self,
                          std::vector<NodeRecord> founding_nodes, CoordinatorOptions options)
     : clock_(clock),
-      store_(store),
+      writes_(writes),
+      cache_(cache),
       self_(std::move(self)),
       founding_nodes_(std::move(founding_nodes)),
       options_(std::move(options)),
-      fencer_(clock, options_.fencing, options_.fence_params) {}
+      fencer_(clock, fence, options_.fencing, options_.fence_params) {}
 
 bool Coordinator::safe_to_replace(const MembershipView& view, const std::string& name) const {
   return lease_lapsed(view, name, options_.lease_margin_ms);
+}
+
+std::string Coordinator::watched(const ClusterState& state) {
+  return state.coordinator ? state.coordinator->node : "";
+}
+
+void Coordinator::tick(const ClusterState& state, const MembershipView& view) {
+  const int64_t now = clock_.mono_ms();
+  const bool settled = now - options_.started_mono_ms >= options_.settle_ms;
+  std::string inputs =
+      std::to_string(state.revision) + (view.holds_lease ? "L" : "-") + (settled ? "S" : "-");
+  for (const auto& m : view.members)
+    inputs += m.name + (m.online ? "+" : "-") + (m.peer_sees_watched ? "w" : "") +
+              (m.peer_holds_lease ? "l" : "") + (safe_to_replace(view, m.name) ? "s" : "");
+  if (inputs == last_inputs_ && now < next_step_ms_) return;
+  const bool again = step(view, state, settled);
+  last_inputs_ = std::move(inputs);
+  next_step_ms_ = again ? now : now + kStepEveryMs;
 }
 
 CoordinatorStats Coordinator::stats() const {
@@ -63,7 +89,7 @@ bool Coordinator::step(const MembershipView& view, const ClusterState& state,
   if (action == EpochAction::kClaim) {
     const int64_t now = clock_.mono_ms();
     if (now < next_claim_mono_ms_) return true;
-    auto claimed = store_.claim_coordinator(self_, state.coordinator);
+    auto claimed = writes_.claim_coordinator(self_, state.coordinator);
     if (!claimed) {
       // Lost the race (another node claimed): look again once the cache has
       // caught up. A claim that timed out (etcd electing a leader) is retried
@@ -123,14 +149,14 @@ void Coordinator::on_write_failed(const Error& e) {
 bool Coordinator::act(const MembershipView& view, const ClusterState& state) {
   if (!mine_) return false;
   if (state.schema_version == 0) {
-    auto r = store_.initialize(*mine_, founding_nodes_);
+    auto r = writes_.initialize(*mine_, founding_nodes_);
     if (!r) {
       if (r.error().code != Errc::kConflict) on_write_failed(r.error());
       return false;
     }
     spdlog::info("coordinator: initialised the cluster state with {} nodes",
                  founding_nodes_.size());
-    store_.wait_for_revision(*r, 500);
+    cache_.wait_for_revision(*r, 500);
     std::lock_guard lock(mu_);
     ++stats_.writes;
     return true;
@@ -157,18 +183,18 @@ void Coordinator::publish_liveness(const MembershipView& view, const ClusterStat
   std::vector<Compare> cmp;
   if (state.liveness) {
     cmp.push_back(
-        Compare::mod_revision(store_.schema().liveness_key(), state.liveness->mod_revision));
+        Compare::mod_revision(writes_.schema().liveness_key(), state.liveness->mod_revision));
   } else {
-    cmp.push_back(Compare::absent(store_.schema().liveness_key()));
+    cmp.push_back(Compare::absent(writes_.schema().liveness_key()));
   }
-  auto r = store_.coordinator_write(
-      *mine_, cmp, {TxnOp::put(store_.schema().liveness_key(), Schema::encode_liveness(next))});
+  auto r = writes_.coordinator_write(
+      *mine_, cmp, {TxnOp::put(writes_.schema().liveness_key(), Schema::encode_liveness(next))});
   if (!r) {
     if (r.error().code != Errc::kConflict) on_write_failed(r.error());
     return;
   }
   // Let the cache catch up so the next step compares against this write.
-  store_.wait_for_revision(*r, 500);
+  cache_.wait_for_revision(*r, 500);
   std::lock_guard lock(mu_);
   ++stats_.writes;
 }
@@ -199,7 +225,18 @@ bool Coordinator::place(const MembershipView& view, const ClusterState& state) {
   in.watchdog_ms = options_.watchdog_ms;
   in.fenced = fencer_.confirmed();
   for (const auto& [node, seen] : record_seen_) in.record_seen_ms[node] = seen.second;
-  const PlacementStep step = plan_placement(in, store_.schema());
+#ifdef BULWARK_MUTATION_NO_LEASE_WAIT
+  // A deliberate bug, compiled only into tests/sim's mutation check: a node
+  // that does not answer counts as fenced at once, so what it ran is placed
+  // elsewhere without waiting for its lease or a fence agent. The
+  // simulation must catch it (invariant 1).
+  in.fencing = true;
+  for (const auto& m : view.members) {
+    if (auto st = state.statuses.find(m.name); !m.online && st != state.statuses.end())
+      in.fenced[m.name] = st->second.incarnation;
+  }
+#endif
+  const PlacementStep step = plan_placement(in, writes_.schema());
   set_waiting(step.waiting_for);
   for (const auto& node : step.fence) {
     auto st = state.statuses.find(node);
@@ -208,14 +245,14 @@ bool Coordinator::place(const MembershipView& view, const ClusterState& state) {
                     why == step.fence_reasons.end() ? "" : why->second);
   }
   if (!step.write) return fencer_.in_flight();
-  auto r = store_.coordinator_write(*mine_, step.write->compares, step.write->ops);
+  auto r = writes_.coordinator_write(*mine_, step.write->compares, step.write->ops);
   if (!r) {
     if (r.error().code != Errc::kConflict) on_write_failed(r.error());
     return fencer_.in_flight();
   }
   // Each change is logged: the history of where things ran and why.
   for (const auto& line : step.write->log) spdlog::info("coordinator: {}", line);
-  store_.wait_for_revision(*r, 500);
+  cache_.wait_for_revision(*r, 500);
   std::lock_guard lock(mu_);
   ++stats_.writes;
   ++stats_.placements;

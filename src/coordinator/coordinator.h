@@ -23,6 +23,7 @@
 #include "coordinator/fencer.h"
 #include "core/env.h"
 #include "store/store.h"
+#include "store/store_writes.h"
 
 namespace bulwark {
 
@@ -46,15 +47,35 @@ struct CoordinatorOptions {
   FencingConfig fencing;  // no command: no fencing
   std::map<std::string, std::map<std::string, std::string>> fence_params;  // per node
   int watchdog_ms = 0;  // every node's watchdog timeout; 0: no watchdog
+  // The membership layer has heard from its peers (is "settled") this long
+  // after the daemon started (its monotonic clock): a lease and a heartbeat.
+  int64_t started_mono_ms = 0;
+  int settle_ms = 0;
 };
 
 class Coordinator {
  public:
-  Coordinator(const Clock& clock, Store& store, std::string self,
-              std::vector<NodeRecord> founding_nodes, CoordinatorOptions options = {});
+  // What it touches comes in as interfaces: bulwarkd passes etcd's writes,
+  // its Store (the cache) and child processes for fence agents; the
+  // simulation (tests/sim) passes its simulated ones.
+  Coordinator(const Clock& clock, StoreWrites& writes, CacheWait& cache, FenceLauncher& fence,
+              std::string self, std::vector<NodeRecord> founding_nodes,
+              CoordinatorOptions options = {});
   // True when `name` (not this node) can no longer run anything exclusive:
   // its lease has ended everywhere, by the membership layer's bound.
   bool safe_to_replace(const MembershipView& view, const std::string& name) const;
+
+  // The control loop calls tick() this often.
+  static constexpr int kTickMs = 20;
+  // The node whose reachability peers report to each other (the membership
+  // layer's watched node): the coordinator in `state`, if any.
+  static std::string watched(const ClusterState& state);
+  // One tick of the daemon's control loop: steps the role when one of its
+  // inputs changed (the state's revision, the lease, who is online and
+  // lease-bound, whether membership settled), at least every 100 ms (failed
+  // claims are retried on that beat), and on every tick while the last
+  // step asked for it (after a write, while a fence call runs).
+  void tick(const ClusterState& state, const MembershipView& view);
 
   // One step of the role. Returns true when it wants to be stepped again at
   // once even if nothing changes: a claim failed and should be retried, a
@@ -72,7 +93,8 @@ class Coordinator {
   void set_waiting(const std::string& why);
 
   const Clock& clock_;
-  Store& store_;
+  StoreWrites& writes_;
+  CacheWait& cache_;
   std::string self_;
   std::vector<NodeRecord> founding_nodes_;
   CoordinatorOptions options_;
@@ -80,6 +102,8 @@ class Coordinator {
   std::optional<CoordinatorRecord> mine_;
   // Node -> {status record revision, when first seen} (record_seen()).
   std::map<std::string, std::pair<int64_t, int64_t>> record_seen_;
+  std::string last_inputs_;  // tick(): the inputs of the last step
+  int64_t next_step_ms_ = 0;
   int64_t next_claim_mono_ms_ = 0;
   int64_t claim_backoff_ms_ = 0;
   int64_t claim_failures_ = 0;

@@ -16,15 +16,38 @@ constexpr int64_t kRetryMaxMs = 10000;
 
 }  // namespace
 
-Fencer::Fencer(const Clock& clock, FencingConfig config,
+Result<int64_t> ProcessFenceLauncher::launch(const std::vector<std::string>& argv,
+                                             const std::string& options) {
+  SpawnOptions o;
+  o.argv = argv;
+  o.env = current_environment({});
+  o.stdin_data = options;
+  o.new_process_group = true;
+  auto pid = spawn_process(o);
+  if (!pid) return pid.error();
+  return static_cast<int64_t>(*pid);
+}
+
+std::optional<int> ProcessFenceLauncher::reap(int64_t call) {
+  return try_reap(static_cast<pid_t>(call));
+}
+
+void ProcessFenceLauncher::kill(int64_t call) {
+  const auto pid = static_cast<pid_t>(call);
+  ::kill(-pid, SIGKILL);  // the agent and whatever it started
+  terminate_process(pid, 0);
+}
+
+Fencer::Fencer(const Clock& clock, FenceLauncher& launcher, FencingConfig config,
                std::map<std::string, std::map<std::string, std::string>> node_params)
-    : clock_(clock), config_(std::move(config)), node_params_(std::move(node_params)) {}
+    : clock_(clock),
+      launcher_(launcher),
+      config_(std::move(config)),
+      node_params_(std::move(node_params)) {}
 
 Fencer::~Fencer() {
   for (auto& [node, call] : calls_) {
-    if (call.pid <= 0) continue;
-    ::kill(-call.pid, SIGKILL);  // the agent and whatever it started
-    terminate_process(call.pid, 0);
+    if (call.call > 0) launcher_.kill(call.call);
   }
 }
 
@@ -48,27 +71,22 @@ void Fencer::request(const std::string& node, uint64_t incarnation, const std::s
   if (!configured()) return;
   if (auto c = confirmed_.find(node); c != confirmed_.end() && c->second == incarnation) return;
   Call& call = calls_[node];
-  if (call.pid > 0 || (call.retry_at_ms != 0 && clock_.mono_ms() < call.retry_at_ms)) return;
+  if (call.call > 0 || (call.retry_at_ms != 0 && clock_.mono_ms() < call.retry_at_ms)) return;
   call.incarnation = incarnation;
   call.reason = reason;
   start(node, call);
 }
 
 void Fencer::start(const std::string& node, Call& call) {
-  SpawnOptions o;
-  o.argv = config_.command;
-  o.env = current_environment({});
-  o.stdin_data = options_for(node);
-  o.new_process_group = true;
-  auto pid = spawn_process(o);
+  auto launched = launcher_.launch(config_.command, options_for(node));
   call.retry_at_ms = 0;
-  if (!pid) {
+  if (!launched) {
     ++call.failures;
     call.retry_at_ms = clock_.mono_ms() + kRetryFirstMs;
-    spdlog::error("fencing: cannot run the fence agent for {}: {}", node, pid.error().message);
+    spdlog::error("fencing: cannot run the fence agent for {}: {}", node, launched.error().message);
     return;
   }
-  call.pid = *pid;
+  call.call = *launched;
   call.deadline_ms = clock_.mono_ms() + config_.timeout_ms;
   spdlog::warn("fencing: {}: {}; fencing it ({})", node,
                call.reason.empty() ? "it is lost and may run exclusive resources" : call.reason,
@@ -78,17 +96,16 @@ void Fencer::start(const std::string& node, Call& call) {
 void Fencer::poll() {
   const int64_t now = clock_.mono_ms();
   for (auto& [node, call] : calls_) {
-    if (call.pid <= 0) continue;
-    std::optional<int> status = try_reap(call.pid);
+    if (call.call <= 0) continue;
+    std::optional<int> status = launcher_.reap(call.call);
     std::string why;
     if (!status && now >= call.deadline_ms) {
-      ::kill(-call.pid, SIGKILL);
-      terminate_process(call.pid, 0);
+      launcher_.kill(call.call);
       why = "no answer within " + std::to_string(config_.timeout_ms) + " ms";
     } else if (!status) {
       continue;
     } else if (*status == 0) {
-      call.pid = -1;
+      call.call = 0;
       call.failures = 0;
       confirmed_[node] = call.incarnation;
       spdlog::warn("fencing: {} is fenced (action {})", node, config_.action);
@@ -96,7 +113,7 @@ void Fencer::poll() {
     } else {
       why = describe_wait_status(*status);
     }
-    call.pid = -1;
+    call.call = 0;
     ++call.failures;
     const int64_t pause = std::min(kRetryMaxMs, kRetryFirstMs << std::min(call.failures - 1, 5));
     call.retry_at_ms = now + pause;
@@ -106,7 +123,7 @@ void Fencer::poll() {
 }
 
 bool Fencer::in_flight() const {
-  return std::any_of(calls_.begin(), calls_.end(), [](const auto& c) { return c.second.pid > 0; });
+  return std::any_of(calls_.begin(), calls_.end(), [](const auto& c) { return c.second.call > 0; });
 }
 
 void Fencer::forget_if_new_life(const std::string& node, uint64_t incarnation) {
@@ -114,7 +131,7 @@ void Fencer::forget_if_new_life(const std::string& node, uint64_t incarnation) {
   if (c == confirmed_.end() || c->second == incarnation) return;
   confirmed_.erase(c);
   auto it = calls_.find(node);
-  if (it != calls_.end() && it->second.pid <= 0) calls_.erase(it);
+  if (it != calls_.end() && it->second.call <= 0) calls_.erase(it);
 }
 
 }  // namespace bulwark

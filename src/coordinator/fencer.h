@@ -10,20 +10,44 @@
 // Thread-safety: the coordinator's thread only.
 #pragma once
 
-#include <sys/types.h>
-
+#include <cstdint>
 #include <map>
-#include <set>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "core/config.h"
 #include "core/env.h"
+#include "core/error.h"
 
 namespace bulwark {
 
+// Runs fence agent processes for the Fencer: an interface, so that the
+// simulation (tests/sim) runs the Fencer's rules over simulated fence
+// devices. Handles are positive.
+class FenceLauncher {
+ public:
+  virtual ~FenceLauncher() = default;
+  // Starts `argv` with `options` on its stdin.
+  virtual Result<int64_t> launch(const std::vector<std::string>& argv,
+                                 const std::string& options) = 0;
+  // The call's wait status once it ended; nullopt while it runs.
+  virtual std::optional<int> reap(int64_t call) = 0;
+  // Ends a call that ran past its deadline, with whatever it started.
+  virtual void kill(int64_t call) = 0;
+};
+
+// Fence agents as child processes, each in its own process group.
+class ProcessFenceLauncher final : public FenceLauncher {
+ public:
+  Result<int64_t> launch(const std::vector<std::string>& argv, const std::string& options) override;
+  std::optional<int> reap(int64_t call) override;
+  void kill(int64_t call) override;
+};
+
 class Fencer {
  public:
-  Fencer(const Clock& clock, FencingConfig config,
+  Fencer(const Clock& clock, FenceLauncher& launcher, FencingConfig config,
          std::map<std::string, std::map<std::string, std::string>> node_params);
   ~Fencer();
 
@@ -48,7 +72,7 @@ class Fencer {
 
  private:
   struct Call {
-    pid_t pid = -1;
+    int64_t call = 0;  // the launcher's handle while one runs; 0: none
     int64_t deadline_ms = 0;
     int64_t retry_at_ms = 0;  // after a failure; 0: none pending
     int failures = 0;
@@ -58,6 +82,7 @@ class Fencer {
   void start(const std::string& node, Call& call);
 
   const Clock& clock_;
+  FenceLauncher& launcher_;
   FencingConfig config_;
   std::map<std::string, std::map<std::string, std::string>> node_params_;
   std::map<std::string, Call> calls_;

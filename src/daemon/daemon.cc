@@ -30,9 +30,6 @@ using json = nlohmann::json;
 // How long etcd may keep refusing a membership change right after members
 // (re)connected ("unhealthy cluster") before the API gives up.
 constexpr int kMemberChangeRetryMs = 12000;
-// The control loop's period: the coordinator notices a lost holder at most
-// this long after its lease ran out.
-constexpr int kControlTickMs = 20;
 constexpr int kHealthIntervalMs = 1000;
 // How long a shutdown waits for the node's resources to stop.
 constexpr int kAgentShutdownMs = 60000;
@@ -153,6 +150,7 @@ class Daemon final : public ApiBackend {
   std::unique_ptr<EmbeddedEtcd> embedded_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<MembershipService> membership_;
+  ProcessFenceLauncher fence_launcher_;
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<AgentService> agent_;
   std::unique_ptr<ResourceOperations> resource_ops_;
@@ -417,7 +415,10 @@ int Daemon::run() {
   for (const auto& n : config_.nodes) {
     if (!n.fence.empty()) co.fence_params[n.name] = n.fence;
   }
-  coordinator_ = std::make_unique<Coordinator>(clock_, *store_, self_.name, founding_nodes(), co);
+  co.started_mono_ms = started_mono_ms_;
+  co.settle_ms = config_.lease_ms + config_.heartbeat_ms;
+  coordinator_ = std::make_unique<Coordinator>(clock_, store_->writes(), *store_, fence_launcher_,
+                                               self_.name, founding_nodes(), co);
 
   AgentServiceOptions ago;
   ago.agent.node = self_.name;
@@ -476,12 +477,10 @@ int Daemon::run() {
 
   int exit_code = kExitOk;
   bool seen_in_store = false;
-  std::string last_inputs;
-  int64_t next_step_ms = 0;
-  std::string watched;
-  const int64_t settle_ms = config_.lease_ms + config_.heartbeat_ms;
   while (true) {
-    timespec tick{0, kControlTickMs * 1000000L};
+    // The coordinator notices a lost holder at most a tick after its lease
+    // ran out.
+    timespec tick{0, Coordinator::kTickMs * 1000000L};
     siginfo_t info;
     const int sig = sigtimedwait(&signals, &info, &tick);
     if (sig == SIGTERM || sig == SIGINT) {
@@ -532,13 +531,8 @@ int Daemon::run() {
         }
       }
     }
-    const bool settled = clock_.mono_ms() - started_mono_ms_ >= settle_ms;
     // Peers tell each other whether they reach the coordinator.
-    const std::string holder = state.coordinator ? state.coordinator->node : "";
-    if (holder != watched) {
-      membership_->set_watched(holder);
-      watched = holder;
-    }
+    membership_->set_watched(Coordinator::watched(state));
     const MembershipView view = membership_->view();
     if (embedded_ && state.schema_version > 0) {
       // A peer our heartbeats do not reach is likely gone: its etcd member
@@ -552,22 +546,7 @@ int Daemon::run() {
       if (etcd_->set_unreachable(unreachable))
         spdlog::info("store: the watch left the etcd member of a node that does not answer");
     }
-    // The coordinator's inputs are who is online, the lease and the state;
-    // step when one of them changed, at least every 100 ms (claims that
-    // failed are retried on that beat too), and on every tick while it asks
-    // for it (after a write, while a fence call runs).
-    std::string inputs =
-        std::to_string(state.revision) + (view.holds_lease ? "L" : "-") + (settled ? "S" : "-");
-    for (const auto& m : view.members)
-      inputs += m.name + (m.online ? "+" : "-") + (m.peer_sees_watched ? "w" : "") +
-                (m.peer_holds_lease ? "l" : "") +
-                (coordinator_->safe_to_replace(view, m.name) ? "s" : "");
-    const int64_t now = clock_.mono_ms();
-    if (inputs != last_inputs || now >= next_step_ms) {
-      const bool again = coordinator_->step(view, state, settled);
-      last_inputs = inputs;
-      next_step_ms = again ? now : now + 100;
-    }
+    coordinator_->tick(state, view);
   }
   stopping_ = true;
   // Resources stop while the node still holds its lease and its store

@@ -106,15 +106,28 @@ struct EtcdClientOptions {
   const Clock* clock = nullptr;  // required
 };
 
-class EtcdClient {
+// etcd's key-value API as the store's writers use it (StoreWrites): an
+// interface, so that the simulation (tests/sim) runs those writers over its
+// simulated etcd.
+class Kv {
+ public:
+  virtual ~Kv() = default;
+  // timeout_ms 0: the client's configured request timeout.
+  virtual Result<RangeResult> get(const std::string& key, bool prefix = false,
+                                  int timeout_ms = 0) = 0;
+  virtual Result<TxnResult> txn(const std::vector<Compare>& compares,
+                                const std::vector<TxnOp>& success,
+                                const std::vector<TxnOp>& failure = {}, int timeout_ms = 0) = 0;
+};
+
+class EtcdClient final : public Kv {
  public:
   explicit EtcdClient(EtcdClientOptions options);
-  ~EtcdClient();
+  ~EtcdClient() override;
 
-  // timeout_ms 0: the configured request timeout.
-  Result<RangeResult> get(const std::string& key, bool prefix = false, int timeout_ms = 0);
+  Result<RangeResult> get(const std::string& key, bool prefix = false, int timeout_ms = 0) override;
   Result<TxnResult> txn(const std::vector<Compare>& compares, const std::vector<TxnOp>& success,
-                        const std::vector<TxnOp>& failure = {}, int timeout_ms = 0);
+                        const std::vector<TxnOp>& failure = {}, int timeout_ms = 0) override;
   Result<std::vector<EtcdMember>> member_list();
   Result<EtcdMember> member_add(const std::string& peer_url);
   Status member_remove(uint64_t id);

@@ -17,6 +17,7 @@
 #include "core/env.h"
 #include "store/etcd_client.h"
 #include "store/schema.h"
+#include "store/store_writes.h"
 
 namespace bulwark {
 
@@ -39,14 +40,23 @@ struct Registration {
 Result<Registration> read_registration(EtcdClient& etcd, const Schema& schema,
                                        const std::string& node);
 
-class Store {
+// The node's watch-fed cache of the store, as a writer waits on it: an
+// interface, so that the simulation (tests/sim) provides its own.
+class CacheWait {
+ public:
+  virtual ~CacheWait() = default;
+  // Blocks until the cache has applied `revision` or the timeout passes.
+  virtual bool wait_for_revision(int64_t revision, int timeout_ms) = 0;
+};
+
+class Store final : public CacheWait {
  public:
   // `coordinator_timeout_ms` is the deadline of coordinator claims and
   // writes: shorter than an etcd leader election, so that a request that hung
   // on a dead leader is retried as soon as a new leader can exist.
   Store(const Clock& clock, EtcdClient& etcd, Schema schema, std::string cluster_name,
         int coordinator_timeout_ms);
-  ~Store();
+  ~Store() override;
 
   void start();
   void stop();
@@ -56,8 +66,7 @@ class Store {
   const Schema& schema() const { return schema_; }
   EtcdClient& etcd() { return etcd_; }
 
-  // Blocks until the cache has applied `revision` or the timeout passes.
-  bool wait_for_revision(int64_t revision, int timeout_ms);
+  bool wait_for_revision(int64_t revision, int timeout_ms) override;
   // A linearizable read of the schema key: proves (or not) that the cache is
   // current, and records when. Returns the store revision etcd reported.
   Result<int64_t> confirm_fresh();
@@ -65,17 +74,8 @@ class Store {
   // healthy: the watch streams from it (EtcdClient::rehome_watch).
   void prefer_first_endpoint();
 
-  // --- coordinator writes: conditioned on the caller's epoch ---------------
-  // Takes the coordinator epoch if the record is still `seen` (or absent).
-  Result<CoordinatorRecord> claim_coordinator(const std::string& self,
-                                              const std::optional<CoordinatorRecord>& seen);
-  // Applies `ops` only if `mine` still is the coordinator record; otherwise
-  // fails with kEpochSuperseded and changes nothing.
-  Result<int64_t> coordinator_write(const CoordinatorRecord& mine, std::vector<Compare> compares,
-                                    const std::vector<TxnOp>& ops);
-  // Writes the schema record and the founding nodes if the cluster was never
-  // initialised (as coordinator).
-  Result<int64_t> initialize(const CoordinatorRecord& mine, const std::vector<NodeRecord>& nodes);
+  // The coordinator's and the node agent's writes (store_writes.h).
+  StoreWrites& writes() { return writes_; }
 
   // --- operator writes ----------------------------------------------------
   // Creates a node; kConflict if the name exists.
@@ -96,26 +96,6 @@ class Store {
   // left as it was is not written: the result is its revision.
   Result<int64_t> put_resources(
       const std::function<Status(std::optional<ResourcesRecord>&)>& mutate);
-
-  // --- node agent writes: only ever to the node's own status key ----------
-  // With `placement_revision`, the write is a claim: it succeeds only while
-  // the placement record is still at that revision (kConflict otherwise),
-  // so a node never starts an exclusive resource on a placement the
-  // coordinator has already replaced.
-  //
-  // Every write replaces one known version of the record: `record_revision`
-  // (its mod_revision; 0 when absent). A write that etcd applies late (held
-  // up in a TCP stream by a partition, after the coordinator voided the
-  // record or after a restarted daemon wrote it) then changes nothing.
-  struct StatusWrite {
-    bool committed = false;
-    int64_t revision = 0;         // committed: the store revision of the write
-    bool record_moved = false;    // not committed: the record was not at record_revision
-    int64_t record_revision = 0;  // record_moved: where it is now
-  };
-  Result<StatusWrite> put_status(const std::string& node, const NodeStatusRecord& rec,
-                                 std::optional<int64_t> placement_revision,
-                                 int64_t record_revision);
 
  private:
   template <class T>
@@ -141,8 +121,8 @@ class Store {
   const Clock& clock_;
   EtcdClient& etcd_;
   Schema schema_;
-  std::string cluster_name_;
   int coordinator_timeout_ms_;
+  StoreWrites writes_;
 
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable revision_cv_;

@@ -99,6 +99,11 @@ int SimCluster::node_index(const std::string& name) const {
 }
 
 SimResult SimCluster::run() {
+  // The daemons' log lines on this thread go to this run's trace.
+  struct CurrentTrace {
+    explicit CurrentTrace(Trace* t) { Trace::current() = t; }
+    ~CurrentTrace() { Trace::current() = nullptr; }
+  } current(&trace_);
   // Every phase is bounded, so is the run.
   const int64_t bound_ms = kBootBoundMs + 2 * kQuietMs + schedule_.fault_window_ms +
                            kRecoverBoundMs + 2 * kSettleCheckEveryMs;  // holds end within bounds
@@ -345,17 +350,17 @@ void SimCluster::store_call(int node, uint64_t incarnation, StoreRequest request
   c.incarnation = incarnation;
   c.request = std::move(request);
   c.done = std::move(done);
-  const int64_t deadline = now_ + config_.store_timeout_ms;
-  const int64_t latency = rng_.chance(kStoreSlowPerMille)
-                              ? rng_.range(10, 2 * config_.store_timeout_ms)
-                              : rng_.range(1, 8);
+  const int timeout_ms = c.request.timeout_ms > 0 ? c.request.timeout_ms : config_.store_timeout_ms;
+  const int64_t deadline = now_ + timeout_ms;
+  const int64_t latency =
+      rng_.chance(kStoreSlowPerMille) ? rng_.range(10, 2 * timeout_ms) : rng_.range(1, 8);
   const bool lost = rng_.chance(kStoreReplyLostPerMille);
   c.deadline_ms = deadline;
   c.issued_ms = now_;
   c.reply_ms = deadline;
   if (store_access_[node]) {
     // It reaches the store before the client's deadline, or not at all.
-    c.commit_ms = now_ + rng_.range(1, std::min<int64_t>(latency, config_.store_timeout_ms));
+    c.commit_ms = now_ + rng_.range(1, std::min<int64_t>(latency, timeout_ms));
     if (!lost && now_ + latency < deadline) c.reply_ms = now_ + latency;
     c.reply_lost = lost || now_ + latency >= deadline;
   }
@@ -363,21 +368,23 @@ void SimCluster::store_call(int node, uint64_t incarnation, StoreRequest request
 }
 
 void SimCluster::run_store_calls() {
-  const StoreReply timeout{make_error(Errc::kTimeout, "no answer in time"), {}, false, {}};
+  const StoreReply timeout{make_error(Errc::kTimeout, "no answer in time"), {}, {}};
   for (auto it = calls_.begin(); it != calls_.end();) {
     Call& c = it->second;
     if (c.commit_ms >= 0 && c.commit_ms <= now_ && !c.reply) {
       if (store_access_[c.node]) {
         StoreReply r;
-        r.txn = store_.txn(c.request.compares, c.request.ops);
-        if (!r.txn.succeeded && c.request.read_coordinator_on_failure) {
-          r.coordinator_read = true;
-          r.coordinator = store_.get(store_.schema().coordinator_key());
+        std::string outcome;
+        if (!c.request.read_key.empty()) {
+          if (auto kv = store_.get(c.request.read_key)) r.range.kvs.push_back(*kv);
+          r.range.revision = store_.revision();
+          outcome = r.range.kvs.empty() ? "absent" : "found";
+        } else {
+          r.txn = store_.txn(c.request.compares, c.request.ops);
+          outcome = r.txn.succeeded ? "committed at revision " + std::to_string(r.txn.revision)
+                                    : std::string("compare failed");
         }
-        trace_.add(config_.nodes[c.node],
-                   "store: " + c.request.what + " -> " +
-                       (r.txn.succeeded ? "committed at revision " + std::to_string(r.txn.revision)
-                                        : std::string("compare failed")));
+        trace_.add(config_.nodes[c.node], "store: " + c.request.what + " -> " + outcome);
         c.reply = c.reply_lost ? timeout : r;
       } else {
         c.reply = timeout;  // lost with the link: the client waits out its deadline

@@ -6,6 +6,9 @@
 //                                         on J threads (default: every core)
 //   --no-lease-check                      do not check DESIGN.md's lease promise,
 //                                         only what breaking it leads to
+//   --expect-violation                    with --seeds: succeed only if some seed
+//                                         breaks invariant 1 (the mutation check
+//                                         of a build with a deliberate bug)
 //
 // Exits 0 when every seed kept every invariant, 1 otherwise, 2 on bad usage.
 #include <spdlog/sinks/base_sink.h>
@@ -33,20 +36,16 @@ using bulwark::sim::SimCluster;
 using bulwark::sim::SimOptions;
 using bulwark::sim::SimResult;
 
-// With --verbose, the daemons' own log lines (agent, coordinator) go to the
-// trace, stamped with simulated time.
-class TraceSink final : public spdlog::sinks::base_sink<std::mutex> {
- public:
-  explicit TraceSink(bulwark::sim::Trace* trace) : trace_(trace) {}
-
+// The daemons' own log lines (agent, coordinator, fencing) go to the trace
+// of the run on the thread that logs, stamped with simulated time.
+class TraceSink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
-    trace_->add(trace_->actor(), "log: " + std::string(msg.payload.data(), msg.payload.size()));
+    bulwark::sim::Trace* trace = bulwark::sim::Trace::current();
+    if (trace == nullptr) return;
+    trace->add(trace->actor(), "log: " + std::string(msg.payload.data(), msg.payload.size()));
   }
   void flush_() override {}
-
- private:
-  bulwark::sim::Trace* trace_;
 };
 
 constexpr std::size_t kTraceTail = 60;
@@ -81,7 +80,7 @@ int usage() {
   std::fprintf(stderr,
                "usage: bulwark_sim --seed N [--verbose] [--no-lease-check]\n"
                "       bulwark_sim --seeds COUNT [--first SEED] [--jobs THREADS] "
-               "[--no-lease-check]\n");
+               "[--no-lease-check] [--expect-violation]\n");
   return 2;
 }
 
@@ -94,13 +93,7 @@ bool parse_u64(const char* s, uint64_t& out) {
 int replay(uint64_t seed, const SimOptions& options) {
   const Schedule s = bulwark::sim::make_schedule(seed);
   SimCluster cluster(s, options);
-  if (options.verbose) {
-    std::printf("%s\n", describe(s).c_str());
-    auto logger =
-        std::make_shared<spdlog::logger>("sim", std::make_shared<TraceSink>(&cluster.trace()));
-    logger->set_level(spdlog::level::info);
-    spdlog::set_default_logger(logger);
-  }
+  if (options.verbose) std::printf("%s\n", describe(s).c_str());
   const SimResult r = cluster.run();
   if (!r.ok) {
     std::fprintf(stderr, "%s", full_report(r, s, cluster, options).c_str());
@@ -112,27 +105,45 @@ int replay(uint64_t seed, const SimOptions& options) {
   return 0;
 }
 
-int run_many(uint64_t first, uint64_t count, uint64_t jobs, const SimOptions& options) {
+// --expect-violation: the build has a deliberate safety bug (a mutation),
+// and some seed must catch it as a broken invariant 1.
+int expect_violation(const std::vector<std::string>& lines) {
+  const auto caught = std::find_if(lines.begin(), lines.end(), [](const std::string& l) {
+    return l.find(": invariant 1: ") != std::string::npos;
+  });
+  if (caught == lines.end()) {
+    std::fprintf(stderr, "no seed caught the deliberate bug of this build\n");
+    return 1;
+  }
+  std::printf("the deliberate bug was caught: %s", caught->c_str());
+  return 0;
+}
+
+int run_many(uint64_t first, uint64_t count, uint64_t jobs, const SimOptions& options,
+             bool expect) {
   const auto t0 = std::chrono::steady_clock::now();
   // Seeds are independent worlds: threads take the next one, and reports
   // are printed in seed order afterwards, so the output does not depend on
   // the thread count.
   std::vector<std::string> reports(count), lines(count);
   std::atomic<uint64_t> next{0};
+  std::atomic<bool> caught{false};  // --expect-violation: no need to go on
   const auto worker = [&] {
-    for (uint64_t k = next++; k < count; k = next++) {
+    for (uint64_t k = next++; k < count && !caught; k = next++) {
       const Schedule s = bulwark::sim::make_schedule(first + k);
       SimCluster cluster(s, options);
       const SimResult r = cluster.run();
       if (r.ok) continue;
       reports[k] = full_report(r, s, cluster, options);
       lines[k] = one_line(r);
+      if (expect && lines[k].find(": invariant 1: ") != std::string::npos) caught = true;
     }
   };
   std::vector<std::thread> threads;
   for (uint64_t j = 0; j < jobs; ++j) threads.emplace_back(worker);
   for (auto& t : threads) t.join();
 
+  if (expect) return expect_violation(lines);
   std::size_t failures = 0;
   for (uint64_t k = 0; k < count; ++k) {
     if (lines[k].empty()) continue;
@@ -155,7 +166,7 @@ int run_many(uint64_t first, uint64_t count, uint64_t jobs, const SimOptions& op
 
 int main(int argc, char** argv) {
   uint64_t seed = 0, count = 0, first = 1, jobs = 0;
-  bool one = false;
+  bool one = false, expect = false;
   SimOptions options;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
@@ -172,14 +183,18 @@ int main(int argc, char** argv) {
       options.verbose = true;
     } else if (!std::strcmp(argv[i], "--no-lease-check")) {
       options.lease_check = false;
+    } else if (!std::strcmp(argv[i], "--expect-violation")) {
+      expect = true;
     } else {
       return usage();
     }
   }
-  if (one == (count > 0) || (options.verbose && !one)) return usage();
-  // The daemons log through spdlog; only a verbose replay shows it.
-  spdlog::set_level(spdlog::level::off);
+  if (one == (count > 0) || (options.verbose && !one) || (expect && one)) return usage();
+  // The daemons log through spdlog, into the trace.
+  auto logger = std::make_shared<spdlog::logger>("sim", std::make_shared<TraceSink>());
+  logger->set_level(spdlog::level::info);
+  spdlog::set_default_logger(logger);
   if (one) return replay(seed, options);
   if (jobs == 0) jobs = std::max(1u, std::thread::hardware_concurrency());
-  return run_many(first, count, std::min({jobs, count, kJobsMax}), options);
+  return run_many(first, count, std::min({jobs, count, kJobsMax}), options, expect);
 }

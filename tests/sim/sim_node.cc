@@ -3,17 +3,16 @@
 #include <limits>
 
 #include "agent/node_agent.h"
+#include "coordinator/coordinator.h"
 #include "membership/membership.h"
 #include "sim/sim_agent_loop.h"
-#include "sim/sim_coordinator.h"
+#include "sim/sim_io.h"
 #include "sim/sim_runner.h"
+#include "store/store_writes.h"
 
 namespace bulwark::sim {
 namespace {
 
-// daemon.cc's control loop period and coordinator re-step period.
-constexpr int64_t kControlTickMs = 20;
-constexpr int64_t kStepEveryMs = 100;
 // A socket buffer holds this many datagrams; more are dropped.
 constexpr std::size_t kInboxMax = 256;
 
@@ -22,9 +21,32 @@ std::shared_ptr<const ClusterState> empty_state() {
   return kEmpty;
 }
 
+CoordinatorOptions coordinator_options(const SimConfig& cfg, int64_t started_ms) {
+  CoordinatorOptions o;
+  // As bulwarkd derives them from its configuration (daemon.cc).
+  o.lease_margin_ms = cfg.lease_margin_ms;
+  o.lease_ms = cfg.lease_ms;
+  if (cfg.fencing) o.fencing.command = {"fence_sim"};
+  o.watchdog_ms = cfg.watchdog_ms;
+  o.started_mono_ms = started_ms;
+  o.settle_ms = cfg.lease_ms + cfg.heartbeat_ms;
+  return o;
+}
+
+std::vector<NodeRecord> node_records(const SimConfig& cfg) {
+  std::vector<NodeRecord> out;
+  for (const auto& n : cfg.nodes) {
+    NodeRecord r;
+    r.name = n;
+    out.push_back(r);
+  }
+  return out;
+}
+
 }  // namespace
 
-// One life of bulwarkd. Members are built in dependency order.
+// One life of bulwarkd. Members are built in dependency order, and what a
+// thread uses outlives the thread.
 struct SimNode::Daemon {
   Daemon(SimWorld& world, int index, const Clock& clock, const Schema& schema,
          uint64_t incarnation_in, bool watchdog_recovering)
@@ -37,28 +59,43 @@ struct SimNode::Daemon {
         agent(clock, runner,
               AgentOptions{world.config().nodes[index], world.config().nodes[index],
                            world.config().lease_guard_ms}),
-        coordinator(clock, world, index, incarnation_in, schema),
+        kv(world, index, incarnation_in),
+        writes(clock, kv, schema, world.config().cluster, world.config().store_timeout_ms),
+        cache_wait(clock, [this] { return cache ? cache->revision : -1; }),
+        fence(world, index, incarnation_in),
+        coordinator(clock, writes, cache_wait, fence, world.config().nodes[index],
+                    node_records(world.config()), coordinator_options(world.config(), started_ms)),
         agent_loop(clock, world, index, incarnation_in, schema, membership, agent, runner, cache,
-                   lease_expires_ms, watchdog_recovering) {}
+                   lease_expires_ms, watchdog_recovering),
+        control([this, &clock] { control_loop(clock); }) {}
+
+  // daemon.cc's control loop, the coordinator's part: a tick, then a pause.
+  void control_loop(const Clock& clock) {
+    while (true) {
+      const std::shared_ptr<const ClusterState> state = cache ? cache : empty_state();
+      membership.set_watched(Coordinator::watched(*state));
+      coordinator.tick(*state, membership.view());
+      SimThread::sleep_ms(clock, Coordinator::kTickMs);
+    }
+  }
 
   uint64_t incarnation;
   int64_t started_ms;  // local
   Membership membership;
   SimRunner runner;
   NodeAgent agent;
-  SimCoordinator coordinator;
   std::shared_ptr<const ClusterState> cache;  // null until the first load
+  SimKv kv;
+  StoreWrites writes;
+  SimCacheWait cache_wait;
+  SimFenceLauncher fence;
+  Coordinator coordinator;
   // The own lease end (local ms), as Membership::view() says it; it moves
   // only when a round trip completes, and is read after each pong.
   int64_t lease_expires_ms = std::numeric_limits<int64_t>::min();
   SimAgentLoop agent_loop;
   std::deque<std::vector<uint8_t>> inbox;
-  // daemon.cc's control loop
-  bool control_busy = false;
-  int64_t control_wake_ms = 0;
-  int64_t next_step_ms = 0;
-  std::string last_inputs;
-  std::string watched;
+  SimThread control;  // the control thread
 };
 
 SimNode::SimNode(SimWorld& world, int index, const int64_t& global_ms, int64_t clock_offset_ms,
@@ -157,7 +194,7 @@ void SimNode::run() {
   if (!daemon_ && powered_ && boot_ms_ >= 0 && global_ms_ >= boot_ms_) boot();
   if (!daemon_ || paused()) return;
   run_membership();
-  run_control();
+  daemon_->control.run_if_ready();
   daemon_->agent_loop.run_if_due();
   // What the agent leaves alone, from the state it acts on (its cache).
   if (const ClusterState* c = daemon_->cache.get(); c && c->resource_config) {
@@ -204,40 +241,6 @@ void SimNode::note_lease() {
   // says it as the self member's lease bound.
   const MembershipView v = daemon_->membership.view();
   if (const MemberStatus* self = v.find(name_)) daemon_->lease_expires_ms = self->lease_bound_ms;
-}
-
-void SimNode::run_control() {
-  Daemon& d = *daemon_;
-  d.coordinator.poll_wait(cache_revision());
-  const int64_t now = clock_.mono_ms();
-  if (d.control_busy || now < d.control_wake_ms) return;
-  const std::shared_ptr<const ClusterState> state = d.cache ? d.cache : empty_state();
-  const auto& cfg = world_.config();
-  const bool settled = now - d.started_ms >= cfg.lease_ms + cfg.heartbeat_ms;
-  const std::string holder = state->coordinator ? state->coordinator->node : "";
-  if (holder != d.watched) {
-    d.membership.set_watched(holder);
-    d.watched = holder;
-  }
-  const MembershipView view = d.membership.view();
-  std::string inputs =
-      std::to_string(state->revision) + (view.holds_lease ? "L" : "-") + (settled ? "S" : "-");
-  for (const auto& m : view.members)
-    inputs += m.name + (m.online ? "+" : "-") + (m.peer_sees_watched ? "w" : "") +
-              (m.peer_holds_lease ? "l" : "") +
-              (d.coordinator.safe_to_replace(view, m.name) ? "s" : "");
-  if (inputs == d.last_inputs && now < d.next_step_ms) {
-    d.control_wake_ms = now + kControlTickMs;
-    return;
-  }
-  d.control_busy = true;
-  Daemon* daemon = &d;
-  d.coordinator.step(view, state, settled, [this, daemon, inputs, now](bool again) {
-    daemon->last_inputs = inputs;
-    daemon->next_step_ms = again ? now : now + kStepEveryMs;
-    daemon->control_busy = false;
-    daemon->control_wake_ms = clock_.mono_ms() + kControlTickMs;
-  });
 }
 
 }  // namespace bulwark::sim

@@ -2,8 +2,9 @@
 // life of bulwarkd on it, which runs three threads as the real daemon does:
 //   membership  the real Membership: answers the datagrams in its socket
 //               buffer and sends pings when its tick is due;
-//   control     daemon.cc's control loop: every 20 ms, the coordinator role
-//               (sim_coordinator.h) when its inputs changed or 100 ms passed;
+//   control     daemon.cc's control loop: the real Coordinator::tick every
+//               Coordinator::kTickMs, on a SimThread whose store calls block
+//               it for simulated time;
 //   agent       agent_service.cc's loop around the real NodeAgent
 //               (sim_agent_loop.h).
 // A pause stops all three (datagrams wait in the socket buffer, replies and
@@ -90,7 +91,6 @@ class SimNode {
   struct Daemon;
   void boot();
   void run_membership();
-  void run_control();
   void note_lease();
 
   SimWorld& world_;

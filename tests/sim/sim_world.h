@@ -37,22 +37,20 @@ struct SimConfig {
   std::string resources_yaml;
 };
 
-// One store transaction as a node's thread sends it (src/store's Store
-// methods reduce to these).
+// One store request as a node's thread sends it (SimKv): a transaction, or
+// a read of one key.
 struct StoreRequest {
   std::vector<Compare> compares;
   std::vector<TxnOp> ops;
-  // Store::coordinator_write reads the coordinator record after a failed
-  // compare, to tell a lost epoch from a failed compare of its own.
-  bool read_coordinator_on_failure = false;
-  std::string what;  // for the trace
+  std::string read_key;  // not empty: a read of this key, not a transaction
+  int timeout_ms = 0;    // the client's deadline; 0: SimConfig::store_timeout_ms
+  std::string what;      // for the trace
 };
 
 struct StoreReply {
   std::optional<Error> error;  // kTimeout: sent, but the outcome is unknown
   TxnResult txn;
-  bool coordinator_read = false;
-  std::optional<KeyValue> coordinator;
+  RangeResult range;  // a read's
 };
 using StoreDone = std::function<void(const StoreReply&)>;
 

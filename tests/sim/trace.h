@@ -15,6 +15,13 @@ class Trace {
  public:
   explicit Trace(std::size_t capacity) : capacity_(capacity) {}
 
+  // The trace of the run on this thread (the daemons' log lines go there);
+  // null outside a run.
+  static Trace*& current() {
+    thread_local Trace* trace = nullptr;
+    return trace;
+  }
+
   void set_echo(bool echo) { echo_ = echo; }
   bool echo() const { return echo_; }
   void set_now(int64_t now_ms) { now_ms_ = now_ms; }

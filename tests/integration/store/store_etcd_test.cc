@@ -100,26 +100,27 @@ class EtcdFixture : public ::testing::Test {
 TEST_F(EtcdFixture, SupersededEpochCannotWrite) {
   Store& a = store("t");
   Store& b = store("t");
-  auto ea = a.claim_coordinator("a", std::nullopt);
+  auto ea = a.writes().claim_coordinator("a", std::nullopt);
   ASSERT_TRUE(ea.ok()) << ea.error().message;
   EXPECT_EQ(ea->epoch, 1);
   // b saw a's record and takes over, as after a's node went silent.
-  auto eb = b.claim_coordinator("b", *ea);
+  auto eb = b.writes().claim_coordinator("b", *ea);
   ASSERT_TRUE(eb.ok()) << eb.error().message;
   EXPECT_EQ(eb->epoch, 2);
   // a wakes up and writes with its old epoch: refused, nothing written.
-  auto w = a.coordinator_write(*ea, {}, {TxnOp::put("/bulwark/t/liveness", "from-a")});
+  auto w = a.writes().coordinator_write(*ea, {}, {TxnOp::put("/bulwark/t/liveness", "from-a")});
   ASSERT_FALSE(w.ok());
   EXPECT_EQ(w.error().code, Errc::kEpochSuperseded);
   auto got = etcd_->get("/bulwark/t/liveness");
   ASSERT_TRUE(got.ok());
   EXPECT_TRUE(got->kvs.empty());
   // a cannot claim from its stale view either.
-  auto again = a.claim_coordinator("a", *ea);
+  auto again = a.writes().claim_coordinator("a", *ea);
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.error().code, Errc::kConflict);
   // The current holder writes fine.
-  EXPECT_TRUE(b.coordinator_write(*eb, {}, {TxnOp::put("/bulwark/t/liveness", "from-b")}).ok());
+  EXPECT_TRUE(
+      b.writes().coordinator_write(*eb, {}, {TxnOp::put("/bulwark/t/liveness", "from-b")}).ok());
 }
 
 TEST_F(EtcdFixture, ConcurrentClaimsYieldOneHolder) {
@@ -137,8 +138,9 @@ TEST_F(EtcdFixture, ConcurrentClaimsYieldOneHolder) {
     std::vector<std::thread> threads;
     for (int i = 0; i < 4; ++i) {
       Store& s = store("t");
-      threads.emplace_back(
-          [&, i, seen] { results[i] = s.claim_coordinator("c" + std::to_string(i), seen); });
+      threads.emplace_back([&, i, seen] {
+        results[i] = s.writes().claim_coordinator("c" + std::to_string(i), seen);
+      });
     }
     for (auto& t : threads) t.join();
     int winners = 0;

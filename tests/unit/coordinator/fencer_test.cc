@@ -166,6 +166,7 @@ exit "$mode"
   }
 
   FakeClock clock_;
+  ProcessFenceLauncher launcher_;
   std::string dir_;
   std::string script_;
   std::string children_file_;
@@ -174,7 +175,7 @@ exit "$mode"
 };
 
 TEST_F(FencerTest, OptionsAreSortedKeyValueLinesWithPerNodeOverrides) {
-  const Fencer f(clock_, config(),
+  const Fencer f(clock_, launcher_, config(),
                  {{"n2", {{"port", "vm-n2"}, {"ipaddr", "192.0.2.20"}, {"action", "reboot"}}}});
   EXPECT_TRUE(f.configured());
   EXPECT_EQ(f.options_for("n2"),
@@ -198,7 +199,7 @@ TEST_F(FencerTest, OptionsAreSortedKeyValueLinesWithPerNodeOverrides) {
 // "port=NODE" line after a node's `plug` override would fence the plug
 // named like the node. Only `plug` is sent.
 TEST_F(FencerTest, APerNodePlugOverrideIsThePlugTheAgentReads) {
-  const Fencer f(clock_, config(), {{"n2", {{"plug", "vm-n2"}}}});
+  const Fencer f(clock_, launcher_, config(), {{"n2", {{"plug", "vm-n2"}}}});
   const std::string opts = f.options_for("n2");
   EXPECT_EQ(opts.find("port="), std::string::npos) << opts;
   EXPECT_EQ(opts.find("plug=n2\n"), std::string::npos) << opts;
@@ -206,7 +207,7 @@ TEST_F(FencerTest, APerNodePlugOverrideIsThePlugTheAgentReads) {
 }
 
 TEST_F(FencerTest, ASuccessfulCallConfirmsTheNode) {
-  Fencer f(clock_, config(), {{"n2", {{"port", "vm-n2"}}}});
+  Fencer f(clock_, launcher_, config(), {{"n2", {{"port", "vm-n2"}}}});
   EXPECT_FALSE(f.in_flight());
   f.request("n2", 7);
   EXPECT_TRUE(f.in_flight());  // the coordinator steps every tick meanwhile
@@ -231,7 +232,7 @@ TEST_F(FencerTest, ASuccessfulCallConfirmsTheNode) {
 }
 
 TEST_F(FencerTest, NodesAreFencedInParallelEachWithItsOwnOptions) {
-  Fencer f(clock_, config(), {});
+  Fencer f(clock_, launcher_, config(), {});
   f.request("n2", 7);
   const pid_t first = one_new_call();
   f.request("n3", 7);
@@ -245,7 +246,7 @@ TEST_F(FencerTest, NodesAreFencedInParallelEachWithItsOwnOptions) {
 
 TEST_F(FencerTest, AFailedCallIsRetriedAfterADoublingPause) {
   set_mode("1");
-  Fencer f(clock_, config(), {});
+  Fencer f(clock_, launcher_, config(), {});
   // The pause after the n-th failure in a row: 500 ms doubling, at most 10 s.
   const int64_t pauses[] = {500, 1000, 2000, 4000, 8000, 10000, 10000};
   f.request("n2", 7);
@@ -291,7 +292,7 @@ TEST_F(FencerTest, AFailedCallIsRetriedAfterADoublingPause) {
 TEST_F(FencerTest, AMissingAgentIsAFailedCall) {
   FencingConfig c = config();
   c.command = {dir_ + "/no_such_fence_agent"};
-  Fencer f(clock_, c, {});
+  Fencer f(clock_, launcher_, c, {});
   f.request("n2", 7);
   finish_call(f, one_new_call());  // the child's exec fails: exit 127
   EXPECT_TRUE(f.confirmed().empty());
@@ -302,7 +303,7 @@ TEST_F(FencerTest, AMissingAgentIsAFailedCall) {
 
 TEST_F(FencerTest, AHungCallIsKilledAtItsTimeoutAndRetried) {
   set_mode("hang");
-  Fencer f(clock_, config(1000), {});
+  Fencer f(clock_, launcher_, config(1000), {});
   const int64_t begun = clock_.mono_ms();
   f.request("n2", 7);
   const pid_t pid = one_new_call();
@@ -330,7 +331,7 @@ TEST_F(FencerTest, AHungCallIsKilledAtItsTimeoutAndRetried) {
 }
 
 TEST_F(FencerTest, ForgetMeansTheNextLossIsFencedAgain) {
-  Fencer f(clock_, config(), {});
+  Fencer f(clock_, launcher_, config(), {});
   f.request("n2", 7);
   finish_call(f, one_new_call());
   ASSERT_EQ(f.confirmed(), (std::map<std::string, uint64_t>{{"n2", 7}}));
@@ -354,7 +355,7 @@ TEST_F(FencerTest, ForgetMeansTheNextLossIsFencedAgain) {
 TEST_F(FencerTest, WithoutACommandNothingIsFenced) {
   FencingConfig c = config();
   c.command.clear();
-  Fencer f(clock_, c, {});
+  Fencer f(clock_, launcher_, c, {});
   EXPECT_FALSE(f.configured());
   f.request("n2", 7);
   f.poll();
@@ -371,7 +372,7 @@ TEST_F(FencerTest, DestroyingTheFencerEndsCallsUnderWayWithTheirChildren) {
   pid_t pid = 0;
   pid_t child = 0;
   {
-    Fencer f(clock_, config(), {});
+    Fencer f(clock_, launcher_, config(), {});
     f.request("n2", 7);
     pid = one_new_call();
     child = hanging_child(pid);

@@ -1,0 +1,112 @@
+#include "sim/sim_io.h"
+
+#include <sstream>
+
+#include "core/check.h"
+
+namespace bulwark::sim {
+namespace {
+
+thread_local SimThread* t_thread = nullptr;
+
+std::string describe(const std::vector<Compare>& compares, const std::vector<TxnOp>& ops) {
+  std::string out = "txn";
+  if (!compares.empty()) out += " (" + std::to_string(compares.size()) + " compares)";
+  for (const TxnOp& op : ops) out += (op.kind == TxnOp::Kind::kPut ? " put " : " delete ") + op.key;
+  return out;
+}
+
+}  // namespace
+
+SimThread::SimThread(std::function<void()> body) : fiber_(std::move(body)) {}
+
+void SimThread::run_if_ready() {
+  if (fiber_.finished() || (ready_ && !ready_())) return;
+  ready_ = nullptr;
+  SimThread* outer = t_thread;
+  t_thread = this;
+  fiber_.resume();
+  t_thread = outer;
+}
+
+void SimThread::block_until(std::function<bool()> ready) {
+  BW_CHECK(t_thread != nullptr, "a simulated call outside a simulated thread");
+  if (ready()) return;
+  t_thread->ready_ = std::move(ready);
+  Fiber::wait();
+}
+
+void SimThread::sleep_ms(const Clock& clock, int64_t ms) {
+  const int64_t until = clock.mono_ms() + ms;
+  block_until([&clock, until] { return clock.mono_ms() >= until; });
+}
+
+StoreReply SimKv::call(StoreRequest request) {
+  auto reply = std::make_shared<std::optional<StoreReply>>();
+  world_.store_call(node_, incarnation_, std::move(request),
+                    [reply](const StoreReply& r) { *reply = r; });
+  SimThread::block_until([reply] { return reply->has_value(); });
+  return std::move(**reply);
+}
+
+Result<RangeResult> SimKv::get(const std::string& key, bool prefix, int timeout_ms) {
+  BW_CHECK(!prefix, "the simulated store reads single keys");
+  StoreRequest req;
+  req.read_key = key;
+  req.timeout_ms = timeout_ms;
+  req.what = "get " + key;
+  StoreReply r = call(std::move(req));
+  if (r.error) return *r.error;
+  return std::move(r.range);
+}
+
+Result<TxnResult> SimKv::txn(const std::vector<Compare>& compares,
+                             const std::vector<TxnOp>& success, const std::vector<TxnOp>& failure,
+                             int timeout_ms) {
+  BW_CHECK(failure.empty(), "the simulated store runs no failure branch");
+  StoreRequest req;
+  req.compares = compares;
+  req.ops = success;
+  req.timeout_ms = timeout_ms;
+  req.what = describe(compares, success);
+  StoreReply r = call(std::move(req));
+  if (r.error) return *r.error;
+  return r.txn;
+}
+
+bool SimCacheWait::wait_for_revision(int64_t revision, int timeout_ms) {
+  const int64_t until = clock_.mono_ms() + timeout_ms;
+  SimThread::block_until([this, revision, until] {
+    return cache_revision_() >= revision || clock_.mono_ms() >= until;
+  });
+  return cache_revision_() >= revision;
+}
+
+Result<int64_t> SimFenceLauncher::launch(const std::vector<std::string>&,
+                                         const std::string& options) {
+  std::istringstream in(options);
+  std::string line, target;
+  while (std::getline(in, line)) {
+    if (line.rfind("plug=", 0) == 0) target = line.substr(5);
+  }
+  if (target.empty()) return make_error(Errc::kInvalid, "no plug= option");
+  return static_cast<int64_t>(world_.begin_fence(node_, incarnation_, target));
+}
+
+std::optional<int> SimFenceLauncher::reap(int64_t call) {
+  switch (world_.fence_state(static_cast<uint64_t>(call))) {
+    case FenceState::kPending:
+      return std::nullopt;
+    case FenceState::kOff:
+      return 0;
+    case FenceState::kFailed:
+      break;
+  }
+  return 1 << 8;  // exit status 1
+}
+
+void SimFenceLauncher::kill(int64_t) {
+  // A call past its deadline: whatever the device does, it does.
+}
+
+}  // namespace bulwark::sim
