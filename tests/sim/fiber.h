@@ -51,10 +51,10 @@ class Fiber {
   bool finished_ = false;
   bool cancelling_ = false;
   Fiber* previous_ = nullptr;
-  // AddressSanitizer's bookkeeping of the stack switches.
-  void* fake_stack_ = nullptr;
-  const void* caller_stack_ = nullptr;
-  std::size_t caller_stack_bytes_ = 0;
+  // AddressSanitizer's bookkeeping of the stack switches (unused without it).
+  [[maybe_unused]] void* fake_stack_ = nullptr;
+  [[maybe_unused]] const void* caller_stack_ = nullptr;
+  [[maybe_unused]] std::size_t caller_stack_bytes_ = 0;
 };
 
 }  // namespace bulwark::sim
