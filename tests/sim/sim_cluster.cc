@@ -350,7 +350,8 @@ void SimCluster::store_call(int node, uint64_t incarnation, StoreRequest request
   c.incarnation = incarnation;
   c.request = std::move(request);
   c.done = std::move(done);
-  const int timeout_ms = c.request.timeout_ms > 0 ? c.request.timeout_ms : config_.store_timeout_ms;
+  const int64_t timeout_ms =
+      c.request.timeout_ms > 0 ? c.request.timeout_ms : config_.store_timeout_ms;
   const int64_t deadline = now_ + timeout_ms;
   const int64_t latency =
       rng_.chance(kStoreSlowPerMille) ? rng_.range(10, 2 * timeout_ms) : rng_.range(1, 8);
