@@ -1,7 +1,8 @@
-// The environment the protocol logic runs in. Membership, coordinator and
-// (later) agent code receive these interfaces by reference instead of reading
-// the system clock or sleeping, so that a deterministic simulation can drive
-// them with one seed. The real implementations live in src/sys.
+// The environment the protocol logic runs in. Membership, the coordinator
+// and the node agent receive a Clock by reference instead of reading the
+// system clock, so that the deterministic simulation (tests/sim) can drive
+// them with one seed. The real implementation lives in src/sys. (Sleeps and
+// randomness do not come from here yet: issue 14.)
 #pragma once
 
 #include <cstdint>
@@ -15,12 +16,6 @@ class Clock {
   virtual int64_t mono_ms() const = 0;
   // Wall-clock milliseconds since the Unix epoch, for humans and reports only.
   virtual int64_t wall_ms() const = 0;
-};
-
-class Random {
- public:
-  virtual ~Random() = default;
-  virtual uint64_t next_u64() = 0;
 };
 
 }  // namespace bulwark

@@ -1,9 +1,11 @@
 // bulwarkd: assembles one node from the layers (store, membership,
-// coordinator, API) and runs its control loop on the main thread.
+// coordinator, node agent, API) and runs its control loop on the main
+// thread.
 //
-// Threads: main (control loop, signals, etcd supervision, coordinator),
-// membership (heartbeats), store (watch), health (etcd status, cache
-// freshness), API (httplib's pool).
+// Threads: main (control loop: signals, etcd supervision, membership's
+// member list, the coordinator's tick), membership (heartbeats), store
+// (watch), agent (the node agent's loop) and its status writer, health
+// (etcd status, cache freshness), API (httplib's pool).
 #pragma once
 
 #include <atomic>

@@ -44,7 +44,6 @@ class Proxy {
   // Live changes (the control socket); a reload makes the file the truth again.
   nlohmann::json handle_control(const nlohmann::json& request);
   StatsSource stats_source() const;
-  int worker_count() const { return static_cast<int>(workers_.size()); }
 
  private:
   Proxy() = default;

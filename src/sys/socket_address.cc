@@ -74,11 +74,4 @@ Result<SocketAddress> parse_socket_address(const std::string& text) {
   return out;
 }
 
-SocketAddress peer_address(int fd) {
-  SocketAddress out;
-  out.length = sizeof(out.storage);
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&out.storage), &out.length) != 0) return {};
-  return out;
-}
-
 }  // namespace bulwark

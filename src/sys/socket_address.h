@@ -27,7 +27,5 @@ struct SocketAddress {
 };
 
 Result<SocketAddress> parse_socket_address(const std::string& text);
-// The address of a connected or accepted socket's peer; empty on error.
-SocketAddress peer_address(int fd);
 
 }  // namespace bulwark
