@@ -224,6 +224,7 @@ bool Coordinator::place(const MembershipView& view, const ClusterState& state) {
   in.fencing = fencer_.configured();
   in.watchdog_ms = options_.watchdog_ms;
   in.fenced = fencer_.confirmed();
+  in.fencing_now = fencer_.in_flight_nodes();
   for (const auto& [node, seen] : record_seen_) in.record_seen_ms[node] = seen.second;
 #ifdef BULWARK_MUTATION_NO_LEASE_WAIT
   // A deliberate bug, compiled only into tests/sim's mutation check: a node

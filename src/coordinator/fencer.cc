@@ -126,6 +126,14 @@ bool Fencer::in_flight() const {
   return std::any_of(calls_.begin(), calls_.end(), [](const auto& c) { return c.second.call > 0; });
 }
 
+std::set<std::string> Fencer::in_flight_nodes() const {
+  std::set<std::string> out;
+  for (const auto& [node, call] : calls_) {
+    if (call.call > 0) out.insert(node);
+  }
+  return out;
+}
+
 void Fencer::forget_if_new_life(const std::string& node, uint64_t incarnation) {
   auto c = confirmed_.find(node);
   if (c == confirmed_.end() || c->second == incarnation) return;

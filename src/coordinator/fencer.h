@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,8 @@ class Fencer {
   void poll();
   // A fence call is running: its end is worth noticing at once (poll()).
   bool in_flight() const;
+  // The nodes a fence call runs for now.
+  std::set<std::string> in_flight_nodes() const;
   // The node answers again as `incarnation`: if that is a new life, the
   // confirmation about the old one is done with (should the node be lost
   // again, it must be fenced again). The same life answering means the

@@ -174,6 +174,7 @@ class Planner {
       return kNever;
     };
     if (!n.online) return never([&] { return std::string("node " + n.name + " is offline"); });
+    if (n.fencing) return never([&] { return std::string("node " + n.name + " is being fenced"); });
     if (n.standby) return never([&] { return std::string("node " + n.name + " is in standby"); });
     int64_t s = 0;
     for (const MemberFacts& m : facts_.members) {
@@ -224,6 +225,11 @@ class Planner {
       }
     }
     return s;
+  }
+
+  bool fencing(const std::string& node) const {
+    return std::any_of(nodes_.begin(), nodes_.end(),
+                       [&](const PolicyNode* n) { return n->name == node && n->fencing; });
   }
 
   // Nodes that may still run `resource` although we cannot reach them.
@@ -298,7 +304,12 @@ class Planner {
     }
     if (!unsafe.empty()) {
       // While the node that may still run it is not known to be off, the
-      // unit stays there and starts nowhere else.
+      // unit stays there and starts nowhere else; placed nowhere while it
+      // is being fenced.
+      if (fencing(unsafe)) {
+        record(u, {}, {}, "waiting until " + unsafe + " is fenced");
+        return;
+      }
       record(u, {unsafe}, {}, "waiting until " + unsafe + " is fenced or its lease has expired");
       return;
     }
@@ -347,8 +358,16 @@ class Planner {
     if (r.kind == ResourceKind::kPromotable) {
       // A promoted instance on a node that may still run it counts against
       // promoted_max until that node is known to be off.
-      const auto pinned = unsafe_holders(r.name, true);
-      promoted = pinned;
+      // One on a node being fenced counts too, but is not named there.
+      std::size_t held = 0;
+      for (const auto& p : unsafe_holders(r.name, true)) {
+        if (fencing(p)) {
+          ++held;
+        } else {
+          promoted.push_back(p);
+        }
+      }
+      const std::vector<std::string> pinned = promoted;
       std::vector<std::pair<int64_t, std::string>> candidates;
       for (const auto& [s, n] : eligible) {
         const int64_t bonus = runs_on(r.name, n->name, true) ? r.stickiness : 0;
@@ -357,12 +376,14 @@ class Planner {
       std::stable_sort(candidates.begin(), candidates.end(),
                        [](const auto& a, const auto& b) { return a.first > b.first; });
       for (const auto& [s, name] : candidates) {
-        if (static_cast<int>(promoted.size()) >= r.promoted_max) break;
+        if (static_cast<int>(promoted.size() + held) >= r.promoted_max) break;
         promoted.push_back(name);
       }
       if (!pinned.empty())
         reason = "a promoted instance stays on " + pinned.front() +
                  " until that node is fenced or its lease has expired";
+      else if (held > 0)
+        reason = "a promoted instance may run on a node being fenced";
       // More instances report (or may be) promoted than allowed (a stale
       // report, a promotion that lost its claim): every one demotes before
       // any is promoted again, whoever reported it.

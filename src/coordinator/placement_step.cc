@@ -293,8 +293,9 @@ PlacementStep place_on(const ClusterState& state, const PlacementStepInput& in,
     return out;
   };
 
-  const PolicyInputs inputs = policy_inputs(state, view, config);
+  PolicyInputs inputs = policy_inputs(state, view, config);
   if (!inputs.held.empty()) return held(inputs.held);
+  for (PolicyNode& n : inputs.input.nodes) n.fencing = in.fencing_now.count(n.name) > 0;
   const Placement p = compute_placement(inputs.input);
   PlacementRecord next;
   next.epoch = in.epoch;

@@ -35,6 +35,9 @@ struct PlacementStepInput {
   // life is not, even if the fence ended that life too: which lives a late
   // confirmation covers cannot be known, and the node is fenced again.)
   std::map<std::string, uint64_t> fenced;
+  // Nodes a fence call is under way for: nothing is placed on them
+  // (PolicyNode::fencing).
+  std::set<std::string> fencing_now;
   // The cluster's lease_ms. A fence call is an act on another node that no
   // store compare guards, so it is asked for only while this coordinator's
   // own lease has at least half of it left: its majority answered clearly

@@ -223,6 +223,41 @@ TEST(PlacementPolicyTest, PromotableKeepsItsPrimaryAndWaitsForAnUnsafeOne) {
   EXPECT_NE(p.resources.at("db").promoted[0], "n2");
 }
 
+TEST(PlacementPolicyTest, NothingIsPlacedOnANodeBeingFenced) {
+  // Pacemaker's unclean node: a life it boots before the fence returns
+  // must start nothing the fence would end (and be fenced again for).
+  Fixture f(
+      "resources:\n"
+      "  - {name: s, agent: exec, command: [/bin/s]}\n"
+      "  - {name: c, agent: exec, command: [/bin/c], clone: {}}\n"
+      "  - {name: db, agent: 'ocf:x:db', promotable: {promoted: 1}}\n",
+      3);
+  f.in.running["s"] = {{"n1", false}};
+  f.in.running["db"] = {{"n1", true}, {"n2", false}, {"n3", false}};
+  f.node("n1").online = false;
+  f.node("n1").fencing = true;
+  Placement p = f.place();
+  // The singleton it may run is held: nowhere else, and not named there.
+  EXPECT_TRUE(p.resources.at("s").nodes.empty());
+  EXPECT_NE(p.resources.at("s").reason.find("until n1 is fenced"), std::string::npos);
+  EXPECT_EQ(p.resources.at("c").nodes, (Nodes{"n2", "n3"}));
+  // Its promoted instance still counts: no second primary, none named on n1.
+  EXPECT_EQ(p.resources.at("db").nodes, (Nodes{"n2", "n3"}));
+  EXPECT_TRUE(p.resources.at("db").promoted.empty());
+  // Back as a new life while the call still runs: still nothing there.
+  f.node("n1").online = true;
+  f.in.running["s"] = {};
+  f.in.running["db"] = {{"n2", false}, {"n3", false}};
+  p = f.place();
+  ASSERT_EQ(p.resources.at("s").nodes.size(), 1U);
+  EXPECT_NE(p.resources.at("s").nodes[0], "n1");
+  EXPECT_EQ(p.resources.at("c").nodes, (Nodes{"n2", "n3"}));
+  // Once the call is over, n1 is a node like the others.
+  f.node("n1").fencing = false;
+  p = f.place();
+  EXPECT_EQ(p.resources.at("c").nodes, (Nodes{"n1", "n2", "n3"}));
+}
+
 TEST(PlacementPolicyTest, GroupMembersShareOneNode) {
   Fixture f(
       "resources:\n"
