@@ -14,11 +14,8 @@ namespace bulwark {
 namespace {
 
 constexpr uint64_t kSignalTag = 1;
-// How often the loop looks at the store and the lease when no operation
-// wakes it: bounds how late a new placement or a lost lease is acted on.
-constexpr int64_t kPollMs = 10;
-// Status writes are batched: at most one per this period, except claims.
-constexpr int64_t kPublishMinMs = 50;
+// At shutdown, the final status write waits this long between looks.
+constexpr int64_t kFinalPollMs = 10;
 // At shutdown, how long the final status waits for a write in flight.
 constexpr int64_t kFinalWriteWaitMs = 2000;
 
@@ -32,7 +29,8 @@ AgentService::AgentService(const Clock& clock, Store& store, const MembershipSer
       options_(std::move(options)),
       runner_(clock, loop_, options_.runner),
       agent_(clock, runner_, options_.agent),
-      proxies_(clock, options_.runner.runtime_dir) {}
+      proxies_(clock, options_.runner.runtime_dir),
+      agent_loop_(clock, agent_, runner_, *this, options_.agent.node) {}
 
 AgentService::~AgentService() {
   stop_ = true;
@@ -53,8 +51,9 @@ Status AgentService::start() {
     // daemon of this boot armed the watchdog and never disarmed it: it
     // crashed, and what it ran exclusively may still run.
     const std::string marker = options_.runner.runtime_dir + "/watchdog.armed";
-    watchdog_recovering_ = ::access(marker.c_str(), F_OK) == 0;
-    if (watchdog_recovering_) {
+    const bool recovering = ::access(marker.c_str(), F_OK) == 0;
+    agent_loop_.set_watchdog_recovering(recovering);
+    if (recovering) {
       // Opening the device feeds it: the countdown the crashed daemon left
       // must run on until this one knows what runs (feed_watchdog).
       spdlog::warn(
@@ -79,7 +78,7 @@ Status AgentService::start() {
 
 void AgentService::run_writer() {
   while (true) {
-    Write write;
+    StatusJob write;
     {
       std::unique_lock lock(writer_mu_);
       writer_cv_.wait(lock, [this] { return writer_stop_ || writer_job_.has_value(); });
@@ -90,67 +89,17 @@ void AgentService::run_writer() {
     auto result = store_.writes().put_status(options_.agent.node, write.record, write.claim,
                                              write.record_revision);
     loop_.post([this, write = std::move(write), result = std::move(result)] {
-      on_written(write, result);
+      agent_loop_.on_written(write, result);
     });
   }
 }
 
-void AgentService::submit(Write write) {
-  write_in_flight_ = true;
-  write.record_revision = std::max<int64_t>(record_revision_, 0);
+void AgentService::submit(StatusJob job) {
   {
     std::lock_guard lock(writer_mu_);
-    writer_job_ = std::move(write);
+    writer_job_ = std::move(job);
   }
   writer_cv_.notify_one();
-}
-
-void AgentService::on_written(const Write& write, const Result<StoreWrites::StatusWrite>& result) {
-  write_in_flight_ = false;
-  const int64_t now = clock_.mono_ms();
-  if (result && !result->committed) {
-    // The record moved under us (the coordinator voided it, or a late write
-    // of an earlier life landed): written again at once, over that version.
-    record_revision_ = std::max(record_revision_, result->record_revision);
-    published_.clear();
-    spdlog::info(
-        "agent: this node's status record changed in the store (revision {}); "
-        "writing it again",
-        result->record_revision);
-    if (write.claim) agent_.on_claim_failed();
-    loop_.wake();
-    return;
-  }
-  if (write.claim) {
-    if (!result) {
-      if (result.error().code == Errc::kConflict) refused_claim_ = *write.claim;
-      spdlog::info("agent: claim on placement revision {} not made: {}", *write.claim,
-                   result.error().message);
-      agent_.on_claim_failed();
-      return;
-    }
-    agent_.on_claimed(*write.claim);
-  } else if (!result) {
-    spdlog::warn("agent: cannot publish this node's status: {}", result.error().message);
-    published_mono_ms_ = now;  // retried after the period, not in a tight loop
-    {
-      std::lock_guard lock(info_mu_);
-      info_.write_error = result.error().message;
-    }
-    return;
-  }
-  published_ = Schema::encode_status(write.record);
-  published_revision_ = result->revision;
-  record_revision_ = std::max(record_revision_, result->revision);
-  published_mono_ms_ = now;
-  {
-    std::lock_guard lock(info_mu_);
-    if (committed_mono_ms_ < 0)
-      spdlog::info("agent: this node's status published (store revision {})", result->revision);
-    committed_mono_ms_ = now;
-    info_.write_error.clear();
-  }
-  loop_.wake();  // a claim let starts go ahead: step at once
 }
 
 AgentService::Info AgentService::info() const {
@@ -169,65 +118,9 @@ void AgentService::shutdown(int timeout_ms) {
   if (thread_.joinable()) thread_.join();
 }
 
-AgentView AgentService::build_view(const ClusterState& state) const {
-  AgentView v;
-  v.store_loaded = state.loaded && state.schema_version > 0;
-  v.config = state.resource_config;
-  v.config_unreadable =
-      state.resources_unreadable || (state.resources.has_value() && !state.resource_config);
-  v.placement = state.placement;
-  v.directives = state.directives;
-  if (auto n = state.nodes.find(options_.agent.node); n != state.nodes.end())
-    v.node_mode = n->second.mode;
-  const MembershipView m = membership_.view();
-  v.holds_lease = m.holds_lease;
-  v.lease_remaining_ms = m.lease_remaining_ms;
-  for (const auto& [name, node] : state.nodes) {
-    v.nodes.push_back(name);
-    if (node.mode == NodeMode::kMaintenance) v.maintenance_nodes.insert(name);
-  }
-  for (const MemberStatus& member : m.members) {
-    if (!member.self && !member.online) v.unreachable.insert(member.name);
-  }
-  return v;
-}
-
-void AgentService::claim(int64_t placement_revision) {
-  // Only once every resource was probed: a claim's record is what this
-  // node runs, and an unprobed instance is missing from it.
-  if (placement_revision == refused_claim_ || write_in_flight_ || !agent_.probed()) return;
-  submit(Write{stamped(agent_.begin_claim()), placement_revision});
-}
-
-void AgentService::publish(const ClusterState& state) {
-  // Until every resource was probed, the record from before this daemon
-  // started stays: it is a better guess of what runs here than nothing,
-  // and its incarnation tells the coordinator it is only a guess.
-  if (!agent_.probed() || write_in_flight_) return;
-  const int64_t now = clock_.mono_ms();
-  if (now - published_mono_ms_ < kPublishMinMs) return;
-  NodeStatusRecord rec = stamped(agent_.status());
-  const std::string encoded = Schema::encode_status(rec);
-  // Someone else wrote this node's record after our last write: a write of
-  // an earlier life of this daemon that the network delivered late (a TCP
-  // stream a partition held up), or the coordinator's voiding. What this
-  // daemon knows now is written again.
-  bool overwritten = false;
-  if (auto it = state.statuses.find(options_.agent.node);
-      it != state.statuses.end() && it->second.mod_revision > published_revision_) {
-    overwritten = Schema::encode_status(it->second) != published_;
-    if (overwritten)
-      spdlog::warn("agent: this node's status record was overwritten (revision {}); rewriting it",
-                   it->second.mod_revision);
-  }
-  if (encoded == published_ && !overwritten) return;
-  submit(Write{std::move(rec), std::nullopt});
-}
-
-NodeStatusRecord AgentService::stamped(NodeStatusRecord rec) const {
-  const MembershipView m = membership_.view();
-  if (const MemberStatus* self = m.find(options_.agent.node)) rec.incarnation = self->incarnation;
-  return rec;
+void AgentService::after_step(const ClusterState& state, NodeAgent& agent) {
+  proxies_.sync(state, options_.agent.node, agent.status());
+  for (const ServerDrain& d : proxies_.take_drained()) agent.acknowledge(d.resource, d.node, d.seq);
 }
 
 Status AgentService::arm_watchdog() {
@@ -240,37 +133,18 @@ Status AgentService::arm_watchdog() {
   return Ok{};
 }
 
-void AgentService::feed_watchdog(const AgentView& view) {
-  // Fed while the node may run exclusive resources (it holds its lease), or
-  // runs none. A node that lost its lease and could not stop them is reset
-  // within the timeout; so is a node whose bulwarkd hangs or died.
-  if (options_.watchdog.device.empty()) return;
-  const bool may_feed = view.holds_lease || !agent_.exclusive_active();
-  if (!watchdog_.armed()) {
-    // After a crash: opened (which feeds it) only once every resource is
-    // probed and feeding is allowed; until then the old countdown runs.
-    if (!watchdog_recovering_ || !agent_.probed() || !may_feed) return;
-    if (auto st = arm_watchdog(); !st) spdlog::error("agent: {}", st.error().message);
-    return;
-  }
-  if (!agent_.probed() ? watchdog_recovering_ : !may_feed) return;
-  if (auto st = watchdog_.keepalive(); !st) spdlog::error("agent: {}", st.error().message);
-}
-
 void AgentService::finish_shutdown() {
   // The final record: after any write in flight (bounded), written directly.
-  for (int waited = 0; write_in_flight_ && waited < kFinalWriteWaitMs; waited += kPollMs) {
-    for (const epoll_event& ev : loop_.wait(static_cast<int>(kPollMs))) {
+  for (int waited = 0; agent_loop_.write_in_flight() && waited < kFinalWriteWaitMs;
+       waited += kFinalPollMs) {
+    for (const epoll_event& ev : loop_.wait(static_cast<int>(kFinalPollMs))) {
       if (ProcessRunner::owns(ev.data.u64)) runner_.on_event(ev.data.u64, ev.events);
     }
   }
-  if (agent_.probed() && !write_in_flight_) {
-    const NodeStatusRecord rec = stamped(agent_.status());
-    if (Schema::encode_status(rec) != published_) {
-      auto r = store_.writes().put_status(options_.agent.node, rec, std::nullopt,
-                                          std::max<int64_t>(record_revision_, 0));
-      if (!r) spdlog::warn("agent: cannot publish this node's final status: {}", r.error().message);
-    }
+  if (auto last = agent_loop_.final_record()) {
+    auto r = store_.writes().put_status(options_.agent.node, last->record, std::nullopt,
+                                        last->record_revision);
+    if (!r) spdlog::warn("agent: cannot publish this node's final status: {}", r.error().message);
   }
   // A clean end: nothing exclusive runs any more (or the deadline passed,
   // and then the countdown stays armed).
@@ -295,33 +169,19 @@ void AgentService::run() {
     if (const int64_t rev = store_.cache_info().revision; rev != seen_revision) {
       state = store_.state();
       seen_revision = rev;
-      if (state.loaded) {
-        // The version of our record the store shows: what a write replaces.
-        auto own = state.statuses.find(options_.agent.node);
-        record_revision_ =
-            std::max(record_revision_, own == state.statuses.end() ? 0 : own->second.mod_revision);
-      }
     }
     if (shutting_down_ && !shutdown_begun) {
       spdlog::info("agent: stopping every resource on this node");
       agent_.begin_shutdown();
       shutdown_begun = true;
     }
-    runner_.tick();
-    for (const auto& c : runner_.take_completions()) agent_.on_completion(c);
-    AgentView view = build_view(state);
-    view.statuses = &state.statuses;
-    agent_.step(view);
-    proxies_.sync(state, options_.agent.node, agent_.status());
-    for (const ServerDrain& d : proxies_.take_drained())
-      agent_.acknowledge(d.resource, d.node, d.seq);
-    feed_watchdog(view);
-    if (auto rev = agent_.wants_claim()) claim(*rev);
-    publish(state);
+    const int64_t due = agent_loop_.turn(state);
     {
       std::lock_guard lock(info_mu_);
       info_.probed = agent_.probed();
-      info_.write_in_flight = write_in_flight_;
+      info_.write_in_flight = agent_loop_.write_in_flight();
+      info_.write_error = agent_loop_.write_error();
+      committed_mono_ms_ = agent_loop_.committed_mono_ms();
       info_.loop_ago_ms = clock_.mono_ms();  // a stamp; info() turns it into an age
     }
     if (shutdown_begun && (agent_.idle() || clock_.mono_ms() >= shutdown_deadline_ms_)) {
@@ -329,7 +189,6 @@ void AgentService::run() {
       break;
     }
     const int64_t now = clock_.mono_ms();
-    const int64_t due = std::min({agent_.next_due_ms(), runner_.next_deadline_ms(), now + kPollMs});
     for (const epoll_event& ev : loop_.wait(static_cast<int>(std::max<int64_t>(due - now, 0)))) {
       if (ev.data.u64 == kSignalTag) {
         reap();

@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "agent/agent_loop.h"
 #include "agent/node_agent.h"
 #include "agent/process_runner.h"
 #include "agent/proxy_controller.h"
@@ -34,11 +35,11 @@ struct AgentServiceOptions {
   WatchdogConfig watchdog;  // no device: none
 };
 
-class AgentService {
+class AgentService final : private AgentLoopIo {
  public:
   AgentService(const Clock& clock, Store& store, const MembershipService& membership,
                AgentServiceOptions options);
-  ~AgentService();
+  ~AgentService() override;
 
   // Opens the watchdog (if configured) and starts the thread.
   Status start();
@@ -57,26 +58,20 @@ class AgentService {
   Info info() const;
 
  private:
-  // A write of this node's status record; with `claim`, conditioned on the
-  // placement revision.
-  struct Write {
-    NodeStatusRecord record;
-    std::optional<int64_t> claim;
-    int64_t record_revision = 0;  // the version of the record it replaces
-  };
   void run();
   void run_writer();
-  AgentView build_view(const ClusterState& state) const;
-  void publish(const ClusterState& state);
-  void claim(int64_t placement_revision);
-  void submit(Write write);
-  void on_written(const Write& write, const Result<StoreWrites::StatusWrite>& result);
   void finish_shutdown();
   void reap();
-  void feed_watchdog(const AgentView& view);
-  Status arm_watchdog();
-  // The record with this daemon's membership incarnation.
-  NodeStatusRecord stamped(NodeStatusRecord rec) const;
+
+  // AgentLoopIo
+  MembershipView membership() const override { return membership_.view(); }
+  void submit(StatusJob job) override;
+  void wake() override { loop_.wake(); }
+  bool watchdog_configured() const override { return !options_.watchdog.device.empty(); }
+  bool watchdog_armed() const override { return watchdog_.armed(); }
+  Status arm_watchdog() override;
+  Status feed_watchdog() override { return watchdog_.keepalive(); }
+  void after_step(const ClusterState& state, NodeAgent& agent) override;
 
   const Clock& clock_;
   Store& store_;
@@ -89,20 +84,11 @@ class AgentService {
   ProxyController proxies_;
   int signal_fd_ = -1;
 
-  std::string published_;  // the status record last written
-  int64_t published_mono_ms_ = 0;
-  int64_t published_revision_ = 0;  // the store revision of our newest committed write
-  // The newest version of this node's record the loop knows of (its own
-  // writes, the cache): what the next write replaces. -1: unknown yet.
-  int64_t record_revision_ = -1;
+  AgentLoop agent_loop_;
   // What info() reports, written by the loop thread.
   mutable std::mutex info_mu_;
   Info info_;                       // guarded by info_mu_; *_ago_ms hold mono ms stamps
   int64_t committed_mono_ms_ = -1;  // guarded by info_mu_
-  int64_t refused_claim_ = 0;       // a placement revision whose claim lost: not tried again
-  // The watchdog was armed by an earlier daemon of this boot that did not
-  // disarm it: until this one has probed, something exclusive may run.
-  bool watchdog_recovering_ = false;
 
   // Status writes run on their own thread: a store that cannot answer (no
   // quorum) must never delay the agent's loop, whose stops and SIGKILLs are
@@ -111,9 +97,8 @@ class AgentService {
   std::thread writer_;
   std::mutex writer_mu_;  // guards writer_job_ and writer_stop_
   std::condition_variable writer_cv_;
-  std::optional<Write> writer_job_;
+  std::optional<StatusJob> writer_job_;
   bool writer_stop_ = false;
-  bool write_in_flight_ = false;  // agent thread only
   std::atomic<bool> shutting_down_{false};
   std::atomic<int64_t> shutdown_deadline_ms_{0};
   std::atomic<bool> stop_{false};

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -112,6 +113,14 @@ class OperationRunner {
     (void)resource;
     return std::nullopt;
   }
+
+  // The agent's loop (AgentLoop) drives the runner with these: handle
+  // deadlines that passed, collect what completed, and learn the soonest
+  // deadline to wake up for (mono ms). The defaults suit runners that
+  // complete through other means.
+  virtual void tick() {}
+  virtual std::vector<OpCompletion> take_completions() { return {}; }
+  virtual int64_t next_deadline_ms() const { return std::numeric_limits<int64_t>::max(); }
 };
 
 // The OCF_RESKEY_CRM_meta_notify_* variables of `event`, as KEY=VALUE

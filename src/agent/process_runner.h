@@ -58,10 +58,10 @@ class ProcessRunner final : public OperationRunner {
   static bool owns(uint64_t tag) { return (tag & kTagRunner) != 0; }
   void on_event(uint64_t tag, uint32_t events);
   // Deadlines: call on every loop turn.
-  void tick();
+  void tick() override;
   // The soonest deadline, for the loop's wait.
-  int64_t next_deadline_ms() const;
-  std::vector<OpCompletion> take_completions();
+  int64_t next_deadline_ms() const override;
+  std::vector<OpCompletion> take_completions() override;
 
  private:
   static constexpr uint64_t kTagRunner = uint64_t{1} << 62;

@@ -168,6 +168,7 @@ struct NodeStatusRecord {
   std::string voided;
   std::map<std::string, InstanceStatus> resources;
   int64_t mod_revision = 0;
+  bool operator==(const NodeStatusRecord&) const = default;
 };
 
 struct ClusterState {

@@ -9,11 +9,30 @@ namespace {
 
 thread_local SimThread* t_thread = nullptr;
 
+// "probed vip:starting volume:stopped ..." for the trace.
+std::string summary(const NodeStatusRecord& rec) {
+  std::string out = rec.probed ? "probed" : "unprobed";
+  for (const auto& [name, st] : rec.resources) {
+    if (st.state == InstanceState::kStopped && !st.promoted) continue;
+    out += " " + name + ":" + instance_state_name(st.state) + (st.promoted ? "(promoted)" : "");
+  }
+  return out;
+}
+
 std::string describe(const std::vector<Compare>& compares, const std::vector<TxnOp>& ops) {
   std::string out = "txn";
   if (!compares.empty()) out += " (" + std::to_string(compares.size()) + " compares)";
-  for (const TxnOp& op : ops) out += (op.kind == TxnOp::Kind::kPut ? " put " : " delete ") + op.key;
+  for (const TxnOp& op : ops) {
+    out += (op.kind == TxnOp::Kind::kPut ? " put " : " delete ") + op.key;
+    if (op.kind != TxnOp::Kind::kPut || op.key.find("/status/") == std::string::npos) continue;
+    if (auto rec = Schema::decode_status(op.value)) out += " {" + summary(*rec) + "}";
+  }
   return out;
+}
+
+const ClusterState& empty_state() {
+  static const ClusterState kEmpty;
+  return kEmpty;
 }
 
 }  // namespace
@@ -21,17 +40,18 @@ std::string describe(const std::vector<Compare>& compares, const std::vector<Txn
 SimThread::SimThread(std::function<void()> body) : fiber_(std::move(body)) {}
 
 void SimThread::run_if_ready() {
-  if (fiber_.finished() || (ready_ && !ready_())) return;
-  ready_ = nullptr;
-  SimThread* outer = t_thread;
-  t_thread = this;
-  fiber_.resume();
-  t_thread = outer;
+  for (int resumes = 0; resumes < 2; ++resumes) {
+    if (fiber_.finished() || (ready_ && !ready_())) return;
+    ready_ = nullptr;
+    SimThread* outer = t_thread;
+    t_thread = this;
+    fiber_.resume();
+    t_thread = outer;
+  }
 }
 
 void SimThread::block_until(std::function<bool()> ready) {
   BW_CHECK(t_thread != nullptr, "a simulated call outside a simulated thread");
-  if (ready()) return;
   t_thread->ready_ = std::move(ready);
   Fiber::wait();
 }
@@ -107,6 +127,52 @@ std::optional<int> SimFenceLauncher::reap(int64_t call) {
 
 void SimFenceLauncher::kill(int64_t) {
   // A call past its deadline: whatever the device does, it does.
+}
+
+void SimAgentIo::submit(StatusJob job) {
+  BW_CHECK(!job_ && !posted_, "one status write at a time");
+  job_ = std::move(job);
+  submitted_ms_ = clock_.mono_ms();
+}
+
+Status SimAgentIo::arm_watchdog() {
+  watchdog_armed_ = true;
+  world_.feed_watchdog(node_);
+  return Ok{};
+}
+
+Status SimAgentIo::feed_watchdog() {
+  world_.feed_watchdog(node_);
+  return Ok{};
+}
+
+void SimAgentIo::run_writer(StoreWrites& writes, const std::string& node) {
+  while (true) {
+    SimThread::block_until([this] { return job_.has_value(); });
+    StatusJob job = std::move(*job_);
+    job_.reset();
+    auto result = writes.put_status(node, job.record, job.claim, job.record_revision);
+    posted_ = Posted{std::move(job), std::move(result)};
+  }
+}
+
+void SimAgentIo::run_agent(AgentLoop& loop, const std::shared_ptr<const ClusterState>& cache,
+                           const std::function<bool()>& has_completions) {
+  while (true) {
+    // EventLoop::wait: the wake-up is consumed, then what was posted runs
+    // (on_written may wake the loop again: its next wait ends at once).
+    woken_ = false;
+    if (posted_) {
+      const Posted p = std::move(*posted_);
+      posted_.reset();
+      loop.on_written(p.job, p.result);
+    }
+    const std::shared_ptr<const ClusterState> state = cache;
+    const int64_t due = loop.turn(state ? *state : empty_state());
+    SimThread::block_until([this, due, &has_completions] {
+      return woken_ || posted_.has_value() || clock_.mono_ms() >= due || has_completions();
+    });
+  }
 }
 
 }  // namespace bulwark::sim

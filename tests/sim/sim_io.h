@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/agent_loop.h"
 #include "coordinator/fencer.h"
 #include "sim/fiber.h"
 #include "sim/sim_world.h"
@@ -25,9 +26,12 @@ namespace bulwark::sim {
 class SimThread {
  public:
   explicit SimThread(std::function<void()> body);
-  // Runs the thread until it blocks again, if what it waits for is there.
+  // Runs the thread until it blocks again, if what it waits for is there;
+  // at most twice per call (per simulated millisecond), so that a loop
+  // whose wait is over at once still lets time pass.
   void run_if_ready();
-  // Inside a thread: blocks it until `ready()` holds.
+  // Inside a thread: blocks it until `ready()` holds (at the earliest when
+  // the machine next runs its threads).
   static void block_until(std::function<bool()> ready);
   // Inside a thread: blocks it for `ms` of its node's clock.
   static void sleep_ms(const Clock& clock, int64_t ms);
@@ -81,6 +85,52 @@ class SimFenceLauncher final : public FenceLauncher {
   SimWorld& world_;
   int node_;
   uint64_t incarnation_;
+};
+
+// What the agent's loop touches (AgentLoopIo) in a simulated daemon: its
+// writer thread (one status write at a time, through the real StoreWrites
+// over SimKv, its result posted back to the loop), the membership view, the
+// watchdog device.
+class SimAgentIo final : public AgentLoopIo {
+ public:
+  SimAgentIo(const Clock& clock, SimWorld& world, int node, const Membership& membership)
+      : clock_(clock), world_(world), node_(node), membership_(membership) {}
+
+  MembershipView membership() const override { return membership_.view(); }
+  void submit(StatusJob job) override;
+  void wake() override { woken_ = true; }
+  bool watchdog_configured() const override { return world_.config().watchdog_ms > 0; }
+  bool watchdog_armed() const override { return watchdog_armed_; }
+  Status arm_watchdog() override;
+  Status feed_watchdog() override;
+
+  // AgentService::start armed the watchdog (none was left armed).
+  void armed_at_start() { watchdog_armed_ = true; }
+  // The writer thread's body: StoreWrites::put_status for each job.
+  void run_writer(StoreWrites& writes, const std::string& node);
+  // The agent thread's body: AgentService::run's loop around `loop`.
+  void run_agent(AgentLoop& loop, const std::shared_ptr<const ClusterState>& cache,
+                 const std::function<bool()>& has_completions);
+  // Local ms the write in flight has waited (its result not yet run by the
+  // loop); -1: none.
+  int64_t write_in_flight_ms(const AgentLoop& loop) const {
+    return loop.write_in_flight() ? clock_.mono_ms() - submitted_ms_ : -1;
+  }
+
+ private:
+  struct Posted {
+    StatusJob job;
+    Result<StoreWrites::StatusWrite> result;
+  };
+  const Clock& clock_;
+  SimWorld& world_;
+  int node_;
+  const Membership& membership_;
+  bool watchdog_armed_ = false;
+  bool woken_ = false;
+  std::optional<StatusJob> job_;  // for the writer
+  std::optional<Posted> posted_;  // for the loop (EventLoop::post)
+  int64_t submitted_ms_ = 0;      // local
 };
 
 }  // namespace bulwark::sim

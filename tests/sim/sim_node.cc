@@ -2,10 +2,10 @@
 
 #include <limits>
 
+#include "agent/agent_loop.h"
 #include "agent/node_agent.h"
 #include "coordinator/coordinator.h"
 #include "membership/membership.h"
-#include "sim/sim_agent_loop.h"
 #include "sim/sim_io.h"
 #include "sim/sim_runner.h"
 #include "store/store_writes.h"
@@ -65,9 +65,17 @@ struct SimNode::Daemon {
         fence(world, index, incarnation_in),
         coordinator(clock, writes, cache_wait, fence, world.config().nodes[index],
                     node_records(world.config()), coordinator_options(world.config(), started_ms)),
-        agent_loop(clock, world, index, incarnation_in, schema, membership, agent, runner, cache,
-                   lease_expires_ms, watchdog_recovering),
-        control([this, &clock] { control_loop(clock); }) {}
+        agent_io(clock, world, index, membership),
+        agent_loop(clock, agent, runner, agent_io, world.config().nodes[index]),
+        control([this, &clock] { control_loop(clock); }),
+        writer([this, &world, index] { agent_io.run_writer(writes, world.config().nodes[index]); }),
+        agent_thread([this] {
+          agent_io.run_agent(agent_loop, cache, [this] { return runner.has_completions(); });
+        }) {
+    agent_loop.set_watchdog_recovering(watchdog_recovering);
+    // AgentService::start arms the watchdog unless one was left armed.
+    if (world.config().watchdog_ms > 0 && !watchdog_recovering) agent_io.armed_at_start();
+  }
 
   // daemon.cc's control loop, the coordinator's part: a tick, then a pause.
   void control_loop(const Clock& clock) {
@@ -93,9 +101,13 @@ struct SimNode::Daemon {
   // The own lease end (local ms), as Membership::view() says it; it moves
   // only when a round trip completes, and is read after each pong.
   int64_t lease_expires_ms = std::numeric_limits<int64_t>::min();
-  SimAgentLoop agent_loop;
+  SimAgentIo agent_io;
+  AgentLoop agent_loop;
   std::deque<std::vector<uint8_t>> inbox;
-  SimThread control;  // the control thread
+  // The daemon's threads (besides membership, run directly).
+  SimThread control;
+  SimThread writer;  // the agent's status writer
+  SimThread agent_thread;
 };
 
 SimNode::SimNode(SimWorld& world, int index, const int64_t& global_ms, int64_t clock_offset_ms,
@@ -115,7 +127,7 @@ int64_t SimNode::cache_revision() const {
   return daemon_ && daemon_->cache ? daemon_->cache->revision : -1;
 }
 int64_t SimNode::status_write_ms() const {
-  return daemon_ ? daemon_->agent_loop.write_in_flight_ms() : -1;
+  return daemon_ ? daemon_->agent_io.write_in_flight_ms(daemon_->agent_loop) : -1;
 }
 
 bool SimNode::holds_lease() const {
@@ -195,7 +207,12 @@ void SimNode::run() {
   if (!daemon_ || paused()) return;
   run_membership();
   daemon_->control.run_if_ready();
-  daemon_->agent_loop.run_if_due();
+  // The writer runs before and after the agent's loop: a result that came
+  // in is posted before the loop turns, and a job the loop submitted goes
+  // out the same millisecond.
+  daemon_->writer.run_if_ready();
+  daemon_->agent_thread.run_if_ready();
+  daemon_->writer.run_if_ready();
   // What the agent leaves alone, from the state it acts on (its cache).
   if (const ClusterState* c = daemon_->cache.get(); c && c->resource_config) {
     const auto self = c->nodes.find(name_);

@@ -1,13 +1,14 @@
 // One simulated machine: its monotonic clock, its power, and the current
-// life of bulwarkd on it, which runs three threads as the real daemon does:
+// life of bulwarkd on it, which runs the threads the real daemon does:
 //   membership  the real Membership: answers the datagrams in its socket
 //               buffer and sends pings when its tick is due;
 //   control     daemon.cc's control loop: the real Coordinator::tick every
-//               Coordinator::kTickMs, on a SimThread whose store calls block
-//               it for simulated time;
-//   agent       agent_service.cc's loop around the real NodeAgent
-//               (sim_agent_loop.h).
-// A pause stops all three (datagrams wait in the socket buffer, replies and
+//               Coordinator::kTickMs;
+//   agent       the real AgentLoop around the real NodeAgent, waiting as
+//               AgentService's event loop does (SimAgentIo::run_agent);
+//   writer      the agent's status writer: the real StoreWrites::put_status.
+// All but membership run on SimThreads, whose store calls block them for
+// simulated time. A pause stops them all (datagrams wait in the socket buffer, replies and
 // watch events wait too) while the node's processes run on. A crash or a
 // power loss ends the life; a boot starts a new one with a new incarnation.
 #pragma once

@@ -39,11 +39,11 @@ class SimRunner final : public OperationRunner {
   // Operations that finish as time passes, whatever the agent thread does.
   void poll();
   // ProcessRunner::tick: deadlines (agent thread only).
-  void tick();
-  std::vector<OpCompletion> take_completions();
+  void tick() override;
+  std::vector<OpCompletion> take_completions() override;
   bool has_completions() const { return !completions_.empty(); }
   // The soonest deadline tick() must see (local mono ms).
-  int64_t next_deadline_ms() const;
+  int64_t next_deadline_ms() const override;
   // An instance of this node exited (Processes::on_exit).
   void on_exit(const std::string& resource);
 
