@@ -167,8 +167,8 @@ void SimAgentIo::run_agent(AgentLoop& loop, const std::shared_ptr<const ClusterS
       posted_.reset();
       loop.on_written(p.job, p.result);
     }
-    const std::shared_ptr<const ClusterState> state = cache;
-    const int64_t due = loop.turn(state ? *state : empty_state());
+    // A turn never blocks, so the cache cannot change under it.
+    const int64_t due = loop.turn(cache ? *cache : empty_state());
     SimThread::block_until([this, due, &has_completions] {
       return woken_ || posted_.has_value() || clock_.mono_ms() >= due || has_completions();
     });
