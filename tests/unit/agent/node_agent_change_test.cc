@@ -264,30 +264,26 @@ TEST(NodeAgentChangeTest, AFailedProxySourceIsStoppedWithoutADrain) {
       "    proxy:\n"
       "      frontends: []\n"
       "      backends: [{name: web, servers_from: {resource: web, port: 80}}]\n";
+  // Both run on n1, probed.
+  const auto running = [&](Harness& h) {
+    h.place("web", {"n1"});
+    h.place("lb", {"n1"});
+    h.probe({{"web", OpOutcome::kOk}, {"lb", OpOutcome::kOk}});
+  };
   Harness h(yaml);
-  h.place("web", {"n1"});
-  h.place("lb", {"n1"});
-  h.probe({{"web", OpOutcome::kOk}, {"lb", OpOutcome::kOk}});
+  running(h);
   // A planned stop is announced (every proxy drains it first) ...
   h.place("web", {});
   EXPECT_EQ(h.step_ops(), Ops{});
   EXPECT_EQ(h.status("web").notify.pending, "stop");
   // ... a dead one is not: it stops (and restarts) at once.
   Harness d(yaml);
-  d.place("web", {"n1"});
-  d.place("lb", {"n1"});
-  d.probe({{"web", OpOutcome::kOk}, {"lb", OpOutcome::kOk}});
+  running(d);
   d.exited("web");
   EXPECT_EQ(d.step_ops(), Ops{"stop web 20000"});
   d.answer("web", OpOutcome::kOk);
   EXPECT_EQ(d.step_ops(), Ops{"start web 20000"});
 }
-
-}  // namespace
-}  // namespace bulwark
-
-namespace bulwark {
-namespace {
 
 // Found by the simulation: a managed group member must stop when the lease
 // goes, even while the member after it is left alone (it never stops, and

@@ -108,6 +108,13 @@ struct World {
     m.online = false;
     m.peer_holds_lease = false;
   }
+  // Lost, and the membership layer proves it held no lease from `bound_ms`
+  // until `known_until_ms`.
+  void lapse(const std::string& name, int64_t bound_ms, int64_t known_until_ms) {
+    lose(name);
+    member(name).lease_bound_ms = bound_ms;
+    member(name).answers_known_until_ms = known_until_ms;
+  }
   void runs(const std::string& node, const std::string& resource, InstanceState state_now) {
     state.statuses[node].resources[resource].state = state_now;
   }
@@ -359,11 +366,9 @@ TEST(PlacementStepTest, ALostNodeWithExclusiveInstancesIsFencedFirst) {
   w.runs("n3", "c", InstanceState::kStarted);
   w.settle();
   ASSERT_EQ(w.state.placement->resources.at("s").nodes, Lines{"n3"});
-  w.lose("n3");
   w.in.fencing = true;
   // Even with its lease proven lapsed: with a fence agent, only fencing counts.
-  w.member("n3").lease_bound_ms = 1000;
-  w.member("n3").answers_known_until_ms = 5000;
+  w.lapse("n3", 1000, 5000);
   const PlacementStep step = w.plan();
   EXPECT_EQ(step.fence, Lines{"n3"});
   EXPECT_EQ(step.waiting_for, "");
@@ -489,9 +494,7 @@ TEST(PlacementStepTest, WithoutFencingALapsedLeaseVoidsTheStatus) {
     World w;
     w.runs("n3", "s", InstanceState::kStarted);
     w.settle();
-    w.lose("n3");
-    w.member("n3").lease_bound_ms = k.bound_ms;
-    w.member("n3").answers_known_until_ms = k.known_until_ms;
+    w.lapse("n3", k.bound_ms, k.known_until_ms);
     w.view.holds_lease = k.coordinator_holds_lease;
     EXPECT_EQ(lease_lapsed(w.view, "n3", 100), k.voided);
     const PlacementStep step = w.plan();
@@ -593,12 +596,6 @@ TEST(PlacementStepTest, ARemovedNodeStillReportingASingletonHoldsItBack) {
   EXPECT_TRUE(nodes.empty() || nodes == Lines{"n3"}) << "s placed on " << nodes.at(0);
 }
 
-}  // namespace
-}  // namespace bulwark
-
-namespace bulwark {
-namespace {
-
 // --- maintenance, unmanaged instances, failed stops (issue 12) ---
 
 // A node in maintenance may run on with its daemon stopped (a rolling
@@ -610,10 +607,8 @@ TEST(PlacementStepTest, ALostNodeInMaintenanceIsNeitherFencedNorVoided) {
     w.runs("n3", "s", InstanceState::kStarted);
     w.settle();
     w.state.nodes["n3"].mode = NodeMode::kMaintenance;
-    w.lose("n3");
     w.in.fencing = fencing;
-    w.member("n3").lease_bound_ms = 1000;  // its lease lapsed long ago
-    w.member("n3").answers_known_until_ms = 50000;
+    w.lapse("n3", 1000, 50000);  // its lease lapsed long ago
     const PlacementStep step = w.plan();
     EXPECT_TRUE(step.fence.empty());
     if (step.write) {
@@ -630,9 +625,7 @@ TEST(PlacementStepTest, AnUnmanagedInstanceIsCountedStoppedOnlyAfterAFence) {
   w.runs("n3", "s", InstanceState::kStarted);
   w.settle();
   w.state.statuses["n3"].resources["s"].unmanaged = true;
-  w.lose("n3");
-  w.member("n3").lease_bound_ms = 1000;
-  w.member("n3").answers_known_until_ms = 50000;
+  w.lapse("n3", 1000, 50000);
   PlacementStep step = w.plan();
   ASSERT_TRUE(!step.write || w.puts(*step.write) == Lines{"put " + pkey()});
   EXPECT_TRUE(step.fence.empty());  // no fence agent
@@ -687,9 +680,7 @@ TEST(PlacementStepTest, AnOutdatedInstanceGetsItsFullStopTime) {
   World w;
   w.runs("n3", "s", InstanceState::kStarted);
   w.settle();
-  w.lose("n3");
-  w.member("n3").lease_bound_ms = 1000;
-  w.member("n3").answers_known_until_ms = 1000 + 100 + 1;  // just past the margin
+  w.lapse("n3", 1000, 1000 + 100 + 1);  // just past the margin
   ASSERT_TRUE(w.plan().write.has_value());
   ASSERT_EQ(w.puts(*w.plan().write), (Lines{"put " + skey("n3"), "put " + pkey()}));
   w.state.statuses["n3"].resources["s"].outdated = true;
@@ -714,12 +705,6 @@ TEST(PlacementStepTest, PolicyInputsAreWhatTheCoordinatorUses) {
   EXPECT_EQ(in.input.running.at("s")[0].node, "n2");
 }
 
-}  // namespace
-}  // namespace bulwark
-
-namespace bulwark {
-namespace {
-
 // Found by the simulation (seed 6301 of the code before it, 6182 after):
 // a partitioned node's lease lapsed; the partition healed, the node took a
 // new lease, claimed its singleton under the placement that still named it
@@ -730,10 +715,8 @@ TEST(PlacementStepTest, ARecordSeenAfterTheLapseIsNotVoidedByIt) {
   World w;
   w.runs("n3", "s", InstanceState::kStarted);
   w.settle();
-  w.lose("n3");
-  w.member("n3").lease_bound_ms = 1000;
-  w.member("n3").answers_known_until_ms = 2000;  // no lease from 1000 to 2000
-  w.in.record_seen_ms["n3"] = 1500;              // written within: under the old lease
+  w.lapse("n3", 1000, 2000);         // no lease from 1000 to 2000
+  w.in.record_seen_ms["n3"] = 1500;  // written within: under the old lease
   PlacementStep step = w.plan();
   ASSERT_TRUE(step.write.has_value());
   EXPECT_EQ(w.puts(*step.write), (Lines{"put " + skey("n3"), "put " + pkey()}));
