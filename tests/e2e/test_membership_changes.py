@@ -10,13 +10,21 @@ def coordinator_of(cluster, nodes):
     return seen.pop() if len(seen) == 1 and None not in seen else None
 
 
+def healthy_status(cluster, node):
+    """The node's status once its store is loaded and quorate and its etcd
+    member is healthy. Heartbeats show a new node online before its member's
+    health is next sampled (once a second), so callers wait for this rather
+    than read it once."""
+    s = cluster.status(node)
+    return s if s["store"]["loaded"] and s["quorate"] and s["etcd"]["healthy"] else None
+
+
 def test_add_then_remove_a_node(cluster):
     wait_until(lambda: coordinator_of(cluster, ["n1", "n2", "n3"]), what="a coordinator")
     cluster.dev("add")
     wait_until(lambda: [n["online"] for n in cluster.status("n1")["nodes"]] == [True] * 4,
                what="n4 to join and be online")
-    s = cluster.status("n4")
-    assert s["store"]["loaded"] and s["quorate"] and s["etcd"]["healthy"]
+    s = wait_until(lambda: healthy_status(cluster, "n4"), what="n4's store and etcd member")
     assert s["lease"]["members"] == 4 and s["lease"]["majority"] == 3
     cluster.cli("node", "attr", "n4", "zone=new", endpoint=cluster.endpoint("n4"))
     pid = cluster.node("n4")["pid"]
@@ -50,7 +58,7 @@ def test_replace_a_failed_node(cluster):
     cluster.dev("add", "n5")
     wait_until(lambda: {n["name"]: n["online"] for n in cluster.status("n1")["nodes"]}
                == {"n1": True, "n2": True, "n5": True}, what="n5 to replace n3")
-    assert cluster.status("n5")["etcd"]["healthy"]
+    wait_until(lambda: healthy_status(cluster, "n5"), what="n5's store and etcd member")
 
 
 def test_node_add_is_refused_without_quorum(cluster):
