@@ -950,10 +950,14 @@ NodeStatusRecord NodeAgent::status() const {
         if (phase == Phase::kRunning) phase = Phase::kPromoting;
       }
     }
-    // Raised only by a claim not yet committed: the coordinator may read it
-    // as "nothing yet" where its current placement does not put it here.
+    // Raised only by a claim not yet sent: the coordinator may read it as
+    // "nothing yet" where its current placement does not put it here (that
+    // claim can only fail). The record a claim writes is no such promise:
+    // once it commits, the node starts what it announces whatever placement
+    // comes after, so it says starting (promoted) outright.
     const bool raised = phase != real || (covered_promote && !inst.maybe_promoted);
-    st.claim_pending = raised && !claimed_.count(name);
+    const bool in_claim = claim_snapshot_ && claim_snapshot_->count(name);
+    st.claim_pending = raised && !claimed_.count(name) && !in_claim;
     switch (phase) {
       case Phase::kUnprobed:
         continue;

@@ -140,6 +140,8 @@ struct InstanceStatus {
   // `state` (starting) or `promoted` says only that the node waits to claim
   // a start or promotion under the placement it has seen: it happens only
   // if that placement is still the current one when the claim commits.
+  // Never set in the record a claim itself writes: that one, committed,
+  // means the node may start it.
   bool claim_pending = false;
   // It runs a definition older than the applied one, or was started before
   // the newest `resource restart`: it restarts (or reloads) when its turn

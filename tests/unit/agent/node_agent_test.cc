@@ -47,6 +47,30 @@ TEST(NodeAgentTest, ProbesEveryResourceBeforeAnythingElse) {
   EXPECT_TRUE(h.agent.status().probed);
 }
 
+// The record a claim writes is the claim: once it commits the node starts
+// what it announces, whatever placement comes after, so the coordinator
+// must count it as starting, not as a claim that may yet fail (simulation
+// seed 2450: a pending claim under a placement since replaced was ignored,
+// and the singleton started on a second node).
+TEST(NodeAgentTest, TheRecordAClaimWritesIsNoPendingClaim) {
+  Harness h;
+  h.place("s", {"n1"});
+  h.step_ops();
+  h.answer("c", OpOutcome::kNotRunning);
+  h.answer("db", OpOutcome::kNotRunning);
+  h.answer("s", OpOutcome::kNotRunning);
+  h.step_ops();
+  ASSERT_EQ(h.agent.wants_claim(), h.revision());
+  EXPECT_TRUE(h.status("s").claim_pending);  // published while it waits: only a claim
+  const NodeStatusRecord claim = h.agent.begin_claim();
+  ASSERT_TRUE(claim.resources.count("s"));
+  EXPECT_EQ(claim.resources.at("s").state, InstanceState::kStarting);
+  EXPECT_FALSE(claim.resources.at("s").claim_pending);
+  // The claim failed (or its outcome is unknown): pending again.
+  h.agent.on_claim_failed();
+  EXPECT_TRUE(h.status("s").claim_pending);
+}
+
 TEST(NodeAgentTest, ProbeOutcomeDecidesTheInitialState) {
   struct Case {
     const char* resource;
