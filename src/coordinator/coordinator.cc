@@ -89,6 +89,7 @@ bool Coordinator::step(const MembershipView& view, const ClusterState& state,
   if (action == EpochAction::kClaim) {
     const int64_t now = clock_.mono_ms();
     if (now < next_claim_mono_ms_) return true;
+    if (!lease_runs(view)) return true;  // it ran out since the view was taken
     auto claimed = writes_.claim_coordinator(self_, state.coordinator);
     if (!claimed) {
       // Lost the race (another node claimed): look again once the cache has
@@ -146,8 +147,16 @@ void Coordinator::on_write_failed(const Error& e) {
   spdlog::warn("coordinator: write failed: {}", e.message);
 }
 
+bool Coordinator::lease_runs(const MembershipView& view) const {
+#ifdef BULWARK_MUTATION_NO_LEASE_CHECK
+  return true;  // see epoch_policy.cc
+#endif
+  const MemberStatus* self = view.find(self_);
+  return view.holds_lease && self != nullptr && clock_.mono_ms() < self->lease_bound_ms;
+}
+
 bool Coordinator::act(const MembershipView& view, const ClusterState& state) {
-  if (!mine_) return false;
+  if (!mine_ || !lease_runs(view)) return false;
   if (state.schema_version == 0) {
     auto r = writes_.initialize(*mine_, founding_nodes_);
     if (!r) {
@@ -180,6 +189,7 @@ void Coordinator::publish_liveness(const MembershipView& view, const ClusterStat
   if (state.liveness && state.liveness->epoch == next.epoch &&
       state.liveness->online == next.online)
     return;
+  if (!lease_runs(view)) return;  // the placement write took the rest of it
   std::vector<Compare> cmp;
   if (state.liveness) {
     cmp.push_back(
@@ -246,6 +256,9 @@ bool Coordinator::place(const MembershipView& view, const ClusterState& state) {
                     why == step.fence_reasons.end() ? "" : why->second);
   }
   if (!step.write) return fencer_.in_flight();
+  // Waiting for a fence agent's launch or the cache may have taken the
+  // rest of the lease the step was decided under.
+  if (!lease_runs(view)) return true;
   auto r = writes_.coordinator_write(*mine_, step.write->compares, step.write->ops);
   if (!r) {
     if (r.error().code != Errc::kConflict) on_write_failed(r.error());

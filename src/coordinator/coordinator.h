@@ -85,6 +85,12 @@ class Coordinator {
   CoordinatorStats stats() const;
 
  private:
+  // The quorum lease under which `view` was taken still runs. A step takes
+  // time (each write may wait for etcd, then for the cache), so every write
+  // asks again before it is sent: no coordinator write leaves a node
+  // without the lease (DESIGN.md invariant 3; the epoch compare makes a
+  // late one harmless, this makes it not happen).
+  bool lease_runs(const MembershipView& view) const;
   // These return true when the role should be stepped again at once.
   bool act(const MembershipView& view, const ClusterState& state);
   void on_write_failed(const Error& e);

@@ -5,7 +5,13 @@ namespace bulwark {
 EpochAction decide_epoch_action(const EpochInputs& in) {
   // Without the quorum lease a node may neither act nor claim: it may be the
   // cut-off minority, and its view of who is alive is worthless.
+#ifdef BULWARK_MUTATION_NO_LEASE_CHECK
+  // A deliberate bug, compiled only into tests/sim's mutation check: the
+  // role acts without the lease. The simulation must catch it (invariant 3).
+  if (!in.store_loaded || !in.view.is_member) return EpochAction::kNone;
+#else
   if (!in.store_loaded || !in.view.is_member || !in.view.holds_lease) return EpochAction::kNone;
+#endif
   // Our own claim is newer than what the cache shows: the watch has not
   // delivered it yet. The claim stands (our writes are conditioned on it).
   if (in.my_token > 0 && (!in.record || in.record->mod_revision < in.my_token))

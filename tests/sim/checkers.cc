@@ -77,6 +77,43 @@ std::string stopped_by_lease_end(const ResourceConfig& config, const Processes& 
   return "";
 }
 
+std::string acknowledged_writes_kept(const SimStore& store,
+                                     const std::map<std::string, int64_t>& acked) {
+  for (const auto& [key, revision] : acked) {
+    const auto kv = store.get(key);
+    if (revision == 0 && !kv) continue;
+    if (revision == 0)
+      return "invariant 2: " + key +
+             ", which the operator deleted, was written again at revision " +
+             std::to_string(kv->mod_revision);
+    if (!kv)
+      return "invariant 2: " + key + ", which the operator wrote at revision " +
+             std::to_string(revision) + ", is gone";
+    if (kv->mod_revision != revision)
+      return "invariant 2: " + key + ", which the operator wrote at revision " +
+             std::to_string(revision) + ", was overwritten at revision " +
+             std::to_string(kv->mod_revision);
+  }
+  return "";
+}
+
+bool is_coordinator_write(const Schema& schema, const std::vector<Compare>& compares,
+                          const std::vector<TxnOp>& ops) {
+  const std::string& key = schema.coordinator_key();
+  return std::any_of(compares.begin(), compares.end(),
+                     [&](const Compare& c) { return c.key == key; }) ||
+         std::any_of(ops.begin(), ops.end(), [&](const TxnOp& op) { return op.key == key; });
+}
+
+std::string coordinator_write_under_lease(const std::string& node, const std::string& what,
+                                          bool held_lease_when_sent) {
+  if (held_lease_when_sent) return "";
+  return "invariant 3: " + node +
+         " sent a coordinator write without its quorum lease, and it "
+         "committed: " +
+         what;
+}
+
 std::string converged(const ClusterState& committed, const Processes& procs,
                       const std::vector<const SimNode*>& nodes) {
   std::vector<std::string> all;

@@ -72,7 +72,7 @@ SimCluster::SimCluster(const Schedule& schedule, SimOptions options)
   res.text = config_.resources_yaml;
   res.source = "resources.yaml";
   ops.push_back(TxnOp::put(schema.resources_key(), Schema::encode_resources(res)));
-  (void)store_.txn({}, ops);
+  operator_write(ops);
   resources_ = store_.state()->resource_config;
   BW_CHECK(resources_ != nullptr, "the simulation's resources file must parse");
 
@@ -204,7 +204,7 @@ void SimCluster::start_fault(const Fault& f) {
       ResourcesRecord res;
       res.text = resources_yaml(versions_);
       res.source = "sim.yaml";
-      store_.txn({}, {TxnOp::put(store_.schema().resources_key(), Schema::encode_resources(res))});
+      operator_write({TxnOp::put(store_.schema().resources_key(), Schema::encode_resources(res))});
       resources_ = store_.state()->resource_config;
       BW_CHECK(resources_ != nullptr, "a redefined resources file must parse");
       return;
@@ -269,7 +269,16 @@ void SimCluster::update_directives(const std::function<void(DirectivesRecord&)>&
     d = *current;
   }
   change(d);
-  store_.txn({}, {TxnOp::put(key, Schema::encode_directives(d))});
+  operator_write({TxnOp::put(key, Schema::encode_directives(d))});
+}
+
+void SimCluster::operator_write(const std::vector<TxnOp>& ops) {
+  const TxnResult r = store_.txn({}, ops);
+  BW_CHECK(r.succeeded, "an operator write without compares commits");
+  for (const TxnOp& op : ops) {
+    BW_CHECK(!op.prefix, "the operator deletes single keys");
+    acked_[op.key] = op.kind == TxnOp::Kind::kPut ? r.revision : 0;
+  }
 }
 
 void SimCluster::set_node_mode(int node, NodeMode mode) {
@@ -279,7 +288,7 @@ void SimCluster::set_node_mode(int node, NodeMode mode) {
   auto rec = Schema::decode_node(kv->value);
   BW_CHECK(rec.ok(), "a node record must decode");
   rec->mode = mode;
-  store_.txn({}, {TxnOp::put(key, Schema::encode_node(*rec))});
+  operator_write({TxnOp::put(key, Schema::encode_node(*rec))});
 }
 
 void SimCluster::heal() {
@@ -359,6 +368,9 @@ void SimCluster::store_call(int node, uint64_t incarnation, StoreRequest request
   c.deadline_ms = deadline;
   c.issued_ms = now_;
   c.reply_ms = deadline;
+  c.coordinator_write = c.request.read_key.empty() &&
+                        is_coordinator_write(store_.schema(), c.request.compares, c.request.ops);
+  c.lease_when_sent = nodes_[node]->holds_lease();
   if (store_access_[node]) {
     // It reaches the store before the client's deadline, or not at all.
     c.commit_ms = now_ + rng_.range(1, std::min<int64_t>(latency, timeout_ms));
@@ -384,6 +396,12 @@ void SimCluster::run_store_calls() {
           r.txn = store_.txn(c.request.compares, c.request.ops);
           outcome = r.txn.succeeded ? "committed at revision " + std::to_string(r.txn.revision)
                                     : std::string("compare failed");
+          if (r.txn.succeeded && c.coordinator_write) {
+            if (auto e = coordinator_write_under_lease(config_.nodes[c.node], c.request.what,
+                                                       c.lease_when_sent);
+                !e.empty())
+              fail(e);
+          }
         }
         trace_.add(config_.nodes[c.node], "store: " + c.request.what + " -> " + outcome);
         c.reply = c.reply_lost ? timeout : r;
@@ -502,6 +520,7 @@ void SimCluster::run_watchdogs() {
 // --- checkers ---------------------------------------------------------------
 
 void SimCluster::fail(const std::string& what) {
+  if (failure_) return;  // the first violation is the one to explain
   trace_.add("CHECK", what);
   SimResult r;
   r.seed = schedule_.seed;
@@ -540,6 +559,10 @@ std::string SimCluster::settled() {
 }
 
 void SimCluster::check() {
+  if (store_.revision() != acked_checked_revision_) {
+    acked_checked_revision_ = store_.revision();
+    if (auto e = acknowledged_writes_kept(store_, acked_); !e.empty()) return fail(e);
+  }
   if (procs_.changes() != checked_changes_) {
     checked_changes_ = procs_.changes();
     if (auto e = exclusive_at_most_once(*resources_, procs_, config_.nodes); !e.empty())

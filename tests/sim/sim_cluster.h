@@ -76,6 +76,8 @@ class SimCluster final : public SimWorld {
     int64_t deadline_ms = 0;  // the client gives up: kTimeout
     int64_t issued_ms = 0;
     bool reply_lost = false;
+    bool coordinator_write = false;  // is_coordinator_write (checkers.h)
+    bool lease_when_sent = false;    // the sender held its quorum lease
     std::optional<StoreReply> reply;
   };
   struct FenceCall {
@@ -96,7 +98,8 @@ class SimCluster final : public SimWorld {
   void end_fault(const Fault& f);
   void heal();
   // Operator writes (through a majority node's API, as far as the store
-  // can tell).
+  // can tell), each remembered for invariant 2.
+  void operator_write(const std::vector<TxnOp>& ops);
   void update_directives(const std::function<void(DirectivesRecord&)>& change);
   void set_node_mode(int node, NodeMode mode);
   void power_off(int node, const std::string& why);
@@ -132,6 +135,9 @@ class SimCluster final : public SimWorld {
   std::vector<int64_t> off_since_ms_;     // -1: powered
   std::vector<int64_t> watchdog_fed_ms_;  // -1: not armed
   std::map<uint64_t, Call> calls_;
+  // Key -> the revision of the operator's latest write of it (0: deleted).
+  std::map<std::string, int64_t> acked_;
+  int64_t acked_checked_revision_ = 0;
   uint64_t next_call_ = 1;
   std::map<uint64_t, FenceCall> fences_;
   uint64_t next_fence_ = 1;

@@ -6,8 +6,8 @@
 //                                         on J threads (default: every core)
 //   --no-lease-check                      do not check DESIGN.md's lease promise,
 //                                         only what breaking it leads to
-//   --expect-violation                    with --seeds: succeed only if some seed
-//                                         breaks invariant 1 (the mutation check
+//   --expect-violation N                  with --seeds: succeed only if some seed
+//                                         breaks invariant N (the mutation check
 //                                         of a build with a deliberate bug)
 //
 // Exits 0 when every seed kept every invariant, 1 otherwise, 2 on bad usage.
@@ -80,7 +80,7 @@ int usage() {
   std::fprintf(stderr,
                "usage: bulwark_sim --seed N [--verbose] [--no-lease-check]\n"
                "       bulwark_sim --seeds COUNT [--first SEED] [--jobs THREADS] "
-               "[--no-lease-check] [--expect-violation]\n");
+               "[--no-lease-check] [--expect-violation INVARIANT]\n");
   return 2;
 }
 
@@ -105,22 +105,30 @@ int replay(uint64_t seed, const SimOptions& options) {
   return 0;
 }
 
-// --expect-violation: the build has a deliberate safety bug (a mutation),
-// and some seed must catch it as a broken invariant 1.
-int expect_violation(const std::vector<std::string>& lines) {
-  const auto caught = std::find_if(lines.begin(), lines.end(), [](const std::string& l) {
-    return l.find(": invariant 1: ") != std::string::npos;
+// The marker of a broken invariant in a seed's one-line report.
+std::string invariant_marker(uint64_t invariant) {
+  return ": invariant " + std::to_string(invariant) + ": ";
+}
+
+// --expect-violation N: the build has a deliberate safety bug (a mutation),
+// and some seed must catch it as a broken invariant N.
+int expect_violation(const std::vector<std::string>& lines, uint64_t invariant) {
+  const std::string marker = invariant_marker(invariant);
+  const auto caught = std::find_if(lines.begin(), lines.end(), [&](const std::string& l) {
+    return l.find(marker) != std::string::npos;
   });
   if (caught == lines.end()) {
-    std::fprintf(stderr, "no seed caught the deliberate bug of this build\n");
+    std::fprintf(stderr, "no seed caught the deliberate bug of this build as invariant %llu\n",
+                 static_cast<unsigned long long>(invariant));
     return 1;
   }
   std::printf("the deliberate bug was caught: %s", caught->c_str());
   return 0;
 }
 
+// expect: 0, or the invariant a mutation must break (--expect-violation).
 int run_many(uint64_t first, uint64_t count, uint64_t jobs, const SimOptions& options,
-             bool expect) {
+             uint64_t expect) {
   const auto t0 = std::chrono::steady_clock::now();
   // Seeds are independent worlds: threads take the next one, and reports
   // are printed in seed order afterwards, so the output does not depend on
@@ -136,14 +144,14 @@ int run_many(uint64_t first, uint64_t count, uint64_t jobs, const SimOptions& op
       if (r.ok) continue;
       reports[k] = full_report(r, s, cluster, options);
       lines[k] = one_line(r);
-      if (expect && lines[k].find(": invariant 1: ") != std::string::npos) caught = true;
+      if (expect && lines[k].find(invariant_marker(expect)) != std::string::npos) caught = true;
     }
   };
   std::vector<std::thread> threads;
   for (uint64_t j = 0; j < jobs; ++j) threads.emplace_back(worker);
   for (auto& t : threads) t.join();
 
-  if (expect) return expect_violation(lines);
+  if (expect) return expect_violation(lines, expect);
   std::size_t failures = 0;
   for (uint64_t k = 0; k < count; ++k) {
     if (lines[k].empty()) continue;
@@ -165,8 +173,8 @@ int run_many(uint64_t first, uint64_t count, uint64_t jobs, const SimOptions& op
 }  // namespace
 
 int main(int argc, char** argv) {
-  uint64_t seed = 0, count = 0, first = 1, jobs = 0;
-  bool one = false, expect = false;
+  uint64_t seed = 0, count = 0, first = 1, jobs = 0, expect = 0;
+  bool one = false;
   SimOptions options;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
@@ -183,8 +191,8 @@ int main(int argc, char** argv) {
       options.verbose = true;
     } else if (!std::strcmp(argv[i], "--no-lease-check")) {
       options.lease_check = false;
-    } else if (!std::strcmp(argv[i], "--expect-violation")) {
-      expect = true;
+    } else if (!std::strcmp(argv[i], "--expect-violation") && has_value) {
+      if (!parse_u64(argv[++i], expect) || expect < 1 || expect > 4) return usage();
     } else {
       return usage();
     }
