@@ -10,6 +10,10 @@ fuzz=${3:-}
 jobs=$(nproc)
 failed=0
 
+echo "== the code's rules: the clock (src/core/env.h), no include cycle between src/ folders"
+/usr/bin/python3 scripts/check_clock_rule.py || failed=1
+/usr/bin/python3 scripts/check_layers.py || failed=1
+
 echo "== unit tests ($build)"
 (cd "$build" && ctest --output-on-failure -j "$jobs") || failed=1
 

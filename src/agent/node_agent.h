@@ -245,7 +245,7 @@ class NodeAgent {
   void begin(const std::string& name, Instance& inst, OpKind kind, int timeout_ms);
   void fail(Instance& inst, const std::string& what);
   void refresh_config(const AgentView& view);
-  // Notifications (see the top of this file).
+  // Notifications (see the top of this file; in node_agent_notify.cc).
   // Begins `kind` once `claimed` (the claim an exclusive start or
   // promotion needs); for a clone with notify, only after announcing it
   // and waiting for the pre notifications of the other active instances

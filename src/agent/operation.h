@@ -16,11 +16,6 @@
 
 namespace bulwark {
 
-// An operation's command still running at its deadline gets SIGTERM, and
-// this long later SIGKILL. The coordinator's wait for a lost node's OCF and
-// systemd stops (placement_step.cc) counts on the same figure.
-constexpr int64_t kOperationTermGraceMs = 2000;
-
 // kReload applies reloadable parameters to a running OCF instance (its
 // agent's ReloadTraits::action) without a restart.
 enum class OpKind { kProbe, kStart, kStop, kMonitor, kPromote, kDemote, kNotify, kReload };

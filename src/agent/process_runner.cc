@@ -5,11 +5,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "agent/proxy_controller.h"
 #include "agent/running_record.h"
+#include "core/check.h"
 #include "sys/process.h"
 
 namespace bulwark {
@@ -53,10 +56,13 @@ Result<CheckTarget> http_target(const std::string& url) {
 }  // namespace
 
 ProcessRunner::ProcessRunner(const Clock& clock, EventLoop& loop, ProcessRunnerOptions options)
-    : clock_(clock),
-      loop_(loop),
-      options_(std::move(options)),
-      vip_(clock_, loop_, options_.runtime_dir, kTagRunner | kTagVip) {
+    : clock_(clock), loop_(loop), options_(std::move(options)) {
+  for (const auto& [agent_class, make] : options_.classes) {
+    const uint64_t index = classes_.size();
+    BW_CHECK(index < 16, "at most 16 class runners");
+    classes_.emplace_back(agent_class, make(clock_, loop_, options_.runtime_dir,
+                                            kTagRunner | kTagClass | (index << kClassShift)));
+  }
   std::error_code ec;
   fs::create_directories(options_.runtime_dir, ec);
   fs::create_directories(options_.runtime_dir + "/ocf", ec);
@@ -136,7 +142,9 @@ void ProcessRunner::begin(const OpRequest& request) {
   if (request.kind == OpKind::kStart || request.kind == OpKind::kReload ||
       request.kind == OpKind::kStop)
     recording_[request.id] = request;
-  if (request.spec.agent.agent_class == AgentClass::kVip) return vip_.begin(request);
+  for (auto& [agent_class, runner] : classes_) {
+    if (agent_class == request.spec.agent.agent_class) return runner->begin(request);
+  }
   Op& op = ops_[request.id];
   op.request = request;
   if (request.spec.agent.agent_class == AgentClass::kProxy) {
@@ -164,12 +172,14 @@ void ProcessRunner::begin(const OpRequest& request) {
     case AgentClass::kProxy:
       return begin_exec(op);
     case AgentClass::kVip:
-      return;  // handed to vip_ above
+      // Its runner is registered by bulwarkd; none here.
+      return complete(request.id, OpOutcome::kFailed,
+                      "agent class vip is not available in this process");
   }
 }
 
 void ProcessRunner::cancel(uint64_t id) {
-  vip_.cancel(id);
+  for (auto& [agent_class, runner] : classes_) runner->cancel(id);
   // A cancelled start may have started it: what it ran with stays recorded.
   if (auto r = recording_.find(id); r != recording_.end()) {
     if (r->second.kind == OpKind::kStart)
@@ -442,14 +452,18 @@ void ProcessRunner::on_probe_result(Op& op, const CheckResult& res) {
                       detail + (code == kOcfFailedPromoted ? " (failed while promoted)" : ""));
     }
     case AgentClass::kVip:
-      return;  // VipRunner runs no command
+      return;  // its class runner runs no command
     case AgentClass::kProxy:
       return complete(r.id, res.ok ? OpOutcome::kOk : OpOutcome::kFailed, res.detail);
   }
 }
 
 void ProcessRunner::on_event(uint64_t tag, uint32_t events) {
-  if (tag & kTagVip) return vip_.on_event(tag, events);
+  if (tag & kTagClass) {
+    const uint64_t index = (tag >> kClassShift) & 0xF;
+    if (index < classes_.size()) classes_[index].second->on_event(tag, events);
+    return;
+  }
   if (tag & kTagExec) {
     auto it = exec_by_tag_.find(tag);
     // A copy: on_exec_exit erases the entry it would otherwise refer to.
@@ -503,7 +517,7 @@ void ProcessRunner::on_exec_exit(const std::string& resource) {
 }
 
 void ProcessRunner::tick() {
-  vip_.tick();
+  for (auto& [agent_class, runner] : classes_) runner->tick();
   const int64_t now = clock_.mono_ms();
   std::vector<uint64_t> ids;
   for (const auto& [id, op] : ops_) ids.push_back(id);
@@ -555,7 +569,9 @@ void ProcessRunner::tick() {
 }
 
 int64_t ProcessRunner::next_deadline_ms() const {
-  int64_t next = vip_.next_deadline_ms();
+  int64_t next = std::numeric_limits<int64_t>::max();
+  for (const auto& [agent_class, runner] : classes_)
+    next = std::min(next, runner->next_deadline_ms());
   for (const auto& [id, op] : ops_) {
     next = std::min(next, op.timed_out ? op.kill_at_ms : op.deadline_ms);
     if (op.retry_at_ms != 0) next = std::min(next, op.retry_at_ms);
@@ -572,7 +588,7 @@ void ProcessRunner::complete(uint64_t id, OpOutcome outcome, std::string detail)
 }
 
 std::vector<OpCompletion> ProcessRunner::take_completions() {
-  vip_.take_completions(completions_);
+  for (auto& [agent_class, runner] : classes_) runner->take_completions(completions_);
   std::vector<OpCompletion> out;
   out.swap(completions_);
   for (const OpCompletion& c : out) record_definition(c);

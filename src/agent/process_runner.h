@@ -8,7 +8,8 @@
 //   ocf       the agent script run per action, parameters as OCF_RESKEY_*
 //             environment (never through a shell), exit codes mapped.
 //   systemd   systemctl start/stop/is-active, where systemd is PID 1.
-//   vip       handed to VipRunner (src/vip): no process at all.
+//   vip       handed to the class's ClassRunner (src/vip, registered by
+//             bulwarkd in `classes`): no process at all.
 //   proxy     bulwark-proxy run as an exec resource on a file in the runtime
 //             directory (ProxyController keeps it current).
 // Every operation has a deadline; a command still running then gets SIGTERM,
@@ -26,11 +27,11 @@
 #include <string>
 #include <vector>
 
+#include "agent/class_runner.h"
 #include "agent/operation.h"
 #include "core/env.h"
 #include "sys/check_probe.h"
 #include "sys/event_loop.h"
-#include "vip/vip_runner.h"
 
 namespace bulwark {
 
@@ -44,6 +45,9 @@ struct ProcessRunnerOptions {
   // KEY=VALUE entries every agent and resource gets besides its own (a dev
   // node's process-tree marker).
   std::vector<std::string> inherited_env;
+  // Classes whose operations a ClassRunner runs (bulwarkd: vip). An
+  // operation of such a class that is not registered fails.
+  std::map<AgentClass, ClassRunnerFactory> classes;
 };
 
 class ProcessRunner final : public OperationRunner {
@@ -66,7 +70,9 @@ class ProcessRunner final : public OperationRunner {
  private:
   static constexpr uint64_t kTagRunner = uint64_t{1} << 62;
   static constexpr uint64_t kTagExec = uint64_t{1} << 61;
-  static constexpr uint64_t kTagVip = uint64_t{1} << 60;
+  // A class runner's events: kTagClass | its index << kClassShift | its counter.
+  static constexpr uint64_t kTagClass = uint64_t{1} << 60;
+  static constexpr int kClassShift = 52;
 
   // A running exec resource.
   struct ExecProcess {
@@ -113,7 +119,8 @@ class ProcessRunner final : public OperationRunner {
   // Starts, reloads and stops in flight (every class, VIPs included): what
   // their completion leaves running is recorded.
   std::map<uint64_t, OpRequest> recording_;
-  VipRunner vip_;
+  // The registered classes, in the order of their tag index.
+  std::vector<std::pair<AgentClass, std::unique_ptr<ClassRunner>>> classes_;
 };
 
 }  // namespace bulwark

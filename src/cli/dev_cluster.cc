@@ -223,7 +223,7 @@ Status wait_node_answers(const Config& c, const std::string& n, pid_t pid, int t
     if (!process_alive(pid))
       return make_error(Errc::kIo, "node " + n + " exited: " + last_error(c, n));
     if (api.request("GET", "/v1/status")) return Ok{};
-    sleep_ms(100);
+    clock.sleep_ms(100);
   }
   return make_error(Errc::kTimeout, "node " + n + " does not answer after " +
                                         std::to_string(timeout_ms / 1000) + " s; see " +
@@ -246,7 +246,7 @@ Result<json> wait_for_coordinator(const Config& c, int timeout_ms) {
       }
     }
     if (!r) last = r.error().message;
-    sleep_ms(100);
+    clock.sleep_ms(100);
   }
   return make_error(Errc::kTimeout, "the cluster has no coordinator after " +
                                         std::to_string(timeout_ms / 1000) + " s (" + last +
@@ -357,7 +357,7 @@ int dev_down(const DevOptions& o) {
   const int64_t deadline = clock.mono_ms() + kStopGraceMs;
   for (const auto& n : c->nodes) {
     const pid_t pid = read_pid(*c, n.name);
-    while (pid > 0 && process_alive(pid) && clock.mono_ms() < deadline) sleep_ms(20);
+    while (pid > 0 && process_alive(pid) && clock.mono_ms() < deadline) clock.sleep_ms(20);
     signal_tree(tree_of(*c, n.name), SIGTERM);
   }
   bool clean = true;

@@ -89,7 +89,7 @@ int wait_for(const GlobalOptions& g, int64_t timeout_ms, const std::string& what
     missing = progress(c.body);
     if (missing.empty()) return kCliOk;
     if (clock.mono_ms() >= deadline) break;
-    sleep_ms(kWaitPollMs);
+    clock.sleep_ms(kWaitPollMs);
   }
   return report(
       g, make_error(Errc::kTimeout, what + " did not happen within " +

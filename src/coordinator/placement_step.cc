@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "agent/operation.h"
 #include "coordinator/placement_policy.h"
+#include "core/check.h"
 
 namespace bulwark {
 namespace {
@@ -282,30 +282,30 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
 
 namespace {
 
-PlacementStep place_on(const ClusterState& state, const PlacementStepInput& in,
-                       const Schema& schema, StoreWrite w, PlacementStep out) {
-  const MembershipView& view = *in.view;
-  const ResourceConfig& config = *state.resource_config;
-  // Whatever holds the placement back, the voided records are written.
-  const auto held = [&](std::string why) {
-    out.waiting_for = std::move(why);
-    if (!w.ops.empty()) out.write = std::move(w);
-    return out;
-  };
+// What the policy promises, checked where the coordinator commits it.
+void assert_placement(const Placement& p, const ResourceConfig& config,
+                      const std::set<std::string>& fencing_now) {
+  for (const auto& [name, rp] : p.resources) {
+    const ResourceSpec* spec = config.find(name);
+    BW_ASSERT(spec != nullptr, "the policy places only configured resources");
+    BW_ASSERT(spec->kind != ResourceKind::kSingleton || rp.nodes.size() <= 1,
+              "a singleton is placed on one node at most");
+    BW_ASSERT(rp.promoted.size() <= static_cast<std::size_t>(std::max(spec->promoted_max, 0)),
+              "no more than promoted_max instances are placed promoted");
+    BW_ASSERT(
+        std::includes(rp.nodes.begin(), rp.nodes.end(), rp.promoted.begin(), rp.promoted.end()),
+        "a promoted instance is placed on its node");
+    BW_ASSERT(std::none_of(rp.nodes.begin(), rp.nodes.end(),
+                           [&](const std::string& n) { return fencing_now.count(n) > 0; }),
+              "nothing is placed on a node being fenced");
+  }
+}
 
-  PolicyInputs inputs = policy_inputs(state, view, config);
-  if (!inputs.held.empty()) return held(inputs.held);
-  for (PolicyNode& n : inputs.input.nodes) n.fencing = in.fencing_now.count(n.name) > 0;
-  const Placement p = compute_placement(inputs.input);
-  PlacementRecord next;
-  next.epoch = in.epoch;
-  next.resources_revision = state.resources->mod_revision;
-  for (const auto& [name, rp] : p.resources)
-    next.resources[name] = PlacedResource{rp.nodes, rp.promoted, rp.reason};
-  if (state.placement && state.placement->resources == next.resources &&
-      state.placement->resources_revision == next.resources_revision)
-    return held("");
-
+// Adds to `w` the write of `next` over the committed placement: its log
+// lines, and the compares that make it exclude the claims of the nodes
+// whose exclusive entries it changes.
+void add_placement_write(const ClusterState& state, const PlacementRecord& next,
+                         const ResourceConfig& config, const Schema& schema, StoreWrite& w) {
   const std::string key = schema.placement_key();
   w.compares.push_back(state.placement ? Compare::mod_revision(key, state.placement->mod_revision)
                                        : Compare::absent(key));
@@ -341,6 +341,33 @@ PlacementStep place_on(const ClusterState& state, const PlacementStepInput& in,
                                                     : Compare::absent(schema.status_key(node)));
   }
   w.ops.push_back(TxnOp::put(key, Schema::encode_placement(next)));
+}
+
+PlacementStep place_on(const ClusterState& state, const PlacementStepInput& in,
+                       const Schema& schema, StoreWrite w, PlacementStep out) {
+  const MembershipView& view = *in.view;
+  const ResourceConfig& config = *state.resource_config;
+  // Whatever holds the placement back, the voided records are written.
+  const auto held = [&](std::string why) {
+    out.waiting_for = std::move(why);
+    if (!w.ops.empty()) out.write = std::move(w);
+    return out;
+  };
+
+  PolicyInputs inputs = policy_inputs(state, view, config);
+  if (!inputs.held.empty()) return held(inputs.held);
+  for (PolicyNode& n : inputs.input.nodes) n.fencing = in.fencing_now.count(n.name) > 0;
+  const Placement p = compute_placement(inputs.input);
+  assert_placement(p, config, in.fencing_now);
+  PlacementRecord next;
+  next.epoch = in.epoch;
+  next.resources_revision = state.resources->mod_revision;
+  for (const auto& [name, rp] : p.resources)
+    next.resources[name] = PlacedResource{rp.nodes, rp.promoted, rp.reason};
+  if (state.placement && state.placement->resources == next.resources &&
+      state.placement->resources_revision == next.resources_revision)
+    return held("");
+  add_placement_write(state, next, config, schema, w);
   out.write = std::move(w);
   return out;
 }

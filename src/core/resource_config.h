@@ -79,6 +79,12 @@ struct AgentSpec {
   }
 };
 
+// An operation's command still running at its deadline gets SIGTERM, and
+// this long later SIGKILL: part of what an operation may take, which the
+// node agent enforces and the coordinator's wait for a lost node's OCF and
+// systemd stops (placement_step.cc) counts on.
+constexpr int64_t kOperationTermGraceMs = 2000;
+
 struct MonitorSpec {
   int interval_ms = 10000;
   int timeout_ms = 20000;

@@ -12,6 +12,7 @@
 #include "agent/agent_service.h"
 #include "api/api_server.h"
 #include "coordinator/coordinator.h"
+#include "daemon/node_changes.h"
 #include "daemon/resource_operations.h"
 #include "membership/membership_service.h"
 #include "security/certs.h"
@@ -21,6 +22,7 @@
 #include "sys/process.h"
 #include "sys/process_group.h"
 #include "sys/system_clock.h"
+#include "vip/vip_runner.h"
 
 namespace bulwark {
 namespace {
@@ -127,7 +129,23 @@ class Daemon final : public ApiBackend {
   std::vector<std::string> etcd_endpoints(const ClusterState& state) const;
   std::vector<PeerEndpoint> members_from(const ClusterState& state) const;
   void health_loop();
-  Status retry_member_change(const std::function<Status()>& change);
+  // Daemon::run's parts. take_signals blocks the signals the control loop
+  // waits for (before any thread starts, so that every thread inherits the
+  // mask). start makes and starts every part; an exit code if one failed.
+  // control_tick is one turn of the control loop; true when the daemon is
+  // to stop (with exit_code set if for an error). stop_parts stops what
+  // was started, once, on every path; stop_resources: the agent stops the
+  // node's resources first (a clean shutdown) rather than leave them to
+  // the next daemon's adoption (a start that failed).
+  sigset_t take_signals();
+  int start();
+  bool control_tick(const sigset_t& signals, int& exit_code);
+  void stop_parts(bool stop_resources);
+  // The member list (heartbeats, etcd endpoints) follows the store's nodes.
+  void follow_members(const ClusterState& state);
+  // This node is still a member and its data its own; an error (kNotFound:
+  // removed) when it must stop.
+  Status still_registered(const ClusterState& state);
   // This node is a member of the cluster, and its data dir is this node's
   // (not an earlier node's of the same name): from what `record` says
   // (nullopt: the cluster has no such node). kInvalid with what to do.
@@ -161,6 +179,8 @@ class Daemon final : public ApiBackend {
   std::atomic<bool> stopping_{false};
   // check_registration passed against the initialised cluster.
   bool registration_checked_ = false;
+  bool seen_in_store_ = false;         // this node's record, since start
+  std::vector<PeerEndpoint> members_;  // as membership_ has them
   std::thread health_thread_;
   std::mutex write_mu_;  // one membership change at a time through this node
 };
@@ -266,7 +286,7 @@ void Daemon::health_loop() {
   while (!stopping_) {
     if (const int64_t now = clock_.mono_ms(); now < next_ms) {
       // Short naps keep shutdown prompt without waking often.
-      sleep_ms(std::min<int64_t>(next_ms - now, 200));
+      clock_.sleep_ms(std::min<int64_t>(next_ms - now, 200));
       continue;
     }
     next_ms = clock_.mono_ms() + kHealthIntervalMs;
@@ -308,6 +328,26 @@ void Daemon::health_loop() {
 
 int Daemon::run() {
   started_mono_ms_ = clock_.mono_ms();
+  const sigset_t signals = take_signals();
+  if (const int rc = start(); rc != kExitOk) {
+    stop_parts(/*stop_resources=*/false);
+    return rc;
+  }
+  health_thread_ = std::thread([this] { health_loop(); });
+  spdlog::info("bulwarkd {} of cluster {} running: API https://{}:{}, heartbeats udp {}",
+               self_.name, config_.cluster_name, url_host(self_.address), self_.ports.api,
+               self_.ports.heartbeat);
+  int exit_code = kExitOk;
+  while (!control_tick(signals, exit_code)) {
+  }
+  // Resources stop while the node still holds its lease and its store
+  // connection, so that their final state is published.
+  stop_parts(/*stop_resources=*/true);
+  spdlog::info("bulwarkd {} stopped", self_.name);
+  return exit_code;
+}
+
+sigset_t Daemon::take_signals() {
   // Signals are taken synchronously by the control loop; block them before
   // any thread starts so that every thread inherits the mask.
   sigset_t signals;
@@ -324,7 +364,10 @@ int Daemon::run() {
   // reaped the moment they exit.
   if (auto st = become_subreaper(); !st) spdlog::warn("{}", st.error().message);
   ::signal(SIGPIPE, SIG_IGN);
+  return signals;
+}
 
+int Daemon::start() {
   EtcdClientOptions eo;
   eo.endpoints = etcd_endpoints(ClusterState{});
   eo.request_timeout_ms = config_.store.request_timeout_ms;
@@ -394,9 +437,8 @@ int Daemon::run() {
                                    config_.heartbeat_ms, config_.lease_ms, random_u64());
   membership_ =
       std::make_unique<MembershipService>(clock_, std::move(membership), std::move(*socket));
-  ClusterState empty;
-  std::vector<PeerEndpoint> members = members_from(empty);
-  membership_->set_members(members);
+  members_ = members_from(ClusterState{});
+  membership_->set_members(members_);
   membership_->start();
 
   // Two thirds of an etcd election: a claim sent to a member whose leader
@@ -429,6 +471,7 @@ int Daemon::run() {
   ago.runner.runtime_dir = runtime_dir(config_.node_data_dir(self_.name) + "/run");
   ago.runner.log_dir = config_.node_data_dir(self_.name) + "/logs";
   ago.runner.ocf_root = config_.ocf_root;
+  ago.runner.classes[AgentClass::kVip] = vip_class();
   {
     // bulwark-proxy is installed beside bulwarkd.
     std::error_code ec;
@@ -445,9 +488,6 @@ int Daemon::run() {
   agent_ = std::make_unique<AgentService>(clock_, *store_, *membership_, ago);
   if (auto st = agent_->start(); !st) {
     spdlog::error("agent: {}", st.error().message);
-    membership_->stop();
-    store_->stop();
-    if (embedded_) embedded_->stop();
     return kExitFailure;
   }
 
@@ -465,100 +505,98 @@ int Daemon::run() {
   api_ = std::make_unique<ApiServer>(ao, *this);
   if (auto st = api_->start(); !st) {
     spdlog::error("{}", st.error().message);
-    membership_->stop();
-    store_->stop();
-    if (embedded_) embedded_->stop();
     return kExitFailure;
   }
-  health_thread_ = std::thread([this] { health_loop(); });
-  spdlog::info("bulwarkd {} of cluster {} running: API https://{}:{}, heartbeats udp {}",
-               self_.name, config_.cluster_name, url_host(self_.address), self_.ports.api,
-               self_.ports.heartbeat);
+  return kExitOk;
+}
 
-  int exit_code = kExitOk;
-  bool seen_in_store = false;
-  while (true) {
-    // The coordinator notices a lost holder at most a tick after its lease
-    // ran out.
-    timespec tick{0, Coordinator::kTickMs * 1000000L};
-    siginfo_t info;
-    const int sig = sigtimedwait(&signals, &info, &tick);
-    if (sig == SIGTERM || sig == SIGINT) {
-      spdlog::info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-      if (options_.detach_resources) detach_resources();
-      break;
-    }
-    if (embedded_) embedded_->supervise();
-    const ClusterState state = store_->state();
-    if (state.schema_version > 0) {
-      const auto next = members_from(state);
-      const auto same = [](const PeerEndpoint& a, const PeerEndpoint& b) {
-        return a.name == b.name && a.address == b.address && a.port == b.port;
-      };
-      if (!std::equal(next.begin(), next.end(), members.begin(), members.end(), same)) {
-        members = next;
-        membership_->set_members(members);
-        etcd_->set_endpoints(etcd_endpoints(state));
-      }
-      if (state.node_keys.count(self_.name)) {
-        if (!seen_in_store && !registration_checked_) {
-          // Nobody answered before start: checked now, from the store.
-          auto n = state.nodes.find(self_.name);
-          const std::optional<NodeRecord> rec =
-              n == state.nodes.end() ? std::nullopt : std::optional<NodeRecord>(n->second);
-          if (auto st = check_registration(true, rec); !st) {
-            spdlog::error("{}", st.error().message);
-            exit_code = kExitBadInput;
-            if (embedded_) embedded_->abandon();
-            break;
-          }
-          registration_checked_ = true;
-        }
-        seen_in_store = true;
-      } else if (seen_in_store) {
-        spdlog::warn("this node ({}) was removed from the cluster; stopping", self_.name);
-        exit_code = kExitBadInput;
-        if (embedded_) embedded_->abandon();
-        break;
-      } else if (state.loaded && !registration_checked_) {
-        // The cluster runs and has no such node: never a member, or removed
-        // while this daemon was down.
-        if (auto st = check_registration(true, std::nullopt); !st) {
-          spdlog::error("{}", st.error().message);
-          exit_code = kExitBadInput;
-          if (embedded_) embedded_->abandon();
-          break;
-        }
-      }
-    }
-    // Peers tell each other whether they reach the coordinator.
-    membership_->set_watched(Coordinator::watched(state));
-    const MembershipView view = membership_->view();
-    if (embedded_ && state.schema_version > 0) {
-      // A peer our heartbeats do not reach is likely gone: its etcd member
-      // is asked last, and never waited on while another can answer.
-      std::set<std::string> unreachable;
-      for (const auto& n : cluster_nodes(state)) {
-        const MemberStatus* m = view.find(n.name);
-        if (m != nullptr && !m->self && !m->online)
-          unreachable.insert(client_url(n.address, n.ports.etcd_client));
-      }
-      if (etcd_->set_unreachable(unreachable))
-        spdlog::info("store: the watch left the etcd member of a node that does not answer");
-    }
-    coordinator_->tick(state, view);
+bool Daemon::control_tick(const sigset_t& signals, int& exit_code) {
+  // The coordinator notices a lost holder at most a tick after its lease
+  // ran out.
+  timespec tick{0, Coordinator::kTickMs * 1000000L};
+  siginfo_t info;
+  const int sig = sigtimedwait(&signals, &info, &tick);
+  if (sig == SIGTERM || sig == SIGINT) {
+    spdlog::info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (options_.detach_resources) detach_resources();
+    return true;
   }
+  if (embedded_) embedded_->supervise();
+  const ClusterState state = store_->state();
+  if (state.schema_version > 0) {
+    follow_members(state);
+    if (auto st = still_registered(state); !st) {
+      // Removed, or not this node's data: its etcd member must not rejoin.
+      if (st.error().code == Errc::kNotFound) {
+        spdlog::warn("{}", st.error().message);
+      } else {
+        spdlog::error("{}", st.error().message);
+      }
+      exit_code = kExitBadInput;
+      if (embedded_) embedded_->abandon();
+      return true;
+    }
+  }
+  // Peers tell each other whether they reach the coordinator.
+  membership_->set_watched(Coordinator::watched(state));
+  const MembershipView view = membership_->view();
+  if (embedded_ && state.schema_version > 0) {
+    // A peer our heartbeats do not reach is likely gone: its etcd member
+    // is asked last, and never waited on while another can answer.
+    std::set<std::string> unreachable;
+    for (const auto& n : cluster_nodes(state)) {
+      const MemberStatus* m = view.find(n.name);
+      if (m != nullptr && !m->self && !m->online)
+        unreachable.insert(client_url(n.address, n.ports.etcd_client));
+    }
+    if (etcd_->set_unreachable(unreachable))
+      spdlog::info("store: the watch left the etcd member of a node that does not answer");
+  }
+  coordinator_->tick(state, view);
+  return false;
+}
+
+void Daemon::follow_members(const ClusterState& state) {
+  const auto next = members_from(state);
+  const auto same = [](const PeerEndpoint& a, const PeerEndpoint& b) {
+    return a.name == b.name && a.address == b.address && a.port == b.port;
+  };
+  if (std::equal(next.begin(), next.end(), members_.begin(), members_.end(), same)) return;
+  members_ = next;
+  membership_->set_members(members_);
+  etcd_->set_endpoints(etcd_endpoints(state));
+}
+
+Status Daemon::still_registered(const ClusterState& state) {
+  if (state.node_keys.count(self_.name)) {
+    if (!seen_in_store_ && !registration_checked_) {
+      // Nobody answered before start: checked now, from the store.
+      auto n = state.nodes.find(self_.name);
+      const std::optional<NodeRecord> rec =
+          n == state.nodes.end() ? std::nullopt : std::optional<NodeRecord>(n->second);
+      if (auto st = check_registration(true, rec); !st) return st;
+      registration_checked_ = true;
+    }
+    seen_in_store_ = true;
+    return Ok{};
+  }
+  if (seen_in_store_)
+    return make_error(Errc::kNotFound,
+                      "this node (" + self_.name + ") was removed from the cluster; stopping");
+  // The cluster runs and has no such node: never a member, or removed
+  // while this daemon was down.
+  if (state.loaded && !registration_checked_) return check_registration(true, std::nullopt);
+  return Ok{};
+}
+
+void Daemon::stop_parts(bool stop_resources) {
   stopping_ = true;
-  // Resources stop while the node still holds its lease and its store
-  // connection, so that their final state is published.
-  agent_->shutdown(kAgentShutdownMs);
-  api_->stop();
+  if (agent_ && stop_resources) agent_->shutdown(kAgentShutdownMs);
+  if (api_) api_->stop();
   if (health_thread_.joinable()) health_thread_.join();
-  membership_->stop();
-  store_->stop();
+  if (membership_) membership_->stop();
+  if (store_) store_->stop();
   if (embedded_) embedded_->stop();
-  spdlog::info("bulwarkd {} stopped", self_.name);
-  return exit_code;
 }
 
 Status Daemon::require_quorum() {
@@ -579,29 +617,6 @@ Result<int64_t> Daemon::committed(Result<int64_t> r) {
   return r;
 }
 
-Status Daemon::retry_member_change(const std::function<Status()>& change) {
-  const int64_t deadline = clock_.mono_ms() + kMemberChangeRetryMs;
-  while (true) {
-    auto st = change();
-    if (st || clock_.mono_ms() >= deadline) return st;
-    // etcd refuses membership changes while the cluster is (or recently
-    // was) not fully connected, or while it elects a leader; that passes on
-    // its own. Anything else is final.
-    const std::string& m = st.error().message;
-    // A change whose outcome is unknown (sent while etcd elected a leader)
-    // is retried too: each attempt lists the members first, so it does not
-    // apply twice.
-    const bool transient =
-        st.error().code == Errc::kTimeout || (st.error().code == Errc::kUnavailable &&
-                                              (m.find("unhealthy cluster") != std::string::npos ||
-                                               m.find("leader changed") != std::string::npos ||
-                                               m.find("no leader") != std::string::npos ||
-                                               m.find("etcd unavailable") != std::string::npos));
-    if (!transient) return st;
-    sleep_ms(300);
-  }
-}
-
 Result<int64_t> Daemon::add_node(const NodeAddRequest& req) {
   if (!valid_node_name(req.name))
     return make_error(Errc::kInvalid,
@@ -619,19 +634,12 @@ Result<int64_t> Daemon::add_node(const NodeAddRequest& req) {
   // before anything is written.
   if (auto st = require_quorum(); !st) return st.error();
   {
-    // A new node counts in every majority at once, and is offline until it
-    // starts: refuse an add that would cost the cluster its lease (as adding
-    // while another node is down would), rather than lock the cluster out.
     const MembershipView v = membership_->view();
-    const int after =
-        static_cast<int>(v.members.size()) + (store_->state().nodes.count(req.name) ? 0 : 1);
-    const int reachable = static_cast<int>(v.reachable.size()) + 1;
-    if (reachable < after / 2 + 1)
-      return make_error(Errc::kInvalid,
-                        "adding " + req.name + " would make the majority " +
-                            std::to_string(after / 2 + 1) + " of " + std::to_string(after) +
-                            " nodes while only " + std::to_string(reachable) +
-                            " are reachable; remove failed nodes first (bulwark node remove NAME)");
+    if (auto st = add_keeps_majority(req.name, static_cast<int>(v.members.size()),
+                                     static_cast<int>(v.reachable.size()) + 1,
+                                     !store_->state().nodes.count(req.name));
+        !st)
+      return st.error();
   }
   NodeRecord rec;
   rec.name = req.name;
@@ -664,18 +672,8 @@ Result<int64_t> Daemon::add_node(const NodeAddRequest& req) {
   }
   if (config_.store.mode == StoreMode::kEmbedded) {
     const std::string url = peer_url(rec.address, rec.ports.etcd_peer);
-    auto st = retry_member_change([&]() -> Status {
-      auto members = etcd_->member_list();
-      if (!members) return members.error();
-      const bool present = std::any_of(members->begin(), members->end(), [&](const EtcdMember& m) {
-        return std::find(m.peer_urls.begin(), m.peer_urls.end(), url) != m.peer_urls.end();
-      });
-      if (present) return Ok{};
-      auto added = etcd_->member_add(url);
-      if (!added) return added.error();
-      spdlog::info("api: added etcd member {} at {}", req.name, url);
-      return Ok{};
-    });
+    auto st = retry_member_change(clock_, kMemberChangeRetryMs,
+                                  [&] { return ensure_etcd_member(*etcd_, req.name, url); });
     if (!st) {
       // Undo the node record so that nothing is half-applied.
       if (existing == state.nodes.end()) {
@@ -702,14 +700,7 @@ Result<int64_t> Daemon::remove_node(const std::string& name) {
   // Once removed, a node can be neither fenced nor proven gone: what it may
   // still run exclusively must have stopped (or been voided) first.
   if (auto st = state.statuses.find(name); st != state.statuses.end()) {
-    std::string running;
-    for (const auto& [res, is] : st->second.resources) {
-      const ResourceSpec* spec = state.resource_config ? state.resource_config->find(res) : nullptr;
-      const bool exclusive = is.promoted || is.state == InstanceState::kPromoted || !spec ||
-                             spec->kind == ResourceKind::kSingleton;
-      if (exclusive && is.state != InstanceState::kStopped)
-        running += (running.empty() ? "" : ", ") + res;
-    }
+    const std::string running = exclusive_still_running(st->second, state.resource_config.get());
     if (!running.empty())
       return make_error(Errc::kInvalid,
                         "node " + name + " may still run " + running +
@@ -718,18 +709,8 @@ Result<int64_t> Daemon::remove_node(const std::string& name) {
   }
   if (config_.store.mode == StoreMode::kEmbedded) {
     const std::string url = peer_url(it->second.address, it->second.ports.etcd_peer);
-    auto st = retry_member_change([&]() -> Status {
-      auto members = etcd_->member_list();
-      if (!members) return members.error();
-      for (const auto& m : *members) {
-        const bool match = m.name == name || std::find(m.peer_urls.begin(), m.peer_urls.end(),
-                                                       url) != m.peer_urls.end();
-        if (!match) continue;
-        if (auto removed = etcd_->member_remove(m.id); !removed) return removed;
-        spdlog::info("api: removed etcd member {}", name);
-      }
-      return Ok{};
-    });
+    auto st = retry_member_change(clock_, kMemberChangeRetryMs,
+                                  [&] { return remove_etcd_member(*etcd_, name, url); });
     if (!st) return st.error();
   }
   // The etcd change may have taken a while: check the lease again.

@@ -109,17 +109,10 @@ void set_io_timeout(httplib::Client& cli, int timeout_ms) {
   cli.set_write_timeout(sec, usec);
 }
 
-// etcd errors that say the request was refused before it was applied.
-bool refused_unapplied(const std::string& body) {
+// Error for etcd's refusal `body` (a non-200 answer) of `what`.
+Error refusal(const std::string& what, const std::string& body) {
   const std::string m = etcd_message(body);
-  return m.find("no leader") != std::string::npos || m.find("not capable") != std::string::npos ||
-         m.find("server stopped") != std::string::npos;
-}
-
-// etcd errors after which a write may or may not have been applied.
-bool outcome_unknown(const std::string& body) {
-  const std::string m = etcd_message(body);
-  return m.find("timed out") != std::string::npos || m.find("leader changed") != std::string::npos;
+  return make_error(etcd_refusal_code(m), what + ": " + m);
 }
 
 bool request_never_left(httplib::Error e) {
@@ -129,6 +122,15 @@ bool request_never_left(httplib::Error e) {
 }
 
 }  // namespace
+
+Errc etcd_refusal_code(const std::string& message) {
+  const auto says = [&](const char* words) { return message.find(words) != std::string::npos; };
+  if (says("no leader") || says("not leader") || says("not capable") || says("server stopped") ||
+      says("unhealthy cluster") || says("not enough started members") || says("too many requests"))
+    return Errc::kUnavailable;
+  if (says("timed out") || says("leader changed")) return Errc::kTimeout;
+  return Errc::kInvalid;
+}
 
 std::string prefix_end(const std::string& prefix) {
   std::string end = prefix;
@@ -262,7 +264,8 @@ Result<EtcdClient::Reply> EtcdClient::post(const std::string& path, const std::s
       release(ep, std::move(cli));
       // A member without a leader refuses before applying anything: another
       // member may well have one.
-      if (reply.status != 200 && refused_unapplied(reply.body)) {
+      if (reply.status != 200 &&
+          etcd_refusal_code(etcd_message(reply.body)) == Errc::kUnavailable) {
         failures += (failures.empty() ? "" : "; ") + ep + ": " + etcd_message(reply.body);
         mark_failed(ep, false);
         continue;
@@ -285,8 +288,7 @@ Result<RangeResult> EtcdClient::get(const std::string& key, bool prefix, int tim
   if (prefix) req["range_end"] = b64(prefix_end(key));
   auto reply = post("/v3/kv/range", req.dump(), /*retry_elsewhere=*/true, timeout_ms);
   if (!reply) return reply.error();
-  if (reply->status != 200)
-    return make_error(Errc::kUnavailable, "etcd range refused: " + etcd_message(reply->body));
+  if (reply->status != 200) return refusal("etcd range refused", reply->body);
   const json j = json::parse(reply->body, nullptr, false);
   if (!j.is_object()) return make_error(Errc::kUnavailable, "etcd sent malformed JSON");
   RangeResult r;
@@ -304,11 +306,11 @@ Result<TxnResult> EtcdClient::txn(const std::vector<Compare>& compares,
   for (const auto& op : failure) req["failure"].push_back(op_json(op));
   auto reply = post("/v3/kv/txn", req.dump(), /*retry_elsewhere=*/false, timeout_ms);
   if (!reply) return reply.error();
-  if (reply->status != 200 && outcome_unknown(reply->body))
-    return make_error(Errc::kTimeout, "etcd transaction: " + etcd_message(reply->body) +
-                                          "; its outcome is unknown");
-  if (reply->status != 200)
-    return make_error(Errc::kUnavailable, "etcd transaction refused: " + etcd_message(reply->body));
+  if (reply->status != 200) {
+    Error e = refusal("etcd transaction refused", reply->body);
+    if (e.code == Errc::kTimeout) e.message += "; its outcome is unknown";
+    return e;
+  }
   const json j = json::parse(reply->body, nullptr, false);
   if (!j.is_object()) return make_error(Errc::kUnavailable, "etcd sent malformed JSON");
   TxnResult r;
@@ -320,8 +322,7 @@ Result<TxnResult> EtcdClient::txn(const std::vector<Compare>& compares,
 Result<std::vector<EtcdMember>> EtcdClient::member_list() {
   auto reply = post("/v3/cluster/member/list", "{}", true);
   if (!reply) return reply.error();
-  if (reply->status != 200)
-    return make_error(Errc::kUnavailable, "etcd member list refused: " + etcd_message(reply->body));
+  if (reply->status != 200) return refusal("etcd member list refused", reply->body);
   const json j = json::parse(reply->body, nullptr, false);
   if (!j.is_object()) return make_error(Errc::kUnavailable, "etcd sent malformed JSON");
   std::vector<EtcdMember> out;
@@ -340,9 +341,7 @@ Result<EtcdMember> EtcdClient::member_add(const std::string& peer_url) {
   const json req = {{"peerURLs", {peer_url}}};
   auto reply = post("/v3/cluster/member/add", req.dump(), false);
   if (!reply) return reply.error();
-  if (reply->status != 200)
-    return make_error(Errc::kUnavailable,
-                      "etcd refused to add member " + peer_url + ": " + etcd_message(reply->body));
+  if (reply->status != 200) return refusal("etcd refused to add member " + peer_url, reply->body);
   const json j = json::parse(reply->body, nullptr, false);
   if (!j.is_object() || !j.contains("member"))
     return make_error(Errc::kUnavailable, "etcd sent malformed JSON");
@@ -356,9 +355,7 @@ Status EtcdClient::member_remove(uint64_t id) {
   const json req = {{"ID", std::to_string(id)}};
   auto reply = post("/v3/cluster/member/remove", req.dump(), false);
   if (!reply) return reply.error();
-  if (reply->status != 200)
-    return make_error(Errc::kUnavailable,
-                      "etcd refused to remove member: " + etcd_message(reply->body));
+  if (reply->status != 200) return refusal("etcd refused to remove member", reply->body);
   return Ok{};
 }
 
@@ -366,8 +363,7 @@ Status EtcdClient::compact(int64_t revision) {
   const json req = {{"revision", std::to_string(revision)}, {"physical", true}};
   auto reply = post("/v3/kv/compaction", req.dump(), true);
   if (!reply) return reply.error();
-  if (reply->status != 200)
-    return make_error(Errc::kUnavailable, "etcd compaction refused: " + etcd_message(reply->body));
+  if (reply->status != 200) return refusal("etcd compaction refused", reply->body);
   return Ok{};
 }
 

@@ -190,4 +190,14 @@ class EtcdClient final : public Kv {
 // The first key after every key that starts with `prefix` (etcd's range_end).
 std::string prefix_end(const std::string& prefix);
 
+// What etcd's refusal of a request (a non-200 answer with `message`) means,
+// as an error code; the one place that reads etcd's words:
+//   kUnavailable  refused before anything was applied, and passing (no
+//                 leader, a member stopping, a cluster not yet healthy
+//                 enough for a membership change): try again or elsewhere;
+//   kTimeout      it may or may not have been applied (timed out, the
+//                 leader changed): retry only what re-checks first;
+//   kInvalid      anything else: the same request is refused again.
+Errc etcd_refusal_code(const std::string& message);
+
 }  // namespace bulwark

@@ -113,6 +113,10 @@ struct PlacementRecord {
 
 enum class InstanceState { kStopped, kStarting, kStarted, kPromoted, kStopping, kFailed, kBlocked };
 const char* instance_state_name(InstanceState state);
+// The instance runs (started or promoted).
+inline bool instance_started(InstanceState s) {
+  return s == InstanceState::kStarted || s == InstanceState::kPromoted;
+}
 std::optional<InstanceState> parse_instance_state(const std::string& s);
 
 // The notify handshake of a clone with notify (node_agent.h): an operation

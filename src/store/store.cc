@@ -3,9 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <random>
 
-#include "sys/system_clock.h"
+#include "security/crypto.h"
 
 namespace bulwark {
 namespace {
@@ -32,7 +31,7 @@ Result<T> Store::retry_transient(const std::function<Result<T>(bool after_unknow
         !r && (r.error().code == Errc::kUnavailable || r.error().code == Errc::kTimeout);
     if (!transient || clock_.mono_ms() >= deadline) return r;
     after_unknown = after_unknown || r.error().code == Errc::kTimeout;
-    sleep_ms(backoff_ms);
+    clock_.sleep_ms(backoff_ms);
     backoff_ms = std::min<int64_t>(backoff_ms * 2, 400);
   }
 }
@@ -177,7 +176,7 @@ void Store::run_watch() {
         }
         spdlog::warn("store: cannot load cluster state, retrying in {} ms: {}", backoff_ms,
                      st.error().message);
-        for (int64_t slept = 0; slept < backoff_ms && !stop_; slept += 50) sleep_ms(50);
+        for (int64_t slept = 0; slept < backoff_ms && !stop_; slept += 50) clock_.sleep_ms(50);
         backoff_ms = std::min<int64_t>(backoff_ms * 2, 2000);
         continue;
       }
@@ -207,7 +206,7 @@ void Store::run_watch() {
     }
     if (!st) {
       spdlog::debug("store: watch ended: {}", st.error().message);
-      for (int64_t slept = 0; slept < backoff_ms && !stop_; slept += 50) sleep_ms(50);
+      for (int64_t slept = 0; slept < backoff_ms && !stop_; slept += 50) clock_.sleep_ms(50);
       backoff_ms = std::min<int64_t>(backoff_ms * 2, 2000);
     } else {
       backoff_ms = 50;
@@ -326,9 +325,8 @@ Result<int64_t> Store::update_key_once(const std::string& key, const KeyMutation
     if (r->succeeded) return r->revision;
     // Another writer won the compare. Two writers retrying in lockstep can
     // keep beating each other: a short random pause breaks the tie.
-    thread_local std::minstd_rand jitter(std::random_device{}());
-    const std::minstd_rand::result_type spread = 5UL * (static_cast<unsigned long>(attempt) + 1UL);
-    sleep_ms(1 + static_cast<int64_t>(jitter() % spread));
+    const uint64_t spread = 5 * (static_cast<uint64_t>(attempt) + 1);
+    clock_.sleep_ms(1 + static_cast<int64_t>(random_u64() % spread));
   }
   return make_error(Errc::kConflict, key + " kept changing; gave up after " +
                                          std::to_string(kWriteAttemptsMax) + " attempts");

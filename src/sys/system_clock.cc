@@ -20,6 +20,7 @@ int64_t mono_us() {
 
 int64_t SystemClock::mono_ms() const { return mono_us() / 1000; }
 int64_t SystemClock::wall_ms() const { return read_ms(CLOCK_REALTIME); }
+void SystemClock::sleep_ms(int64_t ms) const { bulwark::sleep_ms(ms); }
 
 void sleep_ms(int64_t ms) {
   if (ms <= 0) return;

@@ -20,6 +20,13 @@ std::string loopback_vip_marker(const std::string& runtime_dir, const std::strin
   return runtime_dir + "/vip-" + resource + ".held";
 }
 
+ClassRunnerFactory vip_class() {
+  return [](const Clock& clock, EventLoop& loop, const std::string& runtime_dir,
+            uint64_t tag_base) -> std::unique_ptr<ClassRunner> {
+    return std::make_unique<VipRunner>(clock, loop, runtime_dir, tag_base);
+  };
+}
+
 VipRunner::VipRunner(const Clock& clock, EventLoop& loop, std::string runtime_dir,
                      uint64_t tag_base)
     : clock_(clock), loop_(loop), runtime_dir_(std::move(runtime_dir)), tag_base_(tag_base) {}

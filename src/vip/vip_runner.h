@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/operation.h"
+#include "agent/class_runner.h"
 #include "core/env.h"
 #include "sys/event_loop.h"
 #include "sys/neighbour.h"
@@ -38,25 +38,27 @@ namespace bulwark {
 // When a taken address is announced, counted from the moment it was added.
 inline constexpr std::array<int64_t, 5> kVipAnnounceAtMs = {0, 100, 300, 1000, 3000};
 
+// The `vip` class, for ProcessRunnerOptions::classes.
+ClassRunnerFactory vip_class();
+
 // The marker of a loopback VIP held by this node.
 std::string loopback_vip_marker(const std::string& runtime_dir, const std::string& resource);
 
-class VipRunner {
+class VipRunner final : public ClassRunner {
  public:
   // Loop events of the runner carry `tag_base` | a small counter.
   VipRunner(const Clock& clock, EventLoop& loop, std::string runtime_dir, uint64_t tag_base);
-  ~VipRunner();
+  ~VipRunner() override;
   VipRunner(const VipRunner&) = delete;
   VipRunner& operator=(const VipRunner&) = delete;
 
-  void begin(const OpRequest& request);
-  void cancel(uint64_t id);
-  void on_event(uint64_t tag, uint32_t events);
+  void begin(const OpRequest& request) override;
+  void cancel(uint64_t id) override;
+  void on_event(uint64_t tag, uint32_t events) override;
   // Probe windows, announcements, deadlines: call on every loop turn.
-  void tick();
-  int64_t next_deadline_ms() const;
-  // Appends the completions since the last call.
-  void take_completions(std::vector<OpCompletion>& out);
+  void tick() override;
+  int64_t next_deadline_ms() const override;
+  void take_completions(std::vector<OpCompletion>& out) override;
 
  private:
   // A start waiting for its conflict probe's window to pass.

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "core/check.h"
+#include "sim/sim_node.h"
 
 namespace bulwark::sim {
 namespace {
@@ -56,9 +57,9 @@ void SimThread::block_until(std::function<bool()> ready) {
   Fiber::wait();
 }
 
-void SimThread::sleep_ms(const Clock& clock, int64_t ms) {
-  const int64_t until = clock.mono_ms() + ms;
-  block_until([&clock, until] { return clock.mono_ms() >= until; });
+void SimClock::sleep_ms(int64_t ms) const {
+  const int64_t until = mono_ms() + ms;
+  SimThread::block_until([this, until] { return mono_ms() >= until; });
 }
 
 StoreReply SimKv::call(StoreRequest request) {

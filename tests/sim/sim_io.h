@@ -31,10 +31,8 @@ class SimThread {
   // whose wait is over at once still lets time pass.
   void run_if_ready();
   // Inside a thread: blocks it until `ready()` holds (at the earliest when
-  // the machine next runs its threads).
+  // the machine next runs its threads). SimClock::sleep_ms blocks on it.
   static void block_until(std::function<bool()> ready);
-  // Inside a thread: blocks it for `ms` of its node's clock.
-  static void sleep_ms(const Clock& clock, int64_t ms);
 
  private:
   std::function<bool()> ready_;

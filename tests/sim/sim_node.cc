@@ -83,7 +83,7 @@ struct SimNode::Daemon {
       const std::shared_ptr<const ClusterState> state = cache ? cache : empty_state();
       membership.set_watched(Coordinator::watched(*state));
       coordinator.tick(*state, membership.view());
-      SimThread::sleep_ms(clock, Coordinator::kTickMs);
+      clock.sleep_ms(Coordinator::kTickMs);
     }
   }
 

@@ -30,11 +30,13 @@ namespace bulwark::sim {
 class SimRunner;
 
 // A node's monotonic clock: global simulated time plus a per-node offset.
+// Sleeping blocks the calling SimThread for simulated time.
 class SimClock final : public Clock {
  public:
   SimClock(const int64_t& global_ms, int64_t offset_ms) : now_(global_ms), offset_(offset_ms) {}
   int64_t mono_ms() const override { return now_ + offset_; }
   int64_t wall_ms() const override { return 1700000000000 + now_; }
+  void sleep_ms(int64_t ms) const override;
   int64_t offset_ms() const { return offset_; }
 
  private:

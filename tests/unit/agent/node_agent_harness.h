@@ -12,20 +12,13 @@
 
 #include "agent/node_agent.h"
 #include "core/env.h"
+#include "fake_clock.h"
 
 namespace bulwark::agent_test {
 
 using Ops = std::vector<std::string>;
 
-class FakeClock : public Clock {
- public:
-  int64_t mono_ms() const override { return mono_ms_; }
-  int64_t wall_ms() const override { return mono_ms_ + 1700000000000; }
-  void set_mono_ms(int64_t t) { mono_ms_ = t; }
-
- private:
-  int64_t mono_ms_ = 1000;
-};
+using test_support::FakeClock;
 
 // Records operations; the test answers them through Harness::answer.
 class FakeRunner : public OperationRunner {
@@ -81,7 +74,7 @@ inline std::shared_ptr<const ResourceConfig> parse(const std::string& yaml) {
 // One node agent ("n1") holding its lease with 300 ms left, under a
 // placement record it can be told to claim.
 struct Harness {
-  FakeClock clock;
+  FakeClock clock{1000};
   FakeRunner runner;
   NodeAgent agent;
   AgentView view;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/env.h"
+#include "fake_clock.h"
 #include "sys/process.h"
 #include "sys/system_clock.h"
 
@@ -30,15 +31,7 @@ namespace fs = std::filesystem;
 
 constexpr int64_t kWaitMs = 10000;
 
-class FakeClock : public Clock {
- public:
-  int64_t mono_ms() const override { return mono_ms_; }
-  int64_t wall_ms() const override { return mono_ms_ + 1700000000000; }
-  void set_mono_ms(int64_t t) { mono_ms_ = t; }
-
- private:
-  int64_t mono_ms_ = 50000;
-};
+using test_support::FakeClock;
 
 std::string read_file(const std::string& path) {
   std::ifstream f(path);
@@ -165,7 +158,7 @@ exit "$mode"
     EXPECT_EQ(children().count(pid), 0U) << "poll() reaps the call";
   }
 
-  FakeClock clock_;
+  FakeClock clock_{50000};
   ProcessFenceLauncher launcher_;
   std::string dir_;
   std::string script_;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/env.h"
+#include "fake_clock.h"
 
 namespace bulwark {
 namespace {
@@ -26,17 +27,7 @@ constexpr int kPort = 7401;
 const std::string kCluster = "demo";
 const std::string kSecret = "test cluster secret";
 
-class FakeClock : public Clock {
- public:
-  int64_t mono_ms() const override { return mono_ms_; }
-  int64_t wall_ms() const override { return wall_ms_; }
-  void set_mono_ms(int64_t t) { mono_ms_ = t; }
-  void set_wall_ms(int64_t t) { wall_ms_ = t; }
-
- private:
-  int64_t mono_ms_ = 0;
-  int64_t wall_ms_ = 1700000000000;
-};
+using test_support::FakeClock;
 
 // Three (or more) nodes on one in-memory network. Datagrams are delivered at
 // once, to whichever node owns the datagram's address and port; a reply is

@@ -323,6 +323,22 @@ TEST(PrefixEndTest, SkipsTrailingFfBytes) {
   EXPECT_EQ(prefix_end(""), std::string(1, '\0'));
 }
 
+// etcd's own words (etcdserver/api/v3rpc/rpctypes), classified once.
+TEST(EtcdRefusalTest, PassingRefusalsAreUnavailableUnknownOutcomesTimeoutsTheRestFinal) {
+  for (const char* m :
+       {"etcdserver: no leader", "etcdserver: not leader", "etcdserver: not capable",
+        "etcdserver: server stopped", "etcdserver: unhealthy cluster",
+        "etcdserver: re-configuration failed due to not enough started members",
+        "etcdserver: too many requests"})
+    EXPECT_EQ(etcd_refusal_code(m), Errc::kUnavailable) << m;
+  for (const char* m : {"etcdserver: request timed out", "etcdserver: leader changed",
+                        "etcdserver: request timed out, possibly due to previous leader failure"})
+    EXPECT_EQ(etcd_refusal_code(m), Errc::kTimeout) << m;
+  for (const char* m : {"etcdserver: Peer URLs already exists", "etcdserver: member not found",
+                        "etcdserver: request is too large", ""})
+    EXPECT_EQ(etcd_refusal_code(m), Errc::kInvalid) << m;
+}
+
 }  // namespace
 }  // namespace bulwark
 

@@ -1,0 +1,77 @@
+#!/usr/bin/python3
+"""No include cycle between the folders of src/ (one library each, see
+src/CMakeLists.txt): if folder A includes a header of folder B, nothing in B
+may include A's, directly or through other folders. Prints each cycle with
+an include that makes it.
+
+Usage: scripts/check_layers.py [SRC_DIR]   (exit 0: no cycle, 1: cycles)
+"""
+
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+
+def include_graph(src):
+    """folder -> folder -> the first include (file: header) that links them."""
+    graph = defaultdict(dict)
+    for path in sorted(list(src.rglob("*.cc")) + list(src.rglob("*.h"))):
+        rel = path.relative_to(src)
+        here = rel.parts[0]
+        for m in re.finditer(r'^\s*#\s*include\s+"([\w.-]+)/([^"]+)"', path.read_text(), re.M):
+            there = m.group(1)
+            if there != here and (src / there).is_dir():
+                graph[here].setdefault(there, f"src/{rel.as_posix()}: {there}/{m.group(2)}")
+    return graph
+
+
+def cycles(graph):
+    """The strongly connected components with more than one folder (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, {})):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(set(graph) | {w for edges in graph.values() for w in edges}):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def main():
+    src = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "src")
+    graph = include_graph(src)
+    found = cycles(graph)
+    for component in found:
+        print("include cycle between src/ folders: " + ", ".join(component))
+        for a in component:
+            for b in component:
+                if b in graph.get(a, {}):
+                    print(f"  {a} -> {b}: {graph[a][b]}")
+    if found:
+        return 1
+    print(f"layers: no include cycle among {len(graph)} folders")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
