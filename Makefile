@@ -63,8 +63,8 @@ bench-vip: build
 
 # The deterministic simulation (tests/sim/README.md): `make sim SEED=N`
 # replays one seed exactly (VERBOSE=1: every event); without SEED, SIM_SEEDS
-# seeds from SIM_FIRST.
-SIM_SEEDS ?= 2000
+# seeds from SIM_FIRST (`make test` runs the first 2000).
+SIM_SEEDS ?= 10000
 SIM_FIRST ?= 1
 sim: setup
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
