@@ -182,7 +182,8 @@ void SimNode::boot() {
   daemon_ = std::make_unique<Daemon>(world_, index_, clock_, schema_, incarnation, recovering);
   daemon_started_ms_ = global_ms_;
   std::vector<PeerEndpoint> members;
-  for (const auto& n : world_.config().nodes) members.push_back(PeerEndpoint{n, n, 0});
+  for (const auto& n : world_.config().nodes)
+    members.push_back(PeerEndpoint{.name = n, .address = n, .port = 0});
   daemon_->membership.set_members(members);
   note_lease();
   // AgentService::start opens the watchdog, which counts as a keepalive,

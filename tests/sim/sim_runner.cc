@@ -200,15 +200,19 @@ void SimRunner::on_exit(const std::string& resource) {
     complete(id, stop ? OpOutcome::kOk : OpOutcome::kFailed, "the process exited");
   }
   if (!stopping)
-    completions_.push_back(
-        OpCompletion{0, resource, OpKind::kMonitor, OpOutcome::kNotRunning, "the process exited"});
+    completions_.push_back(OpCompletion{.id = 0,
+                                        .resource = resource,
+                                        .kind = OpKind::kMonitor,
+                                        .outcome = OpOutcome::kNotRunning,
+                                        .detail = "the process exited"});
 }
 
 void SimRunner::complete(uint64_t id, OpOutcome outcome, const std::string& detail) {
   auto it = ops_.find(id);
   if (it == ops_.end()) return;
   const OpRequest& r = it->second.request;
-  completions_.push_back(OpCompletion{id, r.vars.resource, r.kind, outcome, detail});
+  completions_.push_back(OpCompletion{
+      .id = id, .resource = r.vars.resource, .kind = r.kind, .outcome = outcome, .detail = detail});
   ops_.erase(it);
 }
 

@@ -119,8 +119,11 @@ struct Harness {
     agent.on_completion(c);
   }
   void exited(const std::string& resource) {
-    agent.on_completion(
-        OpCompletion{0, resource, OpKind::kMonitor, OpOutcome::kNotRunning, "exited"});
+    agent.on_completion(OpCompletion{.id = 0,
+                                     .resource = resource,
+                                     .kind = OpKind::kMonitor,
+                                     .outcome = OpOutcome::kNotRunning,
+                                     .detail = "exited"});
   }
   // Places `resource` and commits the placement under a new revision.
   void place(const std::string& resource, std::vector<std::string> nodes,
@@ -129,7 +132,8 @@ struct Harness {
       view.placement = PlacementRecord{};
       view.placement->mod_revision = 100;
     }
-    view.placement->resources[resource] = PlacedResource{nodes, promoted, ""};
+    view.placement->resources[resource] =
+        PlacedResource{.nodes = nodes, .promoted = promoted, .reason = ""};
     view.placement->mod_revision += 10;
   }
   int64_t revision() const { return view.placement->mod_revision; }

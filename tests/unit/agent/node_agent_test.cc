@@ -489,8 +489,11 @@ TEST(NodeAgentTest, AnAnswerToASupersededOperationIsIgnored) {
   Harness h;
   h.run_singleton();
   const uint64_t start_id = h.runner.begun.back().id;
-  h.agent.on_completion(
-      OpCompletion{start_id, "s", OpKind::kStart, OpOutcome::kFailed, "late duplicate"});
+  h.agent.on_completion(OpCompletion{.id = start_id,
+                                     .resource = "s",
+                                     .kind = OpKind::kStart,
+                                     .outcome = OpOutcome::kFailed,
+                                     .detail = "late duplicate"});
   EXPECT_EQ(h.state("s"), InstanceState::kStarted);
   EXPECT_EQ(h.status("s").fail_count, 0);
 }

@@ -167,7 +167,12 @@ class ProcessRunnerTest : public ::testing::Test {
     runner_->begin(r);
     auto c = wait_for(r.id);
     EXPECT_TRUE(c.has_value()) << op_kind_name(kind) << " " << spec.name << ": no answer";
-    if (!c) return OpCompletion{r.id, spec.name, kind, OpOutcome::kTimeout, "no answer"};
+    if (!c)
+      return OpCompletion{.id = r.id,
+                          .resource = spec.name,
+                          .kind = kind,
+                          .outcome = OpOutcome::kTimeout,
+                          .detail = "no answer"};
     EXPECT_EQ(c->resource, spec.name);
     EXPECT_EQ(c->kind, kind);
     return *c;

@@ -32,9 +32,24 @@ MembershipView healthy_view() {
   v.holds_lease = true;
   v.lease_remaining_ms = 250;
   v.majority = 2;
-  v.members = {MemberStatus{"n1", true, true, 0, -1, true},
-               MemberStatus{"n2", false, true, 10, 1, true},
-               MemberStatus{"n3", false, false, 900, 1, false}};
+  v.members = {MemberStatus{.name = "n1",
+                            .self = true,
+                            .online = true,
+                            .last_contact_ago_ms = 0,
+                            .rtt_ms = -1,
+                            .peer_holds_lease = true},
+               MemberStatus{.name = "n2",
+                            .self = false,
+                            .online = true,
+                            .last_contact_ago_ms = 10,
+                            .rtt_ms = 1,
+                            .peer_holds_lease = true},
+               MemberStatus{.name = "n3",
+                            .self = false,
+                            .online = false,
+                            .last_contact_ago_ms = 900,
+                            .rtt_ms = 1,
+                            .peer_holds_lease = false}};
   v.reachable = {"n2"};
   return v;
 }
@@ -233,10 +248,36 @@ TEST(EpochPolicyTest, AMajorityThatCannotReachTheHolderClaims) {
   in.record = record_of("n5", 99);
   in.my_token = 0;
   in.view.majority = 3;
-  in.view.members = {
-      MemberStatus{"n1", true, true, 0, -1, true}, MemberStatus{"n2", false, true, 10, 1, true},
-      MemberStatus{"n3", false, true, 10, 1, true}, MemberStatus{"n4", false, true, 10, 1, true},
-      MemberStatus{"n5", false, false, 900, 1, false}};
+  in.view.members = {MemberStatus{.name = "n1",
+                                  .self = true,
+                                  .online = true,
+                                  .last_contact_ago_ms = 0,
+                                  .rtt_ms = -1,
+                                  .peer_holds_lease = true},
+                     MemberStatus{.name = "n2",
+                                  .self = false,
+                                  .online = true,
+                                  .last_contact_ago_ms = 10,
+                                  .rtt_ms = 1,
+                                  .peer_holds_lease = true},
+                     MemberStatus{.name = "n3",
+                                  .self = false,
+                                  .online = true,
+                                  .last_contact_ago_ms = 10,
+                                  .rtt_ms = 1,
+                                  .peer_holds_lease = true},
+                     MemberStatus{.name = "n4",
+                                  .self = false,
+                                  .online = true,
+                                  .last_contact_ago_ms = 10,
+                                  .rtt_ms = 1,
+                                  .peer_holds_lease = true},
+                     MemberStatus{.name = "n5",
+                                  .self = false,
+                                  .online = false,
+                                  .last_contact_ago_ms = 900,
+                                  .rtt_ms = 1,
+                                  .peer_holds_lease = false}};
   in.view.members[3].peer_sees_watched = true;  // n4 reaches n5
   EXPECT_EQ(decide_epoch_action(in), EpochAction::kClaim);
   in.view.members[2].peer_sees_watched = true;  // n3 too: only n1, n2 cannot

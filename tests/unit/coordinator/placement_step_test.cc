@@ -126,7 +126,8 @@ struct World {
       state.placement->resources_revision = kResourcesRevision;
       state.placement->mod_revision = kPlacementRevision;
     }
-    state.placement->resources[resource] = PlacedResource{nodes, promoted, reason};
+    state.placement->resources[resource] =
+        PlacedResource{.nodes = nodes, .promoted = promoted, .reason = reason};
   }
   // Makes the current placement exactly what a step computes now.
   void settle() {

@@ -36,7 +36,8 @@ class Network {
  public:
   explicit Network(const std::vector<std::string>& names) {
     for (std::size_t i = 0; i < names.size(); ++i) {
-      endpoints_.push_back(PeerEndpoint{names[i], "10.0.0." + std::to_string(i + 1), kPort});
+      endpoints_.push_back(PeerEndpoint{
+          .name = names[i], .address = "10.0.0." + std::to_string(i + 1), .port = kPort});
     }
     for (std::size_t i = 0; i < names.size(); ++i) {
       Node n;

@@ -60,7 +60,11 @@ class Driver {
       }
     }
     ADD_FAILURE() << op_kind_name(kind) << ": no answer";
-    return OpCompletion{r.id, spec.name, kind, OpOutcome::kTimeout, "no answer"};
+    return OpCompletion{.id = r.id,
+                        .resource = spec.name,
+                        .kind = kind,
+                        .outcome = OpOutcome::kTimeout,
+                        .detail = "no answer"};
   }
   // Turns the loop for `ms` (announcements still due are sent meanwhile).
   void run_for(int64_t ms) {
