@@ -2,8 +2,8 @@
 // EventLoop, rather than as processes of ProcessRunner: `vip` (netlink
 // calls, src/vip). ProcessRunner hands such a runner every operation of its
 // class. bulwarkd registers the classes it has (ProcessRunnerOptions::
-// classes), so the agent knows this interface and none of the classes: no
-// folder depends on the agent's and the agent's on it at once.
+// classes), so the agent knows this interface and none of the classes:
+// src/vip depends on src/agent, never the other way round.
 //
 // Thread-safety: the loop's thread only.
 #pragma once

@@ -1,4 +1,5 @@
-// Adding and removing nodes (docs/operations.md "Replace a node"): the rules
+// Adding and removing nodes (docs/operations.md "Add a node", "Remove a
+// node", "Replace a failed node"): the rules
 // that decide whether a change is safe, as pure functions, and the etcd
 // member changes that go with it. Daemon::add_node and remove_node carry
 // them out in order (the store record, the etcd member, the undo of a half
