@@ -25,6 +25,33 @@ const char* action_name(EpochAction a) {
 
 constexpr int64_t kMyToken = 1234;
 
+// Members of a view: this node, a peer that answers (and holds its lease),
+// a peer silent for 900 ms.
+MemberStatus self_member(const std::string& name) {
+  return MemberStatus{.name = name,
+                      .self = true,
+                      .online = true,
+                      .last_contact_ago_ms = 0,
+                      .rtt_ms = -1,
+                      .peer_holds_lease = true};
+}
+MemberStatus reached_peer(const std::string& name) {
+  return MemberStatus{.name = name,
+                      .self = false,
+                      .online = true,
+                      .last_contact_ago_ms = 10,
+                      .rtt_ms = 1,
+                      .peer_holds_lease = true};
+}
+MemberStatus lost_peer(const std::string& name) {
+  return MemberStatus{.name = name,
+                      .self = false,
+                      .online = false,
+                      .last_contact_ago_ms = 900,
+                      .rtt_ms = 1,
+                      .peer_holds_lease = false};
+}
+
 // The view of "n1" in a cluster n1, n2, n3 where n2 is online and n3 is not.
 MembershipView healthy_view() {
   MembershipView v;
@@ -32,24 +59,7 @@ MembershipView healthy_view() {
   v.holds_lease = true;
   v.lease_remaining_ms = 250;
   v.majority = 2;
-  v.members = {MemberStatus{.name = "n1",
-                            .self = true,
-                            .online = true,
-                            .last_contact_ago_ms = 0,
-                            .rtt_ms = -1,
-                            .peer_holds_lease = true},
-               MemberStatus{.name = "n2",
-                            .self = false,
-                            .online = true,
-                            .last_contact_ago_ms = 10,
-                            .rtt_ms = 1,
-                            .peer_holds_lease = true},
-               MemberStatus{.name = "n3",
-                            .self = false,
-                            .online = false,
-                            .last_contact_ago_ms = 900,
-                            .rtt_ms = 1,
-                            .peer_holds_lease = false}};
+  v.members = {self_member("n1"), reached_peer("n2"), lost_peer("n3")};
   v.reachable = {"n2"};
   return v;
 }
@@ -248,36 +258,8 @@ TEST(EpochPolicyTest, AMajorityThatCannotReachTheHolderClaims) {
   in.record = record_of("n5", 99);
   in.my_token = 0;
   in.view.majority = 3;
-  in.view.members = {MemberStatus{.name = "n1",
-                                  .self = true,
-                                  .online = true,
-                                  .last_contact_ago_ms = 0,
-                                  .rtt_ms = -1,
-                                  .peer_holds_lease = true},
-                     MemberStatus{.name = "n2",
-                                  .self = false,
-                                  .online = true,
-                                  .last_contact_ago_ms = 10,
-                                  .rtt_ms = 1,
-                                  .peer_holds_lease = true},
-                     MemberStatus{.name = "n3",
-                                  .self = false,
-                                  .online = true,
-                                  .last_contact_ago_ms = 10,
-                                  .rtt_ms = 1,
-                                  .peer_holds_lease = true},
-                     MemberStatus{.name = "n4",
-                                  .self = false,
-                                  .online = true,
-                                  .last_contact_ago_ms = 10,
-                                  .rtt_ms = 1,
-                                  .peer_holds_lease = true},
-                     MemberStatus{.name = "n5",
-                                  .self = false,
-                                  .online = false,
-                                  .last_contact_ago_ms = 900,
-                                  .rtt_ms = 1,
-                                  .peer_holds_lease = false}};
+  in.view.members = {self_member("n1"), reached_peer("n2"), reached_peer("n3"), reached_peer("n4"),
+                     lost_peer("n5")};
   in.view.members[3].peer_sees_watched = true;  // n4 reaches n5
   EXPECT_EQ(decide_epoch_action(in), EpochAction::kClaim);
   in.view.members[2].peer_sees_watched = true;  // n3 too: only n1, n2 cannot
