@@ -63,6 +63,7 @@ const AgentView& AgentLoop::build_view(const ClusterState& state) {
   }
   view_.statuses = &state.statuses;
   const MembershipView m = io_.membership();
+  if (const MemberStatus* self = m.find(node_)) incarnation_ = self->incarnation;
   view_.holds_lease = m.holds_lease;
   view_.lease_remaining_ms = m.lease_remaining_ms;
   view_.unreachable.clear();
@@ -167,8 +168,7 @@ std::optional<StatusJob> AgentLoop::final_record() const {
 }
 
 NodeStatusRecord AgentLoop::stamped(NodeStatusRecord rec) const {
-  const MembershipView m = io_.membership();
-  if (const MemberStatus* self = m.find(node_)) rec.incarnation = self->incarnation;
+  rec.incarnation = incarnation_;
   return rec;
 }
 

@@ -87,7 +87,8 @@ class AgentLoop {
   void claim(int64_t placement_revision);
   void submit(StatusJob job);
   void feed_watchdog(const AgentView& view);
-  // The record with this daemon's membership incarnation.
+  // The record with this daemon's membership incarnation (as the turn's
+  // membership view said it).
   NodeStatusRecord stamped(NodeStatusRecord rec) const;
 
   const Clock& clock_;
@@ -100,6 +101,7 @@ class AgentLoop {
   int64_t seen_revision_ = -1;
   AgentView view_;  // build_view(): the store's part is of view_revision_
   bool view_built_ = false;
+  uint64_t incarnation_ = 0;  // this daemon's, from build_view's membership view
   int64_t view_revision_ = 0;
   std::string published_;  // the status record last written
   // A record whose encoding is published_ (publish(): a cheap comparison).
