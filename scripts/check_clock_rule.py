@@ -7,7 +7,7 @@ generators anywhere else in src/, unless ALLOWED names the file and the call
 with the reason it may. An ALLOWED entry that no longer matches fails too,
 so the list stays true.
 
-Usage: scripts/check_clock_rule.py [SRC_DIR]   (exit 0: clean, 1: violations)
+Usage: scripts/check_clock_rule.py [SRC_DIR]   (exit 0: clean, 1: violations, 2: bad usage)
 """
 
 import re
@@ -58,6 +58,9 @@ def code_of(text):
 
 def main():
     src = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "src")
+    if not (src / "core").is_dir():
+        print(f"{src}: not the project's src/ directory (no core/ in it)", file=sys.stderr)
+        return 2
     problems, used = [], set()
     for path in sorted(list(src.rglob("*.cc")) + list(src.rglob("*.h"))):
         rel = path.relative_to(src).as_posix()

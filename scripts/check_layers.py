@@ -4,7 +4,7 @@ src/CMakeLists.txt): if folder A includes a header of folder B, nothing in B
 may include A's, directly or through other folders. Prints each cycle with
 an include that makes it.
 
-Usage: scripts/check_layers.py [SRC_DIR]   (exit 0: no cycle, 1: cycles)
+Usage: scripts/check_layers.py [SRC_DIR]   (exit 0: no cycle, 1: cycles, 2: bad usage)
 """
 
 import re
@@ -59,6 +59,9 @@ def cycles(graph):
 
 def main():
     src = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "src")
+    if not (src / "core").is_dir():
+        print(f"{src}: not the project's src/ directory (no core/ in it)", file=sys.stderr)
+        return 2
     graph = include_graph(src)
     found = cycles(graph)
     for component in found:
