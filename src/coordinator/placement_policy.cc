@@ -348,10 +348,20 @@ class Planner {
     // Highest score first, then name: a stable choice when clone_max cuts.
     std::stable_sort(eligible.begin(), eligible.end(),
                      [](const auto& a, const auto& b) { return a.first > b.first; });
-    if (r.clone_max > 0 && eligible.size() > static_cast<std::size_t>(r.clone_max))
-      eligible.resize(r.clone_max);
+    // An instance on a node we merely do not hear from (PolicyNode::
+    // may_be_up) stays placed there and counts against clone_max: a few
+    // missed heartbeats restart nothing. It is replaced once the node's
+    // lease has provably lapsed, its record is voided or a fence begins.
     std::vector<std::string> nodes;
-    nodes.reserve(eligible.size());
+    for (const PolicyNode* n : nodes_) {
+      if (!n->online && n->may_be_up && !n->fencing && runs_on(r.name, n->name, false))
+        nodes.push_back(n->name);
+    }
+    if (r.clone_max > 0) {
+      const std::size_t room =
+          static_cast<std::size_t>(r.clone_max) - std::min(nodes.size(), std::size_t(r.clone_max));
+      if (eligible.size() > room) eligible.resize(room);
+    }
     for (const auto& [s, n] : eligible) nodes.push_back(n->name);
     std::vector<std::string> promoted;
     std::string reason = nodes.empty() ? "no eligible node" : "";

@@ -27,6 +27,11 @@ struct PolicyNode {
   // Offline nodes only: its lease has expired everywhere or a fence agent
   // confirmed it off, so nothing it ran can still be running.
   bool safe_to_replace = false;
+  // Offline nodes only: not heard from lately, but its lease has not
+  // provably lapsed and it was not fenced: perhaps a blip of the network.
+  // Its clone instances stay placed there (not for safety: clones are not
+  // exclusive, but to spare them a restart).
+  bool may_be_up = false;
   // A fence call for it is under way (Pacemaker's "unclean" node): what it
   // may run still counts, but nothing is placed on it, so that a life it
   // boots meanwhile starts nothing the fence would end, and is not fenced

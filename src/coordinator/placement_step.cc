@@ -113,6 +113,8 @@ PolicyInputs policy_inputs(const ClusterState& state, const MembershipView& view
     pn.standby = node.mode == NodeMode::kStandby;
     pn.online = online(view, m);
     const auto st = state.statuses.find(name);
+    pn.may_be_up = !pn.online && m != nullptr && !m->self && !m->lease_lapse_proven() &&
+                   (st == state.statuses.end() || st->second.voided.empty());
     // A node that runs but has not yet told what runs on it may run
     // anything: nothing is placed until it has. A record from an earlier
     // daemon of the node (another incarnation) does not count.

@@ -63,6 +63,30 @@ TEST(PlacementPolicyTest, CloneMaxKeepsTheInstancesThatRun) {
   EXPECT_EQ(f.where("c"), (Nodes{"n3", "n4"}));
 }
 
+TEST(PlacementPolicyTest, AnInstanceStaysOnANodeWeMerelyCannotReach) {
+  // A node the coordinator misses a few heartbeats of, while it may still
+  // hold its lease, keeps its instances placed (and counted against
+  // clone_max): a blip restarts nothing. Once it is known to be off, they
+  // are replaced.
+  Fixture f("resources: [{name: c, agent: exec, command: [/bin/c], clone: {max: 2}}]\n", 4);
+  f.in.running["c"] = {{"n1", false}, {"n2", false}};
+  f.node("n2").online = false;
+  f.node("n2").may_be_up = true;
+  EXPECT_EQ(f.where("c"), (Nodes{"n1", "n2"}));
+  f.node("n2").may_be_up = false;  // its lease lapsed, or it was fenced
+  EXPECT_EQ(f.where("c"), (Nodes{"n1", "n3"}));
+  // One on a node being fenced is not named there, nor waited for.
+  f.node("n2").may_be_up = true;
+  f.node("n2").fencing = true;
+  EXPECT_EQ(f.where("c"), (Nodes{"n1", "n3"}));
+  // Without clone_max, every other eligible node runs one as well.
+  Fixture g(kClone, 3);
+  g.in.running["c"] = {{"n1", false}, {"n2", false}, {"n3", false}};
+  g.node("n3").online = false;
+  g.node("n3").may_be_up = true;
+  EXPECT_EQ(g.where("c"), (Nodes{"n1", "n2", "n3"}));
+}
+
 TEST(PlacementPolicyTest, SingletonRunsOnExactlyOneNodeAndStaysThere) {
   Fixture f(kSingleton, 3);
   ASSERT_EQ(f.where("s").size(), 1U);
