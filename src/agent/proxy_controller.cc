@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "proxy/control_server.h"
+#include "proxy_control/control_socket.h"
 #include "sys/socket_address.h"
 
 namespace bulwark {

@@ -11,6 +11,7 @@
 
 #include "cli/exit_codes.h"
 #include "proxy/control_server.h"
+#include "proxy_control/control_socket.h"
 #include "proxy/proxy.h"
 
 namespace {

@@ -11,48 +11,12 @@
 #include <cerrno>
 #include <cstring>
 
+#include "proxy_control/control_socket.h"
+
 namespace bulwark::proxy {
 namespace {
 
-constexpr std::size_t kRequestBytesMax = 65536;
 constexpr int kClientTimeoutMs = 5000;
-
-sockaddr_un unix_address(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  return addr;
-}
-
-// Reads one line (up to the newline or end of stream) with a deadline.
-Result<std::string> read_line(int fd, int timeout_ms) {
-  std::string line;
-  char buf[4096];
-  while (line.find('\n') == std::string::npos) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) <= 0)
-      return make_error(Errc::kTimeout, "control socket: timed out");
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    line.append(buf, static_cast<std::size_t>(n));
-    if (line.size() > kRequestBytesMax)
-      return make_error(Errc::kInvalid, "control request too long");
-  }
-  if (auto nl = line.find('\n'); nl != std::string::npos) line.resize(nl);
-  return line;
-}
-
-bool write_all(int fd, const std::string& data) {
-  std::size_t sent = 0;
-  while (sent < data.size()) {
-    const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    sent += static_cast<std::size_t>(n);
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -65,7 +29,7 @@ Status ControlServer::start(const std::string& path, Handler handler) {
   if (listen_fd_ < 0) return make_error(Errc::kIo, std::string("socket: ") + std::strerror(errno));
   // A socket file left by a proxy that died is in the way; a live proxy's
   // is not ours to take.
-  const sockaddr_un addr = unix_address(path);
+  const sockaddr_un addr = control_address(path);
   const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (probe >= 0) {
     const bool live = ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
@@ -116,7 +80,7 @@ void ControlServer::run() {
 }
 
 void ControlServer::serve(int fd) {
-  auto line = read_line(fd, kClientTimeoutMs);
+  auto line = read_control_line(fd, kClientTimeoutMs);
   nlohmann::json answer;
   if (!line) {
     answer = {{"ok", false}, {"error", line.error().message}};
@@ -128,28 +92,7 @@ void ControlServer::serve(int fd) {
       answer = handler_(request);
     }
   }
-  write_all(fd, answer.dump() + "\n");
-}
-
-Result<nlohmann::json> control_request(const std::string& path, const nlohmann::json& request) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return make_error(Errc::kIo, std::string("socket: ") + std::strerror(errno));
-  const sockaddr_un addr = unix_address(path);
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    const std::string why = std::strerror(errno);
-    ::close(fd);
-    return make_error(Errc::kUnavailable, "cannot connect to " + path + ": " + why);
-  }
-  if (!write_all(fd, request.dump() + "\n")) {
-    ::close(fd);
-    return make_error(Errc::kIo, "cannot send to " + path);
-  }
-  auto line = read_line(fd, 30000);
-  ::close(fd);
-  if (!line) return line.error();
-  nlohmann::json answer = nlohmann::json::parse(*line, nullptr, false);
-  if (answer.is_discarded()) return make_error(Errc::kIo, "bad answer from " + path);
-  return answer;
+  write_control_line(fd, answer.dump());
 }
 
 }  // namespace bulwark::proxy

@@ -1,4 +1,5 @@
-// The control socket: a Unix stream socket on which each line is a JSON
+// The control socket's server (the protocol and its client:
+// src/proxy_control): a Unix stream socket on which each line is a JSON
 // request and each answer a JSON line. Only the owner of the socket file
 // (mode 0600) can connect, so it needs no token. One thread, one client at a
 // time: control traffic is rare and tiny.
@@ -32,8 +33,5 @@ class ControlServer {
   int stop_fd_ = -1;
   std::thread thread_;
 };
-
-// Client side, for `bulwark-proxy ctl`: sends one request, returns the answer.
-Result<nlohmann::json> control_request(const std::string& path, const nlohmann::json& request);
 
 }  // namespace bulwark::proxy
