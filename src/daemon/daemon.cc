@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <stop_token>
+#include <thread>
 
 #include "agent/agent_service.h"
 #include "api/api_server.h"
@@ -128,19 +130,17 @@ class Daemon final : public ApiBackend {
   std::vector<NodeRecord> cluster_nodes(const ClusterState& state) const;
   std::vector<std::string> etcd_endpoints(const ClusterState& state) const;
   std::vector<PeerEndpoint> members_from(const ClusterState& state) const;
-  void health_loop();
+  void health_loop(const std::stop_token& stop);
   // Daemon::run's parts. take_signals blocks the signals the control loop
   // waits for (before any thread starts, so that every thread inherits the
   // mask). start makes and starts every part; an exit code if one failed.
   // control_tick is one turn of the control loop; true when the daemon is
-  // to stop (with exit_code set if for an error). stop_parts stops what
-  // was started, once, on every path; stop_resources: the agent stops the
-  // node's resources first (a clean shutdown) rather than leave them to
-  // the next daemon's adoption (a start that failed).
+  // to stop (with exit_code set if for an error). Whatever start made is
+  // stopped by its destructor, in the reverse order of the members below,
+  // on every path out.
   sigset_t take_signals();
   int start();
   bool control_tick(const sigset_t& signals, int& exit_code);
-  void stop_parts(bool stop_resources);
   // The member list (heartbeats, etcd endpoints) follows the store's nodes.
   void follow_members(const ClusterState& state);
   // This node is still a member and its data its own; an error (kNotFound:
@@ -164,6 +164,10 @@ class Daemon final : public ApiBackend {
   SystemClock clock_;
   int64_t started_mono_ms_ = 0;
 
+  // The parts, each stopped by its destructor: declared in the order they
+  // start, so that each is gone before what it uses (the API before what
+  // it calls, the agent and coordinator before the store and membership,
+  // the store before etcd).
   std::unique_ptr<EtcdClient> etcd_;
   std::unique_ptr<EmbeddedEtcd> embedded_;
   std::unique_ptr<Store> store_;
@@ -176,13 +180,13 @@ class Daemon final : public ApiBackend {
 
   std::mutex health_mu_;
   EtcdHealth health_;
-  std::atomic<bool> stopping_{false};
   // check_registration passed against the initialised cluster.
   bool registration_checked_ = false;
   bool seen_in_store_ = false;         // this node's record, since start
   std::vector<PeerEndpoint> members_;  // as membership_ has them
-  std::thread health_thread_;
   std::mutex write_mu_;  // one membership change at a time through this node
+  // Last: asked to stop and joined first, while all it reads still runs.
+  std::jthread health_thread_;
 };
 
 std::vector<NodeRecord> Daemon::founding_nodes() const {
@@ -280,10 +284,10 @@ std::vector<PeerEndpoint> Daemon::members_from(const ClusterState& state) const 
   return out;
 }
 
-void Daemon::health_loop() {
+void Daemon::health_loop(const std::stop_token& stop) {
   int64_t next_ms = 0;
   std::map<uint64_t, std::string> member_names;  // etcd member id -> name
-  while (!stopping_) {
+  while (!stop.stop_requested()) {
     if (const int64_t now = clock_.mono_ms(); now < next_ms) {
       // Short naps keep shutdown prompt without waking often.
       clock_.sleep_ms(std::min<int64_t>(next_ms - now, 200));
@@ -329,11 +333,9 @@ void Daemon::health_loop() {
 int Daemon::run() {
   started_mono_ms_ = clock_.mono_ms();
   const sigset_t signals = take_signals();
-  if (const int rc = start(); rc != kExitOk) {
-    stop_parts(/*stop_resources=*/false);
-    return rc;
-  }
-  health_thread_ = std::thread([this] { health_loop(); });
+  // A start that fails leaves what runs to the next daemon's adoption.
+  if (const int rc = start(); rc != kExitOk) return rc;
+  health_thread_ = std::jthread([this](const std::stop_token& stop) { health_loop(stop); });
   spdlog::info("bulwarkd {} of cluster {} running: API https://{}:{}, heartbeats udp {}",
                self_.name, config_.cluster_name, url_host(self_.address), self_.ports.api,
                self_.ports.heartbeat);
@@ -341,9 +343,9 @@ int Daemon::run() {
   while (!control_tick(signals, exit_code)) {
   }
   // Resources stop while the node still holds its lease and its store
-  // connection, so that their final state is published.
-  stop_parts(/*stop_resources=*/true);
-  spdlog::info("bulwarkd {} stopped", self_.name);
+  // connection, so that their final state is published. The parts stop
+  // after, as the daemon is destroyed.
+  agent_->shutdown(kAgentShutdownMs);
   return exit_code;
 }
 
@@ -587,16 +589,6 @@ Status Daemon::still_registered(const ClusterState& state) {
   // while this daemon was down.
   if (state.loaded && !registration_checked_) return check_registration(true, std::nullopt);
   return Ok{};
-}
-
-void Daemon::stop_parts(bool stop_resources) {
-  stopping_ = true;
-  if (agent_ && stop_resources) agent_->shutdown(kAgentShutdownMs);
-  if (api_) api_->stop();
-  if (health_thread_.joinable()) health_thread_.join();
-  if (membership_) membership_->stop();
-  if (store_) store_->stop();
-  if (embedded_) embedded_->stop();
 }
 
 Status Daemon::require_quorum() {
@@ -860,8 +852,13 @@ int run_daemon(const std::string& config_path, const std::string& node_name,
     return kExitBadInput;
   }
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [" + node_name + "] %v");
-  Daemon daemon(*config, *self, *secret, *token, options);
-  return daemon.run();
+  int rc = kExitOk;
+  {
+    Daemon daemon(*config, *self, *secret, *token, options);
+    rc = daemon.run();
+  }  // every part it started stops here
+  spdlog::info("bulwarkd {} stopped (exit {})", node_name, rc);
+  return rc;
 }
 
 }  // namespace bulwark
