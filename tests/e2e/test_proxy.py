@@ -527,6 +527,14 @@ def test_stats_json_and_prometheus(proxy_lab):
     proxy = proxy_lab.proxy(config)
     for _ in range(5):
         assert get(port)[0] == 200
+    # A worker counts an exchange once it has forwarded the whole response,
+    # a moment after the client may have read it: the counters settle.
+    def settled():
+        s = proxy.stats()
+        fe, srv = s["frontends"][0], s["backends"][0]["servers"][0]
+        return fe["responses"]["2xx"] == 5 and srv["response_time"]["count"] == 5
+
+    wait_until(settled, 5, what="the counters of 5 exchanges")
     s = proxy.stats()
     fe = s["frontends"][0]
     assert fe["name"] == "web" and fe["requests_total"] == 5 and fe["responses"]["2xx"] == 5
