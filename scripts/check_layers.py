@@ -13,16 +13,29 @@ from collections import defaultdict
 from pathlib import Path
 
 
+def unit_of(src, parts):
+    """The folder a file under src/ belongs to: its top folder, or, in a
+    top folder that holds only folders (src/classes), its folder there."""
+    top = src / parts[0]
+    if len(parts) > 2 and not any(p.is_file() for p in top.glob("*.[ch]*")):
+        return f"{parts[0]}/{parts[1]}"
+    return parts[0]
+
+
 def include_graph(src):
     """folder -> folder -> the first include (file: header) that links them."""
     graph = defaultdict(dict)
     for path in sorted(list(src.rglob("*.cc")) + list(src.rglob("*.h"))):
         rel = path.relative_to(src)
-        here = rel.parts[0]
-        for m in re.finditer(r'^\s*#\s*include\s+"([\w.-]+)/([^"]+)"', path.read_text(), re.M):
-            there = m.group(1)
-            if there != here and (src / there).is_dir():
-                graph[here].setdefault(there, f"src/{rel.as_posix()}: {there}/{m.group(2)}")
+        here = unit_of(src, rel.parts)
+        graph.setdefault(here, {})
+        for m in re.finditer(r'^\s*#\s*include\s+"([^"]+)"', path.read_text(), re.M):
+            parts = m.group(1).split("/")
+            if len(parts) < 2 or not (src / parts[0]).is_dir():
+                continue
+            there = unit_of(src, parts)
+            if there != here:
+                graph[here].setdefault(there, f"src/{rel.as_posix()}: {m.group(1)}")
     return graph
 
 

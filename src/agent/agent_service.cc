@@ -29,7 +29,6 @@ AgentService::AgentService(const Clock& clock, Store& store, const MembershipSer
       options_(std::move(options)),
       runner_(clock, loop_, options_.runner),
       agent_(clock, runner_, options_.agent),
-      proxies_(clock, options_.runner.runtime_dir),
       agent_loop_(clock, agent_, runner_, *this, options_.agent.node) {}
 
 AgentService::~AgentService() {
@@ -119,8 +118,8 @@ void AgentService::shutdown(int timeout_ms) {
 }
 
 void AgentService::after_step(const ClusterState& state, NodeAgent& agent) {
-  proxies_.sync(state, options_.agent.node, agent.status());
-  for (const ServerDrain& d : proxies_.take_drained()) agent.acknowledge(d.resource, d.node, d.seq);
+  runner_.follow(state, options_.agent.node, agent.status());
+  for (const ServerDrain& d : runner_.take_drained()) agent.acknowledge(d.resource, d.node, d.seq);
 }
 
 Status AgentService::arm_watchdog() {
@@ -138,7 +137,7 @@ void AgentService::finish_shutdown() {
   for (int waited = 0; agent_loop_.write_in_flight() && waited < kFinalWriteWaitMs;
        waited += kFinalPollMs) {
     for (const epoll_event& ev : loop_.wait(static_cast<int>(kFinalPollMs))) {
-      if (ProcessRunner::owns(ev.data.u64)) runner_.on_event(ev.data.u64, ev.events);
+      if (ClassDispatcher::owns(ev.data.u64)) runner_.on_event(ev.data.u64, ev.events);
     }
   }
   if (auto last = agent_loop_.final_record()) {
@@ -192,7 +191,7 @@ void AgentService::run() {
     for (const epoll_event& ev : loop_.wait(static_cast<int>(std::max<int64_t>(due - now, 0)))) {
       if (ev.data.u64 == kSignalTag) {
         reap();
-      } else if (ProcessRunner::owns(ev.data.u64)) {
+      } else if (ClassDispatcher::owns(ev.data.u64)) {
         runner_.on_event(ev.data.u64, ev.events);
       }
     }

@@ -1,5 +1,5 @@
 // Runs the node agent in bulwarkd: one thread with an event loop that owns
-// the NodeAgent and the ProcessRunner, feeds the agent the store's view and
+// the NodeAgent and the ClassDispatcher, feeds the agent the store's view and
 // the node's lease, publishes the node's status record and makes its claims.
 // It also reaps orphans: bulwarkd is a child subreaper, so a resource's
 // daemonised grandchildren are reaped here the moment they exit (SIGCHLD
@@ -19,9 +19,8 @@
 #include <thread>
 
 #include "agent/agent_loop.h"
+#include "agent/class_dispatcher.h"
 #include "agent/node_agent.h"
-#include "agent/process_runner.h"
-#include "agent/proxy_controller.h"
 #include "membership/membership_service.h"
 #include "store/store.h"
 #include "sys/event_loop.h"
@@ -31,7 +30,7 @@ namespace bulwark {
 
 struct AgentServiceOptions {
   AgentOptions agent;
-  ProcessRunnerOptions runner;
+  ClassDispatcherOptions runner;
   WatchdogConfig watchdog;  // no device: none
 };
 
@@ -79,9 +78,8 @@ class AgentService final : private AgentLoopIo {
   AgentServiceOptions options_;
   Watchdog watchdog_;
   EventLoop loop_;
-  ProcessRunner runner_;
+  ClassDispatcher runner_;
   NodeAgent agent_;
-  ProxyController proxies_;
   int signal_fd_ = -1;
 
   AgentLoop agent_loop_;

@@ -2,7 +2,7 @@
 // the answers it gets. The node agent's logic (node_agent.h) sees only these
 // types and the OperationRunner interface, so the deterministic simulation
 // can answer operations itself while bulwarkd runs real processes
-// (process_runner.h).
+// (class_dispatcher.h, and the classes in src/classes).
 #pragma once
 
 #include <cstdint>
@@ -90,7 +90,7 @@ struct OpCompletion {
 };
 
 // Runs operations without blocking the caller. Completions are returned by
-// the owner's poll (see ProcessRunner); the node agent receives them through
+// the owner's poll (see ClassDispatcher); the node agent receives them through
 // NodeAgent::on_completion.
 class OperationRunner {
  public:

@@ -16,11 +16,11 @@
 
 namespace bulwark {
 
-// kVip: the built-in virtual IP (src/vip): params address, prefix,
+// kVip: the built-in virtual IP (src/classes/vip): params address, prefix,
 // interface, label, conflict_probe_ms. Always a singleton.
 // kProxy: bulwark-proxy run by the cluster, its configuration in the
 // resource's `proxy` section; backends with servers_from follow where a
-// resource runs (src/agent/proxy_controller.h).
+// resource runs (src/classes/proxy/proxy_controller.h).
 enum class AgentClass { kExec, kOcf, kSystemd, kVip, kProxy };
 // Singleton: exactly one instance cluster-wide (active/passive). Clone: one
 // per eligible node, or `clone_max`. Promotable: a clone whose instances are

@@ -13,6 +13,11 @@
 
 #include "agent/agent_service.h"
 #include "api/api_server.h"
+#include "classes/exec/exec_runner.h"
+#include "classes/ocf/ocf_runner.h"
+#include "classes/proxy/proxy_runner.h"
+#include "classes/systemd/systemd_runner.h"
+#include "classes/vip/vip_runner.h"
 #include "coordinator/coordinator.h"
 #include "daemon/node_changes.h"
 #include "daemon/resource_operations.h"
@@ -24,7 +29,6 @@
 #include "sys/process.h"
 #include "sys/process_group.h"
 #include "sys/system_clock.h"
-#include "vip/vip_runner.h"
 
 namespace bulwark {
 namespace {
@@ -184,7 +188,7 @@ class Daemon final : public ApiBackend {
   bool registration_checked_ = false;
   bool seen_in_store_ = false;         // this node's record, since start
   std::vector<PeerEndpoint> members_;  // as membership_ has them
-  std::mutex write_mu_;  // one membership change at a time through this node
+  std::mutex write_mu_;                // one membership change at a time through this node
   // Last: asked to stop and joined first, while all it reads still runs.
   std::jthread health_thread_;
 };
@@ -472,13 +476,18 @@ int Daemon::start() {
   ago.agent.lease_guard_ms = config_.lease_ms / 3;
   ago.runner.runtime_dir = runtime_dir(config_.node_data_dir(self_.name) + "/run");
   ago.runner.log_dir = config_.node_data_dir(self_.name) + "/logs";
-  ago.runner.ocf_root = config_.ocf_root;
-  ago.runner.classes[AgentClass::kVip] = vip_class();
   {
-    // bulwark-proxy is installed beside bulwarkd.
+    // The agent classes this node runs. bulwark-proxy is installed beside
+    // bulwarkd.
     std::error_code ec;
     const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    if (!ec) ago.runner.proxy_binary = (self.parent_path() / "bulwark-proxy").string();
+    const std::string proxy_binary =
+        ec ? "/usr/bin/bulwark-proxy" : (self.parent_path() / "bulwark-proxy").string();
+    ago.runner.classes = {{AgentClass::kExec, exec_class()},
+                          {AgentClass::kOcf, ocf_class(config_.ocf_root)},
+                          {AgentClass::kSystemd, systemd_class()},
+                          {AgentClass::kVip, vip_class()},
+                          {AgentClass::kProxy, proxy_class(proxy_binary)}};
   }
   ago.watchdog = config_.watchdog;
   // A dev node's marker goes on to its resources: `bulwark dev kill` finds

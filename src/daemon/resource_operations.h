@@ -52,18 +52,6 @@ class ResourceOperations {
   Status check_move(const ClusterState& state, const std::string& resource,
                     const std::vector<std::string>& names, const std::string& node) const;
 
-  struct OcfParameters {
-    std::set<std::string> all;
-    std::set<std::string> required;
-    std::set<std::string> actions;
-    ReloadTraits reload;
-  };
-  // The parameters and actions an OCF agent declares in its meta-data.
-  Result<OcfParameters> ocf_parameters(const std::string& script) const;
-  // The agent's validate-all with the resource's params: refused only when
-  // the agent says the configuration is invalid everywhere.
-  Status ocf_validate(const std::string& script, const ResourceSpec& r) const;
-
   const Clock& clock_;
   Store& store_;
   std::function<Status()> require_quorum_;

@@ -26,7 +26,7 @@ struct Instance {
   uint64_t life = 0;      // changes with every spawn
   int64_t since_ms = -1;  // when this life began (global ms)
   // What this life was started with: what the node's runtime directory
-  // records for a restarted daemon (ProcessRunner::recorded), and what
+  // records for a restarted daemon (ClassDispatcher::recorded), and what
   // invariant 4 compares with the applied file.
   std::optional<RunningDefinition> definition;
   std::string fingerprint;  // run_fingerprint of definition->spec

@@ -13,7 +13,7 @@ int64_t SimRunner::delay_ms(const OpRequest& r) {
   Rng& rng = world_.rng();
   int64_t lo = 5, hi = r.kind == OpKind::kMonitor || r.kind == OpKind::kProbe ? 30 : 60;
   if (exec(r)) {
-    // ProcessRunner answers an exec probe, start (without a check) and
+    // ExecRunner answers an exec probe, start (without a check) and
     // monitor within begin(); what takes time is a process exiting after
     // SIGTERM.
     lo = 0;

@@ -1,7 +1,7 @@
 // The simulated OperationRunner: answers the node agent's operations from
 // the ground truth (sim_processes.h) after random delays, with the failures
-// a schedule injects, and with ProcessRunner's timeout rules
-// (src/agent/process_runner.h):
+// a schedule injects, and with the timeout rules of the classes that run
+// commands (src/agent/command_class.h, src/classes/exec, src/classes/ocf):
 //   exec  the process is the resource. Start spawns it; stop sends SIGTERM
 //         and the process exits later on its own, or, if it hangs, gets
 //         SIGKILL at the stop's deadline and the stop succeeds. Its exit
@@ -30,15 +30,15 @@ class SimRunner final : public OperationRunner {
       : clock_(clock), world_(world), node_(node) {}
 
   void begin(const OpRequest& request) override;
-  // ProcessRunner::cancel: the operation ends at once without an answer; an
+  // ClassDispatcher::cancel: the operation ends at once without an answer; an
   // OCF script is killed before it did what it was for, what it already did
   // stays (a started process, a promotion), and an exec process stays.
   void cancel(uint64_t id) override;
-  // ProcessRunner::recorded: what the running life was started with.
+  // ClassDispatcher::recorded: what the running life was started with.
   std::optional<RunningDefinition> recorded(const std::string& resource) const override;
   // Operations that finish as time passes, whatever the agent thread does.
   void poll();
-  // ProcessRunner::tick: deadlines (agent thread only).
+  // ClassDispatcher::tick: deadlines (agent thread only).
   void tick() override;
   std::vector<OpCompletion> take_completions() override;
   bool has_completions() const { return !completions_.empty(); }

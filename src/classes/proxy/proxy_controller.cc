@@ -1,4 +1,4 @@
-#include "agent/proxy_controller.h"
+#include "classes/proxy/proxy_controller.h"
 
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>

@@ -1,4 +1,4 @@
-// The built-in `proxy` agent class's cluster side. ProcessRunner runs each
+// The built-in `proxy` agent class's cluster side. ProxyRunner runs each
 // `proxy` resource's bulwark-proxy like an exec resource, on a
 // configuration file in the runtime directory; ProxyController keeps that
 // file true to the cluster and has the proxy reload it through its control
@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/class_runner.h"
 #include "core/env.h"
 #include "core/resource_config.h"
 #include "store/schema.h"
@@ -46,14 +47,6 @@ struct DerivedServer {
   std::string address;  // NODE_ADDRESS:PORT
   int weight = 1;       // 0 while its instance stops
   bool operator==(const DerivedServer&) const = default;
-};
-
-// An announced stop of a server's instance: drained, then acknowledged.
-struct ServerDrain {
-  std::string resource;
-  std::string node;
-  int64_t seq = 0;
-  auto operator<=>(const ServerDrain&) const = default;
 };
 
 // What a proxy resource's configuration depends on in the cluster.

@@ -1,4 +1,4 @@
-#include "vip/vip_runner.h"
+#include "classes/vip/vip_runner.h"
 
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
@@ -21,9 +21,9 @@ std::string loopback_vip_marker(const std::string& runtime_dir, const std::strin
 }
 
 ClassRunnerFactory vip_class() {
-  return [](const Clock& clock, EventLoop& loop, const std::string& runtime_dir,
-            uint64_t tag_base) -> std::unique_ptr<ClassRunner> {
-    return std::make_unique<VipRunner>(clock, loop, runtime_dir, tag_base);
+  return [](const ClassContext& context) -> std::unique_ptr<ClassRunner> {
+    return std::make_unique<VipRunner>(context.clock, context.loop, context.runtime_dir,
+                                       context.tag_base);
   };
 }
 

@@ -1,7 +1,7 @@
 // The built-in `vip` agent class: a virtual IP address that the node agent
 // starts, monitors and stops like any resource, on the agent thread's
-// EventLoop, never blocking it (ProcessRunner hands it every operation of a
-// `vip` resource).
+// EventLoop, never blocking it (ClassDispatcher hands it every operation of
+// a `vip` resource).
 //   start    refused if another host answers for the address within
 //            conflict_probe_ms (an ARP probe, RFC 5227, or a DAD-style
 //            neighbour solicitation); then the address is added through
@@ -38,7 +38,7 @@ namespace bulwark {
 // When a taken address is announced, counted from the moment it was added.
 inline constexpr std::array<int64_t, 5> kVipAnnounceAtMs = {0, 100, 300, 1000, 3000};
 
-// The `vip` class, for ProcessRunnerOptions::classes.
+// The `vip` class, for ClassDispatcherOptions::classes.
 ClassRunnerFactory vip_class();
 
 // The marker of a loopback VIP held by this node.

@@ -1,9 +1,9 @@
-// Tests of the real OperationRunner: real processes (/bin/sleep, /bin/sh,
-// Debian's ocf:heartbeat:Dummy, fake OCF agents written by the test) on a
-// real EventLoop, in a temporary directory. Every process a test starts is
-// killed and every directory removed in TearDown, also after a failure.
-#include "agent/process_runner.h"
-
+// Tests of the real OperationRunner with the classes that run commands
+// (ClassDispatcher with exec, ocf, systemd): real processes (/bin/sleep,
+// /bin/sh, Debian's ocf:heartbeat:Dummy, fake OCF agents written by the
+// test) on a real EventLoop, in a temporary directory. Every process a test
+// starts is killed and every directory removed in TearDown, also after a
+// failure.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -23,6 +23,10 @@
 #include <string>
 #include <vector>
 
+#include "agent/class_dispatcher.h"
+#include "classes/exec/exec_runner.h"
+#include "classes/ocf/ocf_runner.h"
+#include "classes/systemd/systemd_runner.h"
 #include "sys/process.h"
 #include "sys/system_clock.h"
 
@@ -60,7 +64,21 @@ pid_t pid_of(const OpCompletion& c) {
   return static_cast<pid_t>(std::stol(c.detail.substr(4)));
 }
 
-class ProcessRunnerTest : public ::testing::Test {
+// The dispatcher's options and those of the classes, as bulwarkd sets them.
+struct RunnerOptions : ClassDispatcherOptions {
+  std::string ocf_root = "/usr/lib/ocf";
+  std::string systemd_marker = "/run/systemd/system";
+
+  ClassDispatcherOptions with_classes() const {
+    ClassDispatcherOptions o = *this;
+    o.classes = {{AgentClass::kExec, exec_class()},
+                 {AgentClass::kOcf, ocf_class(ocf_root)},
+                 {AgentClass::kSystemd, systemd_class({.marker = systemd_marker})}};
+    return o;
+  }
+};
+
+class CommandClassesTest : public ::testing::Test {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/bulwark-runner-test-XXXXXX";
@@ -68,7 +86,7 @@ class ProcessRunnerTest : public ::testing::Test {
     dir_ = tmpl;
     options_.runtime_dir = dir_ + "/run";
     options_.log_dir = dir_ + "/log";
-    runner_ = std::make_unique<ProcessRunner>(clock_, loop_, options_);
+    runner_ = std::make_unique<ClassDispatcher>(clock_, loop_, options_.with_classes());
   }
 
   void TearDown() override {
@@ -103,7 +121,7 @@ class ProcessRunnerTest : public ::testing::Test {
 
   void new_runner() {
     runner_.reset();
-    runner_ = std::make_unique<ProcessRunner>(clock_, loop_, options_);
+    runner_ = std::make_unique<ClassDispatcher>(clock_, loop_, options_.with_classes());
   }
 
   static ResourceSpec exec_spec(const std::string& name, std::vector<std::string> argv) {
@@ -156,7 +174,7 @@ class ProcessRunnerTest : public ::testing::Test {
       const int64_t until = std::min({deadline, runner_->next_deadline_ms(), now + 50});
       for (const epoll_event& ev :
            loop_.wait(static_cast<int>(std::max<int64_t>(until - now, 0)))) {
-        if (ProcessRunner::owns(ev.data.u64)) runner_->on_event(ev.data.u64, ev.events);
+        if (ClassDispatcher::owns(ev.data.u64)) runner_->on_event(ev.data.u64, ev.events);
       }
     }
   }
@@ -211,8 +229,8 @@ class ProcessRunnerTest : public ::testing::Test {
   SystemClock clock_;
   EventLoop loop_;
   std::string dir_;
-  ProcessRunnerOptions options_;
-  std::unique_ptr<ProcessRunner> runner_;
+  RunnerOptions options_;
+  std::unique_ptr<ClassDispatcher> runner_;
   uint64_t next_id_ = 1;
   std::vector<OpCompletion> completions_;  // arrived, not yet asked for
   std::vector<std::pair<pid_t, uint64_t>> tracked_;
@@ -220,7 +238,7 @@ class ProcessRunnerTest : public ::testing::Test {
 
 // --- exec ---
 
-TEST_F(ProcessRunnerTest, ExecProbeStartMonitorStop) {
+TEST_F(CommandClassesTest, ExecProbeStartMonitorStop) {
   const ResourceSpec s = exec_spec("sleeper", {"/bin/sleep", "60"});
   OpCompletion c = run(OpKind::kProbe, s);
   EXPECT_EQ(c.outcome, OpOutcome::kNotRunning);
@@ -266,7 +284,7 @@ TEST_F(ProcessRunnerTest, ExecProbeStartMonitorStop) {
   EXPECT_TRUE(completions_.empty());  // nothing unsolicited: the exit was asked for
 }
 
-TEST_F(ProcessRunnerTest, ExecStopReachesTheWholeProcessGroup) {
+TEST_F(CommandClassesTest, ExecStopReachesTheWholeProcessGroup) {
   const std::string child = dir_ + "/child.pid";
   const ResourceSpec s =
       exec_spec("tree", {"/bin/sh", "-c", "/bin/sleep 60 & echo $! > " + child + "; wait"});
@@ -289,7 +307,7 @@ TEST_F(ProcessRunnerTest, ExecStopReachesTheWholeProcessGroup) {
 // runner destroyed (daemon shutdown) right after it began an OCF operation
 // hangs until the agent ends on its own. The usual cure is setpgid(pid, pid)
 // in the parent as well.
-TEST_F(ProcessRunnerTest, AnOperationEndsWithItsRunnerAtOnce) {
+TEST_F(CommandClassesTest, AnOperationEndsWithItsRunnerAtOnce) {
   options_.ocf_root = dir_ + "/ocf";
   new_runner();
   write_file(options_.ocf_root + "/resource.d/test/Slow", "#!/bin/sh\nexec /bin/sleep 3\n", true);
@@ -303,7 +321,7 @@ TEST_F(ProcessRunnerTest, AnOperationEndsWithItsRunnerAtOnce) {
   }
 }
 
-TEST_F(ProcessRunnerTest, AProcessThatIgnoresSigtermIsKilledAtTheStopTimeout) {
+TEST_F(CommandClassesTest, AProcessThatIgnoresSigtermIsKilledAtTheStopTimeout) {
   const std::string ready = dir_ + "/ready";
   const ResourceSpec s =
       exec_spec("stubborn", {"/bin/sh", "-c", "trap '' TERM; echo > " + ready + "; /bin/sleep 60"});
@@ -323,7 +341,7 @@ TEST_F(ProcessRunnerTest, AProcessThatIgnoresSigtermIsKilledAtTheStopTimeout) {
   EXPECT_FALSE(fs::exists(pid_file("stubborn")));
 }
 
-TEST_F(ProcessRunnerTest, AnUnsolicitedExitIsReportedAtOnce) {
+TEST_F(CommandClassesTest, AnUnsolicitedExitIsReportedAtOnce) {
   const ResourceSpec s = exec_spec("victim", {"/bin/sleep", "60"});
   OpCompletion c = run(OpKind::kStart, s);
   ASSERT_EQ(c.outcome, OpOutcome::kOk) << c.detail;
@@ -343,7 +361,7 @@ TEST_F(ProcessRunnerTest, AnUnsolicitedExitIsReportedAtOnce) {
   EXPECT_EQ(c.outcome, OpOutcome::kNotRunning);
 }
 
-TEST_F(ProcessRunnerTest, ASecondRunnerAdoptsFromThePidFile) {
+TEST_F(CommandClassesTest, ASecondRunnerAdoptsFromThePidFile) {
   const ResourceSpec s = exec_spec("kept", {"/bin/sleep", "60"});
   OpCompletion c = run(OpKind::kStart, s);
   ASSERT_EQ(c.outcome, OpOutcome::kOk) << c.detail;
@@ -367,7 +385,7 @@ TEST_F(ProcessRunnerTest, ASecondRunnerAdoptsFromThePidFile) {
 
 // A restarted daemon learns what an adopted instance was started with, to
 // stop it with that and to restart it if the file now says otherwise.
-TEST_F(ProcessRunnerTest, TheDefinitionAnInstanceRunsIsRecordedForTheNextRunner) {
+TEST_F(CommandClassesTest, TheDefinitionAnInstanceRunsIsRecordedForTheNextRunner) {
   ResourceSpec s = exec_spec("recorded", {"/bin/sleep", "61"});
   s.agent.params["MODE"] = "old";
   EXPECT_EQ(runner_->recorded("recorded"), std::nullopt);
@@ -395,7 +413,7 @@ TEST_F(ProcessRunnerTest, TheDefinitionAnInstanceRunsIsRecordedForTheNextRunner)
   fs::remove(pid_file("recorded"));
 }
 
-TEST_F(ProcessRunnerTest, OcfReloadRunsTheAgentsReloadAction) {
+TEST_F(CommandClassesTest, OcfReloadRunsTheAgentsReloadAction) {
   if (::access("/usr/lib/ocf/resource.d/heartbeat/Dummy", X_OK) != 0)
     GTEST_SKIP() << "resource-agents is not installed";
   ResourceSpec d = ocf_spec("dummy", "heartbeat", "Dummy");
@@ -415,7 +433,7 @@ TEST_F(ProcessRunnerTest, OcfReloadRunsTheAgentsReloadAction) {
   EXPECT_EQ(run(OpKind::kStop, d).outcome, OpOutcome::kOk);
 }
 
-TEST_F(ProcessRunnerTest, AStalePidFileIsNotAdopted) {
+TEST_F(CommandClassesTest, AStalePidFileIsNotAdopted) {
   // A live process whose pid is in the file, with another start time: the
   // kernel gave the recorded pid to someone else.
   SpawnOptions o;
@@ -441,7 +459,7 @@ TEST_F(ProcessRunnerTest, AStalePidFileIsNotAdopted) {
   EXPECT_FALSE(fs::exists(pid_file("stale")));
 }
 
-TEST_F(ProcessRunnerTest, VariablesAreExpandedInArgvAndExported) {
+TEST_F(CommandClassesTest, VariablesAreExpandedInArgvAndExported) {
   options_.inherited_env = {"BULWARK_DEV_NODE=/tmp/devnode"};
   new_runner();
   const std::string out = dir_ + "/vars.txt";
@@ -507,7 +525,7 @@ class Listener {
   int port_ = 0;
 };
 
-TEST_F(ProcessRunnerTest, ExecMonitorChecksATcpPort) {
+TEST_F(CommandClassesTest, ExecMonitorChecksATcpPort) {
   Listener listener;
   const int port = listener.port();
   ASSERT_GT(port, 0);
@@ -529,7 +547,7 @@ TEST_F(ProcessRunnerTest, ExecMonitorChecksATcpPort) {
   EXPECT_EQ(run(OpKind::kStop, s).outcome, OpOutcome::kOk);
 }
 
-TEST_F(ProcessRunnerTest, AStartWhoseCheckNeverPassesTimesOutAndLeavesAStop) {
+TEST_F(CommandClassesTest, AStartWhoseCheckNeverPassesTimesOutAndLeavesAStop) {
   const int port = [] {
     Listener l;  // a port that was free a moment ago and is closed now
     return l.port();
@@ -555,7 +573,7 @@ TEST_F(ProcessRunnerTest, AStartWhoseCheckNeverPassesTimesOutAndLeavesAStop) {
 
 // --- ocf ---
 
-TEST_F(ProcessRunnerTest, OcfHeartbeatDummyLifecycle) {
+TEST_F(CommandClassesTest, OcfHeartbeatDummyLifecycle) {
   if (::access("/usr/lib/ocf/resource.d/heartbeat/Dummy", X_OK) != 0)
     GTEST_SKIP() << "resource-agents is not installed";
   const ResourceSpec d = ocf_spec("dummy", "heartbeat", "Dummy");
@@ -579,7 +597,7 @@ TEST_F(ProcessRunnerTest, OcfHeartbeatDummyLifecycle) {
   EXPECT_EQ(c.detail, "OCF exit 7");
 }
 
-TEST_F(ProcessRunnerTest, AMissingOcfAgentIsNotRunningAndCannotStart) {
+TEST_F(CommandClassesTest, AMissingOcfAgentIsNotRunningAndCannotStart) {
   options_.ocf_root = dir_ + "/ocf";
   new_runner();
   const ResourceSpec d = ocf_spec("ghost", "test", "Missing");
@@ -595,7 +613,7 @@ TEST_F(ProcessRunnerTest, AMissingOcfAgentIsNotRunningAndCannotStart) {
   EXPECT_EQ(c.detail, why);
 }
 
-TEST_F(ProcessRunnerTest, AHangingOcfAgentIsKilledAtItsTimeout) {
+TEST_F(CommandClassesTest, AHangingOcfAgentIsKilledAtItsTimeout) {
   struct Case {
     const char* name;
     const char* prelude;  // before the agent hangs
@@ -635,7 +653,7 @@ TEST_F(ProcessRunnerTest, AHangingOcfAgentIsKilledAtItsTimeout) {
   }
 }
 
-TEST_F(ProcessRunnerTest, OcfExitCodesAreMapped) {
+TEST_F(CommandClassesTest, OcfExitCodesAreMapped) {
   options_.ocf_root = dir_ + "/ocf";
   new_runner();
   const std::string log = dir_ + "/calls.log";
@@ -691,7 +709,7 @@ TEST_F(ProcessRunnerTest, OcfExitCodesAreMapped) {
   }
 }
 
-TEST_F(ProcessRunnerTest, NotifyPassesTheEventAndTheCloneMetaAttributes) {
+TEST_F(CommandClassesTest, NotifyPassesTheEventAndTheCloneMetaAttributes) {
   options_.ocf_root = dir_ + "/ocf";
   new_runner();
   const std::string log = dir_ + "/notify.log";
@@ -762,7 +780,7 @@ TEST_F(ProcessRunnerTest, NotifyPassesTheEventAndTheCloneMetaAttributes) {
   EXPECT_EQ(read_file(log), expected);
 }
 
-TEST_F(ProcessRunnerTest, ExecAndSystemdHaveNoNotify) {
+TEST_F(CommandClassesTest, ExecAndSystemdHaveNoNotify) {
   options_.systemd_marker = "/";  // "systemd runs": the refusal is about notify itself
   new_runner();
   ResourceSpec e;
@@ -781,7 +799,7 @@ TEST_F(ProcessRunnerTest, ExecAndSystemdHaveNoNotify) {
 
 // --- systemd ---
 
-TEST_F(ProcessRunnerTest, SystemdWithoutSystemdIsAClearError) {
+TEST_F(CommandClassesTest, SystemdWithoutSystemdIsAClearError) {
   options_.systemd_marker = dir_ + "/no-systemd-here";
   new_runner();
   ResourceSpec s;

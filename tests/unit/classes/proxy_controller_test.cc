@@ -3,7 +3,7 @@
 // that is leaving and the drain it asks for, the frontends of loopback VIPs
 // (only on their holder) and of other VIPs (freebind), the control socket.
 // The file is read back with bulwark-proxy's own parser.
-#include "agent/proxy_controller.h"
+#include "classes/proxy/proxy_controller.h"
 
 #include <gtest/gtest.h>
 

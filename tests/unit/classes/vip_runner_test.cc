@@ -2,7 +2,7 @@
 // privileges), and real addresses in a private network (root; see
 // sys/private_network.h): the conflict probe, the address through
 // rtnetlink, the announcements on the link and their schedule.
-#include "vip/vip_runner.h"
+#include "classes/vip/vip_runner.h"
 
 #include <gtest/gtest.h>
 #include <net/if_arp.h>
@@ -39,7 +39,7 @@ ResourceSpec vip_spec(const std::string& address, const std::string& interface, 
   return c.ok() ? c->resources[0] : ResourceSpec{};
 }
 
-// A VipRunner on a real loop and clock, driven as ProcessRunner drives it.
+// A VipRunner on a real loop and clock, driven as ClassDispatcher drives it.
 class Driver {
  public:
   explicit Driver(const std::string& runtime_dir) : runner_(clock_, loop_, runtime_dir, kTagBase) {}
