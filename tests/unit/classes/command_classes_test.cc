@@ -797,6 +797,19 @@ TEST_F(CommandClassesTest, ExecAndSystemdHaveNoNotify) {
   }
 }
 
+// --- the dispatcher ---
+
+TEST_F(CommandClassesTest, AClassThatIsNotRegisteredFailsClearlyAndRecordsNothing) {
+  ResourceSpec v;
+  v.name = "addr";
+  v.agent.agent_class = AgentClass::kVip;  // not registered in this test
+  const OpCompletion c = run(OpKind::kStart, v);
+  EXPECT_EQ(c.outcome, OpOutcome::kFailed);
+  EXPECT_EQ(c.detail, "agent class vip is not available in this process");
+  EXPECT_FALSE(fs::exists(options_.runtime_dir + "/addr.definition.json"));
+  EXPECT_FALSE(runner_->recorded("addr").has_value());
+}
+
 // --- systemd ---
 
 TEST_F(CommandClassesTest, SystemdWithoutSystemdIsAClearError) {
