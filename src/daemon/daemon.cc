@@ -169,9 +169,8 @@ class Daemon final : public ApiBackend {
   int64_t started_mono_ms_ = 0;
 
   // The parts, each stopped by its destructor: declared in the order they
-  // start, so that each is gone before what it uses (the API before what
-  // it calls, the agent and coordinator before the store and membership,
-  // the store before etcd).
+  // start, so that each is gone before what it uses (the agent and
+  // coordinator before the store and membership, the store before etcd).
   std::unique_ptr<EtcdClient> etcd_;
   std::unique_ptr<EmbeddedEtcd> embedded_;
   std::unique_ptr<Store> store_;
@@ -180,8 +179,9 @@ class Daemon final : public ApiBackend {
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<AgentService> agent_;
   std::unique_ptr<ResourceOperations> resource_ops_;
-  std::unique_ptr<ApiServer> api_;
 
+  // The daemon's own state, which the API's and the health thread's calls
+  // read and write.
   std::mutex health_mu_;
   EtcdHealth health_;
   // check_registration passed against the initialised cluster.
@@ -189,7 +189,11 @@ class Daemon final : public ApiBackend {
   bool seen_in_store_ = false;         // this node's record, since start
   std::vector<PeerEndpoint> members_;  // as membership_ has them
   std::mutex write_mu_;                // one membership change at a time through this node
-  // Last: asked to stop and joined first, while all it reads still runs.
+
+  // Declared last, so stopped first, while everything their calls touch
+  // still exists: the API (its handler threads call into every part and the
+  // state above), and the health thread (asked to stop, then joined).
+  std::unique_ptr<ApiServer> api_;
   std::jthread health_thread_;
 };
 
