@@ -15,22 +15,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string class_name(AgentClass k) {
-  switch (k) {
-    case AgentClass::kExec:
-      return "exec";
-    case AgentClass::kOcf:
-      return "ocf";
-    case AgentClass::kSystemd:
-      return "systemd";
-    case AgentClass::kVip:
-      return "vip";
-    case AgentClass::kProxy:
-      return "proxy";
-  }
-  return "unknown";
-}
-
 }  // namespace
 
 ClassDispatcher::ClassDispatcher(const Clock& clock, EventLoop& loop,
@@ -71,11 +55,7 @@ std::optional<RunningDefinition> ClassDispatcher::recorded(const std::string& re
   const std::string path = definition_file(resource);
   std::ifstream in(path);
   if (!in) return std::nullopt;
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (text.empty()) return std::nullopt;
-  auto out = decode_running(text);
-  if (!out) spdlog::warn("agent: the definition in {} cannot be read; ignored", path);
-  return out;
+  return read_running(in, path);
 }
 
 void ClassDispatcher::record_definition(const OpCompletion& c) {
@@ -103,10 +83,10 @@ void ClassDispatcher::record_definition(const OpCompletion& c) {
 void ClassDispatcher::begin(const OpRequest& request) {
   ClassRunner* runner = runner_of(request.spec.agent.agent_class);
   if (!runner) {
-    completions_.push_back(
-        OpCompletion{request.id, request.vars.resource, request.kind, OpOutcome::kFailed,
-                     "agent class " + class_name(request.spec.agent.agent_class) +
-                         " is not available in this process"});
+    completions_.push_back(OpCompletion{
+        request.id, request.vars.resource, request.kind, OpOutcome::kFailed,
+        std::string("agent class ") + agent_class_name(request.spec.agent.agent_class) +
+            " is not available in this process"});
     return;
   }
   if (request.kind == OpKind::kStart || request.kind == OpKind::kReload ||

@@ -1,5 +1,8 @@
 #include "agent/running_record.h"
 
+#include <spdlog/spdlog.h>
+
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 namespace bulwark {
@@ -44,6 +47,14 @@ std::optional<RunningDefinition> decode_running(const std::string& text) {
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;
   }
+}
+
+std::optional<RunningDefinition> read_running(std::istream& in, const std::string& path) {
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.empty()) return std::nullopt;
+  auto out = decode_running(text);
+  if (!out) spdlog::warn("agent: the definition in {} cannot be read; ignored", path);
+  return out;
 }
 
 }  // namespace bulwark

@@ -5,6 +5,7 @@
 // format, a hand edit) reads as unknown, never as half a definition.
 #pragma once
 
+#include <istream>
 #include <optional>
 #include <string>
 
@@ -14,5 +15,8 @@ namespace bulwark {
 
 std::string encode_running(const RunningDefinition& running);
 std::optional<RunningDefinition> decode_running(const std::string& text);
+// The rest of `in` (the file at `path`) decoded; nothing there reads as
+// unknown, and a record that does not decode is logged and unknown too.
+std::optional<RunningDefinition> read_running(std::istream& in, const std::string& path);
 
 }  // namespace bulwark

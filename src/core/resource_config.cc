@@ -72,6 +72,37 @@ const std::vector<ConfigKeyword> kKeywords = {
 
 bool valid_resource_name(const std::string& name) { return valid_node_name(name); }
 
+}  // namespace
+
+const char* agent_class_name(AgentClass k) {
+  switch (k) {
+    case AgentClass::kExec:
+      return "exec";
+    case AgentClass::kOcf:
+      return "ocf";
+    case AgentClass::kSystemd:
+      return "systemd";
+    case AgentClass::kVip:
+      return "vip";
+    case AgentClass::kProxy:
+      return "proxy";
+  }
+  return "exec";
+}
+
+std::string agent_name(const AgentSpec& a) {
+  switch (a.agent_class) {
+    case AgentClass::kOcf:
+      return "ocf:" + a.provider + ":" + a.type;
+    case AgentClass::kSystemd:
+      return "systemd:" + a.unit;
+    default:
+      return agent_class_name(a.agent_class);
+  }
+}
+
+namespace {
+
 // ${NAME} references must name a variable Bulwark knows; anything else is
 // a typo that would otherwise reach the command line unexpanded.
 Status check_variables(const YamlSection& s, const YAML::Node& at, const std::string& text) {

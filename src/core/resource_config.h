@@ -157,6 +157,12 @@ using ProxySectionCheck = std::function<Status(const YAML::Node& section, const 
 Result<ResourceConfig> parse_resource_config(const std::string& text, const std::string& path,
                                              const ProxySectionCheck& check_proxy = nullptr);
 
+// An agent class's name in the resources file: exec, ocf, systemd, vip, proxy.
+const char* agent_class_name(AgentClass k);
+// The agent as the resources file names it: exec, ocf:PROVIDER:TYPE,
+// systemd:UNIT, vip or proxy (also the key of an OCF agent's reload traits).
+std::string agent_name(const AgentSpec& a);
+
 // The variables Bulwark expands in argv elements and monitor targets.
 const std::vector<std::string>& resource_variables();
 

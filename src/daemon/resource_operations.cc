@@ -28,22 +28,6 @@ const char* kind_name(ResourceKind k) {
   return "singleton";
 }
 
-std::string agent_name(const AgentSpec& a) {
-  switch (a.agent_class) {
-    case AgentClass::kExec:
-      return "exec";
-    case AgentClass::kOcf:
-      return "ocf:" + a.provider + ":" + a.type;
-    case AgentClass::kSystemd:
-      return "systemd:" + a.unit;
-    case AgentClass::kVip:
-      return "vip";
-    case AgentClass::kProxy:
-      return "proxy";
-  }
-  return "exec";
-}
-
 json instance_json(const std::string& node, const InstanceStatus* st, bool node_online) {
   json j = {{"node", node},
             {"state", st ? instance_state_name(st->state) : "stopped"},

@@ -182,7 +182,7 @@ std::shared_ptr<const ResourceConfig> with_reload_traits(ResourceConfig config,
                                                          const ResourcesRecord& record) {
   for (auto& r : config.resources) {
     if (r.agent.agent_class != AgentClass::kOcf) continue;
-    auto it = record.reload.find("ocf:" + r.agent.provider + ":" + r.agent.type);
+    auto it = record.reload.find(agent_name(r.agent));
     if (it != record.reload.end()) r.agent.reload = it->second;
   }
   return std::make_shared<const ResourceConfig>(std::move(config));

@@ -55,11 +55,7 @@ std::optional<RunningDefinition> ExecRunner::recorded(const std::string& resourc
   if (!in) return std::nullopt;
   std::string pid_line;
   std::getline(in, pid_line);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (text.empty()) return std::nullopt;  // a pid file of an earlier version
-  auto out = decode_running(text);
-  if (!out) spdlog::warn("agent: the definition in {} cannot be read; ignored", path);
-  return out;
+  return read_running(in, path);  // nothing after the pid: an earlier version's file
 }
 
 void ExecRunner::begin_as(const OpRequest& request, const ResourceSpec& given) {

@@ -27,8 +27,7 @@ Status OcfChecker::check(const ResourceSpec& r, const std::string& what) {
   if (it == described_.end()) it = described_.emplace(script, describe(script)).first;
   if (!it->second) return make_error(Errc::kInvalid, what + ": " + it->second.error().message);
   const OcfAgentInfo& known = *it->second;
-  if (!known.reload.action.empty())
-    reload_["ocf:" + r.agent.provider + ":" + r.agent.type] = known.reload;
+  if (!known.reload.action.empty()) reload_[agent_name(r.agent)] = known.reload;
   for (const auto& [k, v] : r.agent.params) {
     if (!known.all.count(k)) {
       std::string list;
