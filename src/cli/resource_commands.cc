@@ -6,11 +6,11 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "classes/registry/agent_classes.h"
 #include "cli/exit_codes.h"
 #include "cli/status_view.h"
 #include "core/config.h"
 #include "core/resource_config.h"
-#include "proxy/proxy_config.h"
 #include "sys/system_clock.h"
 
 namespace bulwark {
@@ -139,7 +139,7 @@ Progress restarted(std::vector<std::string> names) {
 std::vector<std::string> members(const GlobalOptions& g, const std::string& name) {
   const Call c = call_api(g, "GET", "/v1/resources/export");
   if (c.ok()) {
-    auto config = parse_resource_config(c.body.value("text", ""), "applied");
+    auto config = parse_resource_config(c.body.value("text", ""), "applied", agent_class_syntaxes());
     if (config) {
       if (const GroupSpec* group = config->find_group(name)) return group->resources;
     }
@@ -181,7 +181,7 @@ void add_apply(CLI::App& app, const GlobalOptions& g, int& rc) {
       return;
     }
     // Checked here first, so that a typo is reported without a cluster.
-    if (auto parsed = parse_resource_config(*text, o->file, proxy::check_cluster_proxy_section);
+    if (auto parsed = parse_resource_config(*text, o->file, agent_class_syntaxes());
         !parsed) {
       rc = report(g, parsed.error());
       return;

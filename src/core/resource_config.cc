@@ -1,7 +1,5 @@
 #include "core/resource_config.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <cctype>
 #include <functional>
@@ -12,17 +10,15 @@
 namespace bulwark {
 namespace {
 
+// The keys every agent class shares; each class adds its own
+// (AgentClassSyntax::keywords).
 const std::vector<ConfigKeyword> kKeywords = {
     {"resources[]", "name", "string", "(required)", "resource name: 1-63 of a-z 0-9 - _ ."},
     {"resources[]", "agent", "exec|ocf:PROVIDER:TYPE|systemd:UNIT|vip|proxy", "(required)",
      "how the resource is run"},
-    {"resources[]", "command", "list of strings", "(required for exec)",
-     "argv; the first element an absolute path; ${BULWARK_...} expanded per node"},
     {"resources[]", "params", "map", "{}",
      "ocf: OCF_RESKEY_* parameters; exec: environment; vip: address, prefix, interface, label, "
      "conflict_probe_ms"},
-    {"resources[]", "proxy", "mapping", "(required for proxy)",
-     "proxy: bulwark-proxy's configuration (global, frontends, backends)"},
     {"resources[]", "user", "string", "(the daemon's)", "exec: run as this user"},
     {"resources[]", "working_dir", "path", "/", "exec: working directory"},
     {"resources[]", "singleton", "bool", "true unless clone or promotable",
@@ -103,158 +99,66 @@ std::string agent_name(const AgentSpec& a) {
 
 namespace {
 
-// ${NAME} references must name a variable Bulwark knows; anything else is
-// a typo that would otherwise reach the command line unexpanded.
-Status check_variables(const YamlSection& s, const YAML::Node& at, const std::string& text) {
-  std::size_t pos = 0;
-  while ((pos = text.find("${", pos)) != std::string::npos) {
-    const std::size_t end = text.find('}', pos);
-    if (end == std::string::npos) return s.error(at, "unterminated ${ in '" + text + "'");
-    const std::string name = text.substr(pos + 2, end - pos - 2);
-    const auto& known = resource_variables();
-    if (std::find(known.begin(), known.end(), name) == known.end()) {
-      std::string list;
-      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
-      return s.error(at, "unknown variable ${" + name + "} (known: " + list + ")");
-    }
-    pos = end + 1;
-  }
-  return Ok{};
+// "a, b or c"
+std::string or_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i)
+    out += (i == 0 ? "" : i + 1 == items.size() ? " or " : ", ") + items[i];
+  return out;
 }
 
-// A vip's params: the address must be one a host can hold, and the
-// interface is required unless the address is a loopback one.
-Status parse_vip(const YamlSection& s, AgentSpec& a) {
-  const YAML::Node params = s["params"];
-  const auto at = [&](const char* key) { return params && params[key] ? params[key] : s.node(); };
-  VipSpec& v = a.vip;
-  for (const auto& [key, value] : a.params) {
-    static const std::set<std::string> kKnown = {"address", "prefix", "interface", "label",
-                                                 "conflict_probe_ms"};
-    if (!kKnown.count(key))
-      return s.error(at(key.c_str()), "vip has no parameter '" + key +
-                                          "' (it takes: address, conflict_probe_ms, interface, "
-                                          "label, prefix)");
+const AgentClassSyntax* find_class(const AgentClassSyntaxes& classes, const std::string& agent) {
+  for (const auto& c : classes) {
+    const bool prefix = !c.agent.empty() && c.agent.back() == ':';
+    if (prefix ? agent.rfind(c.agent, 0) == 0 : agent == c.agent) return &c;
   }
-  const auto param = [&](const char* key) {
-    auto it = a.params.find(key);
-    return it == a.params.end() ? std::string() : it->second;
-  };
-  v.address = param("address");
-  if (v.address.empty()) return s.error(at("address"), "vip needs parameter 'address'");
-  in6_addr buf{};
-  if (::inet_pton(AF_INET, v.address.c_str(), &buf) == 1) {
-    const uint8_t first = reinterpret_cast<const uint8_t*>(&buf)[0];
-    if (first == 0 || first >= 224)
-      return s.error(at("address"), "vip address " + v.address + " cannot be held by a host");
-    v.loopback = first == 127;
-  } else if (::inet_pton(AF_INET6, v.address.c_str(), &buf) == 1) {
-    v.ipv6 = true;
-    v.prefix = 128;
-    if (IN6_IS_ADDR_UNSPECIFIED(&buf) || IN6_IS_ADDR_MULTICAST(&buf) || IN6_IS_ADDR_LOOPBACK(&buf))
-      return s.error(at("address"), "vip address " + v.address + " cannot be held by a host");
-  } else {
-    return s.error(at("address"), "vip address '" + v.address + "' is not an IP address");
-  }
-  const auto number = [&](const char* key, int& out, int min, int max) -> Status {
-    const std::string text = param(key);
-    if (text.empty()) return Ok{};
-    const bool digits =
-        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-    if (!digits || text.size() > 6 || std::stoi(text) < min || std::stoi(text) > max)
-      return s.error(at(key), std::string("vip ") + key + " must be an integer from " +
-                                  std::to_string(min) + " to " + std::to_string(max));
-    out = std::stoi(text);
-    return Ok{};
-  };
-  if (auto st = number("prefix", v.prefix, 1, v.ipv6 ? 128 : 32); !st) return st;
-  if (auto st = number("conflict_probe_ms", v.conflict_probe_ms, 0, 10000); !st) return st;
-  v.interface = param("interface");
-  v.label = param("label");
-  if (v.loopback) {
-    if (!v.interface.empty() && v.interface != "lo")
-      return s.error(at("interface"),
-                     "a loopback vip (127.0.0.0/8) lives on lo, not " + v.interface);
-    v.interface.clear();
-    if (!v.label.empty()) return s.error(at("label"), "a loopback vip takes no label");
-    return Ok{};
-  }
-  if (v.interface.empty()) return s.error(at("interface"), "vip needs parameter 'interface'");
-  if (v.interface.size() > 15 || v.interface.find_first_of("/: ") != std::string::npos)
-    return s.error(at("interface"), "'" + v.interface + "' is not an interface name");
-  if (!v.label.empty()) {
-    if (v.ipv6) return s.error(at("label"), "labels are for IPv4 addresses only");
-    const bool ok = v.label.size() <= 15 &&
-                    (v.label == v.interface || v.label.rfind(v.interface + ":", 0) == 0);
-    if (!ok)
-      return s.error(at("label"), "label '" + v.label + "' must be '" + v.interface + "' or '" +
-                                      v.interface + ":SUFFIX', at most 15 characters");
-  }
-  return Ok{};
+  return nullptr;
 }
 
-// The proxy section is bulwark-proxy's to check (ProxySectionCheck); here
-// only its shape and the resources its servers come from.
-Status parse_proxy_section(const YamlSection& s, AgentSpec& a) {
-  const YAML::Node proxy = s["proxy"];
-  if (!proxy) return s.error(s.node(), "agent proxy needs a proxy section (its configuration)");
-  if (!proxy.IsMap())
-    return s.error(proxy, "proxy must be a mapping (global, frontends, backends)");
-  if (!a.params.empty()) return s.error(s["params"], "agent proxy takes no params");
-  a.proxy = YAML::Dump(proxy);
-  if (const YAML::Node backends = proxy["backends"]; backends && backends.IsSequence()) {
-    for (const auto& b : backends) {
-      const YAML::Node from = b.IsMap() ? b["servers_from"] : YAML::Node();
-      if (from && from.IsMap() && from["resource"] && from["resource"].IsScalar())
-        a.proxy_sources.push_back(from["resource"].Scalar());
-    }
+const AgentClassSyntax* find_class(const AgentClassSyntaxes& classes, AgentClass k) {
+  for (const auto& c : classes) {
+    if (c.agent_class == k) return &c;
   }
-  return Ok{};
+  return nullptr;
 }
 
-Status parse_agent(const YamlSection& s, ResourceSpec& r) {
-  if (auto st = s.require("agent"); !st) return st;
-  std::string agent;
-  if (auto st = s.get_string("agent", agent); !st) return st;
-  AgentSpec& a = r.agent;
-  if (agent == "exec") {
-    a.agent_class = AgentClass::kExec;
-  } else if (agent.rfind("ocf:", 0) == 0) {
-    a.agent_class = AgentClass::kOcf;
-    const std::string rest = agent.substr(4);
-    const auto colon = rest.find(':');
-    a.provider = rest.substr(0, colon);
-    a.type = colon == std::string::npos ? "" : rest.substr(colon + 1);
-    if (!valid_resource_name(a.provider) || a.type.empty() ||
-        !std::all_of(a.type.begin(), a.type.end(), [](char c) {
-          return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-        }))
-      return s.error(s["agent"], "agent '" + agent + "' is not ocf:PROVIDER:TYPE");
-  } else if (agent.rfind("systemd:", 0) == 0) {
-    a.agent_class = AgentClass::kSystemd;
-    a.unit = agent.substr(8);
-    if (a.unit.empty() || a.unit.find('/') != std::string::npos)
-      return s.error(s["agent"], "agent '" + agent + "' is not systemd:UNIT");
-  } else if (agent == "vip") {
-    a.agent_class = AgentClass::kVip;
-  } else if (agent == "proxy") {
-    a.agent_class = AgentClass::kProxy;
-  } else {
-    return s.error(s["agent"], "unknown agent class '" + agent +
-                                   "' (expected exec, ocf:PROVIDER:TYPE, systemd:UNIT, vip or "
-                                   "proxy)");
+// A key of the resource that the class brings (an exec's command).
+bool owns_key(const AgentClassSyntax& c, const char* key) {
+  return std::any_of(c.keywords.begin(), c.keywords.end(), [&](const ConfigKeyword& k) {
+    return std::string(k.section) == "resources[]" && std::string(k.key) == key;
+  });
+}
+
+// The `agent:` value names a class of `classes`; a key another class owns
+// (an exec's command, a proxy's section) is refused here.
+Result<const AgentClassSyntax*> parse_agent_class(const YamlSection& s,
+                                                  const AgentClassSyntaxes& classes,
+                                                  std::string& agent) {
+  if (auto st = s.require("agent"); !st) return st.error();
+  if (auto st = s.get_string("agent", agent); !st) return st.error();
+  const AgentClassSyntax* cls = find_class(classes, agent);
+  if (!cls) {
+    std::vector<std::string> forms;
+    for (const auto& c : classes) forms.push_back(c.agent_form);
+    return s.error(s["agent"],
+                   "unknown agent class '" + agent + "' (expected " + or_list(forms) + ")");
   }
-  if (auto st = s.get_string_list("command", a.command); !st) return st;
-  if (a.agent_class == AgentClass::kExec) {
-    if (a.command.empty() || a.command[0].empty() || a.command[0][0] != '/')
-      return s.error(s.at_or_self("command"),
-                     "agent exec needs command: a list starting with an absolute path");
-    for (std::size_t i = 0; i < a.command.size(); ++i) {
-      if (auto st = check_variables(s, s["command"][i], a.command[i]); !st) return st;
+  for (const auto& other : classes) {
+    for (const auto& k : other.keywords) {
+      if (std::string(k.section) != "resources[]" || !s[k.key] || owns_key(*cls, k.key)) continue;
+      std::vector<std::string> owners;
+      for (const auto& c : classes) {
+        if (owns_key(c, k.key)) owners.push_back(c.agent_form);
+      }
+      return s.error(s[k.key], std::string(k.key) + " is only for agent " + or_list(owners));
     }
-  } else if (!a.command.empty()) {
-    return s.error(s["command"], "command is only for agent exec");
   }
+  return cls;
+}
+
+// The keys every class shares: params (whose meaning is the class's), user
+// and working_dir.
+Status parse_shared_agent_keys(const YamlSection& s, AgentSpec& a) {
   if (const YAML::Node params = s["params"]) {
     if (!params.IsMap()) return s.error(params, "params must be a mapping of strings");
     for (const auto& kv : params) {
@@ -265,17 +169,9 @@ Status parse_agent(const YamlSection& s, ResourceSpec& r) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
       });
       if (!key_ok) return s.error(kv.first, "param name '" + key + "' must be of A-Z a-z 0-9 _");
-      if (auto st = check_variables(s, kv.second, kv.second.Scalar()); !st) return st;
+      if (auto st = check_resource_variables(s, kv.second, kv.second.Scalar()); !st) return st;
       a.params[key] = kv.second.Scalar();
     }
-  }
-  if (a.agent_class == AgentClass::kVip) {
-    if (auto st = parse_vip(s, a); !st) return st;
-  }
-  if (const YAML::Node proxy = s["proxy"]; proxy && a.agent_class != AgentClass::kProxy)
-    return s.error(proxy, "proxy is only for agent proxy");
-  if (a.agent_class == AgentClass::kProxy) {
-    if (auto st = parse_proxy_section(s, a); !st) return st;
   }
   if (auto st = s.get_string("user", a.user); !st) return st;
   if (auto st = s.get_string("working_dir", a.working_dir); !st) return st;
@@ -284,7 +180,25 @@ Status parse_agent(const YamlSection& s, ResourceSpec& r) {
   return Ok{};
 }
 
-Status parse_kind(const std::string& path, const YamlSection& s, ResourceSpec& r) {
+// "needs an ocf agent (exec has no promoted role)": which classes have
+// what a key asks for (`has`), for a refusal.
+std::string needs(const AgentClassSyntaxes& classes, bool AgentClassSyntax::*has, const char* name,
+                  const std::string& what) {
+  std::vector<std::string> names;
+  for (const auto& c : classes) {
+    if (c.*has) names.push_back(agent_class_name(c.agent_class));
+  }
+  if (names.empty()) return "needs an agent with a " + what + ", and no agent class has one";
+  const std::string list = or_list(names);
+  const bool vowel = std::string("aeiou").find(list[0]) != std::string::npos;
+  return std::string("needs ") + (vowel ? "an " : "a ") + list + " agent (" + name + " has no " +
+         what + ")";
+}
+
+Status parse_kind(const std::string& path, const YamlSection& s, const AgentClassSyntaxes& classes,
+                  const std::vector<ConfigKeyword>& table, const AgentClassSyntax& cls,
+                  ResourceSpec& r) {
+  const char* name = agent_class_name(cls.agent_class);
   int kinds = 0;
   bool singleton = false;
   if (auto st = s.get_bool("singleton", singleton); !st) return st;
@@ -296,73 +210,77 @@ Status parse_kind(const std::string& path, const YamlSection& s, ResourceSpec& r
     ++kinds;
     r.kind = ResourceKind::kClone;
     const YamlSection c(path, clone.IsNull() ? YAML::Node(YAML::NodeType::Map) : clone,
-                        s.label() + ".clone", kKeywords, "resources[].clone");
+                        s.label() + ".clone", table, "resources[].clone");
     if (auto st = c.check_keys(); !st) return st;
     if (auto st = c.get_int("max", r.clone_max, 0, 10000); !st) return st;
     if (auto st = c.get_bool("notify", r.notify); !st) return st;
-    if (r.notify && r.agent.agent_class != AgentClass::kOcf)
-      return c.error(c["notify"], "notify needs an ocf agent (exec and systemd have no notify)");
+    if (r.notify && !cls.notify_action)
+      return c.error(c["notify"], "notify " + needs(classes, &AgentClassSyntax::notify_action, name,
+                                                    "notify action"));
   }
   if (const YAML::Node prom = s["promotable"]) {
     ++kinds;
     r.kind = ResourceKind::kPromotable;
     const YamlSection p(path, prom.IsNull() ? YAML::Node(YAML::NodeType::Map) : prom,
-                        s.label() + ".promotable", kKeywords, "resources[].promotable");
+                        s.label() + ".promotable", table, "resources[].promotable");
     if (auto st = p.check_keys(); !st) return st;
     if (auto st = p.get_int("max", r.clone_max, 0, 10000); !st) return st;
     if (auto st = p.get_int("promoted", r.promoted_max, 1, 10000); !st) return st;
     if (r.clone_max != 0 && r.promoted_max > r.clone_max)
       return p.error(p["promoted"], "promoted must not exceed max");
     if (auto st = p.get_bool("notify", r.notify); !st) return st;
-    if (r.agent.agent_class != AgentClass::kOcf)
-      return s.error(prom,
-                     "promotable needs an ocf agent (exec and systemd have no promoted role)");
+    if (!cls.promoted_role)
+      return s.error(prom, "promotable " + needs(classes, &AgentClassSyntax::promoted_role, name,
+                                                 "promoted role"));
+    if (r.notify && !cls.notify_action)
+      return p.error(p["notify"], std::string(name) + " has no notify action");
   }
   if (kinds > 1)
     return s.error(s.node(), "a resource is one of singleton, clone or promotable, not several");
-  if (r.agent.agent_class == AgentClass::kProxy && r.kind == ResourceKind::kPromotable)
-    return s.error(s["promotable"], "a proxy has no promoted role; use clone: {}");
-  if (r.agent.agent_class == AgentClass::kVip && r.kind != ResourceKind::kSingleton)
-    return s.error(s[r.kind == ResourceKind::kClone ? "clone" : "promotable"],
-                   "a vip is a singleton: one node holds the address at a time");
   return Ok{};
 }
 
-Status parse_monitor(const std::string& path, const YamlSection& s, ResourceSpec& r) {
-  // A VIP is checked with one netlink call: often, by default.
-  if (r.agent.agent_class == AgentClass::kVip) r.monitor = MonitorSpec{1000, 1000, "", ""};
+Status parse_monitor(const std::string& path, const YamlSection& s,
+                     const std::vector<ConfigKeyword>& table, const AgentClassSyntax& cls,
+                     ResourceSpec& r) {
+  r.monitor = cls.monitor;
   const YAML::Node node = s["monitor"];
   if (!node) return Ok{};
-  const YamlSection m(path, node, s.label() + ".monitor", kKeywords, "resources[].monitor");
+  const YamlSection m(path, node, s.label() + ".monitor", table, "resources[].monitor");
   if (auto st = m.check_keys(); !st) return st;
   if (auto st = m.get_int("interval_ms", r.monitor.interval_ms, 100, 86400000); !st) return st;
   r.monitor.timeout_ms = std::max(r.monitor.interval_ms, r.monitor.timeout_ms);
   if (auto st = m.get_int("timeout_ms", r.monitor.timeout_ms, 10, 86400000); !st) return st;
   if (auto st = m.get_string("tcp", r.monitor.tcp); !st) return st;
   if (auto st = m.get_string("http", r.monitor.http); !st) return st;
-  if (auto st = check_variables(m, m.at_or_self("tcp"), r.monitor.tcp); !st) return st;
-  if (auto st = check_variables(m, m.at_or_self("http"), r.monitor.http); !st) return st;
+  if (auto st = check_resource_variables(m, m.at_or_self("tcp"), r.monitor.tcp); !st) return st;
+  if (auto st = check_resource_variables(m, m.at_or_self("http"), r.monitor.http); !st) return st;
   if (!r.monitor.http.empty() && r.monitor.http.rfind("http://", 0) != 0)
     return m.error(m["http"], "http must be an http:// URL");
-  if ((!r.monitor.tcp.empty() || !r.monitor.http.empty()) &&
-      r.agent.agent_class != AgentClass::kExec)
-    return m.error(node,
-                   "tcp and http monitors are for agent exec (other agents monitor themselves)");
+  if ((!r.monitor.tcp.empty() || !r.monitor.http.empty()) && !cls.command_monitors)
+    return m.error(node, "tcp and http monitors are for agent exec (" +
+                             std::string(agent_class_name(cls.agent_class)) +
+                             " agents monitor themselves)");
   return Ok{};
 }
 
 Status parse_resource(const std::string& path, const YAML::Node& node, const std::string& label,
+                      const AgentClassSyntaxes& classes, const std::vector<ConfigKeyword>& table,
                       ResourceSpec& r) {
-  const YamlSection s(path, node, label, kKeywords, "resources[]");
+  const YamlSection s(path, node, label, table, "resources[]");
   if (auto st = s.check_keys(); !st) return st;
   if (auto st = s.require("name"); !st) return st;
   if (auto st = s.get_string("name", r.name); !st) return st;
   if (!valid_resource_name(r.name))
     return s.error(s["name"],
                    "resource name '" + r.name + "' must be 1-63 characters of a-z 0-9 - _ .");
-  if (auto st = parse_agent(s, r); !st) return st;
-  if (auto st = parse_kind(path, s, r); !st) return st;
-  if (auto st = parse_monitor(path, s, r); !st) return st;
+  std::string agent;
+  auto cls = parse_agent_class(s, classes, agent);
+  if (!cls) return cls.error();
+  r.agent.agent_class = (*cls)->agent_class;
+  if (auto st = parse_shared_agent_keys(s, r.agent); !st) return st;
+  if (auto st = parse_kind(path, s, classes, table, **cls, r); !st) return st;
+  if (auto st = parse_monitor(path, s, table, **cls, r); !st) return st;
   for (auto [key, field, min, max] :
        {std::tuple{"start_timeout_ms", &r.start_timeout_ms, 10, 86400000},
         std::tuple{"stop_timeout_ms", &r.stop_timeout_ms, 10, 86400000},
@@ -373,7 +291,7 @@ Status parse_resource(const std::string& path, const YAML::Node& node, const std
     if (auto st = s.get_int(key, *field, min, max); !st) return st;
   }
   if (auto st = s.get_bool("enabled", r.enabled); !st) return st;
-  return Ok{};
+  return (*cls)->parse ? (*cls)->parse(s, agent, r) : Status(Ok{});
 }
 
 Status parse_groups(const std::string& path, const YAML::Node& node, ResourceConfig& c) {
@@ -534,32 +452,23 @@ Status check_constraints(const std::string& path, const YAML::Node& node, const 
   return Ok{};
 }
 
-// A proxy's servers come from a resource of the file that runs a service
-// (not a vip, not a proxy), checked at the servers_from that names it.
-Status check_proxy_sources(const std::string& path, const YAML::Node& resources,
-                           const ResourceConfig& c) {
+// Each class's checks against the whole file, at the resource they concern.
+Status check_in_file(const std::string& path, const YAML::Node& resources,
+                     const AgentClassSyntaxes& classes, const std::vector<ConfigKeyword>& table,
+                     const ResourceConfig& c) {
   for (std::size_t i = 0; i < c.resources.size(); ++i) {
-    if (c.resources[i].agent.agent_class != AgentClass::kProxy) continue;
-    const YAML::Node backends = resources[i]["proxy"]["backends"];
-    for (std::size_t k = 0; backends && backends.IsSequence() && k < backends.size(); ++k) {
-      const YAML::Node from = backends[k].IsMap() ? backends[k]["servers_from"] : YAML::Node();
-      const YAML::Node at = from && from.IsMap() ? from["resource"] : YAML::Node();
-      if (!at || !at.IsScalar()) continue;
-      const ResourceSpec* source = c.find(at.Scalar());
-      if (!source) return yaml_error(path, at, "no resource named '" + at.Scalar() + "'");
-      if (source->agent.agent_class == AgentClass::kVip ||
-          source->agent.agent_class == AgentClass::kProxy)
-        return yaml_error(
-            path, at,
-            "servers come from a service, not from " +
-                std::string(source->agent.agent_class == AgentClass::kVip ? "a vip" : "a proxy"));
-    }
+    const ResourceSpec& r = c.resources[i];
+    const AgentClassSyntax* cls = find_class(classes, r.agent.agent_class);
+    if (!cls || !cls->check_in_file) continue;
+    const YamlSection s(path, resources[i], "resources[" + std::to_string(i) + "]", table,
+                        "resources[]");
+    if (auto st = cls->check_in_file(s, r, c); !st) return st;
   }
   return Ok{};
 }
 
 Result<ResourceConfig> parse_root(const YAML::Node& root, const std::string& path,
-                                  const ProxySectionCheck& check_proxy) {
+                                  const AgentClassSyntaxes& classes) {
   if (!root.IsMap()) return yaml_error(path, root, "the resources file must be a mapping");
   for (const auto& item : root) {
     auto key = yaml_key(path, item.first);
@@ -570,21 +479,20 @@ Result<ResourceConfig> parse_root(const YAML::Node& root, const std::string& pat
           "unknown key '" + *key + "' (expected one of: constraints, groups, resources)");
   }
   ResourceConfig c;
+  const std::vector<ConfigKeyword> table = resource_config_keywords(classes);
   if (const YAML::Node resources = root["resources"]) {
     if (!resources.IsSequence()) return yaml_error(path, resources, "resources must be a list");
     for (std::size_t i = 0; i < resources.size(); ++i) {
       ResourceSpec r;
-      if (auto st = parse_resource(path, resources[i], "resources[" + std::to_string(i) + "]", r);
+      if (auto st = parse_resource(path, resources[i], "resources[" + std::to_string(i) + "]",
+                                   classes, table, r);
           !st)
         return st.error();
       if (c.find(r.name))
         return yaml_error(path, resources[i]["name"], "duplicate resource name '" + r.name + "'");
-      if (r.agent.agent_class == AgentClass::kProxy && check_proxy) {
-        if (auto st = check_proxy(resources[i]["proxy"], path); !st) return st.error();
-      }
       c.resources.push_back(std::move(r));
     }
-    if (auto st = check_proxy_sources(path, resources, c); !st) return st.error();
+    if (auto st = check_in_file(path, resources, classes, table, c); !st) return st.error();
   }
   if (const YAML::Node groups = root["groups"]) {
     if (auto st = parse_groups(path, groups, c); !st) return st.error();
@@ -605,11 +513,29 @@ Result<ResourceConfig> parse_root(const YAML::Node& root, const std::string& pat
 }  // namespace
 
 Result<ResourceConfig> parse_resource_config(const std::string& text, const std::string& path,
-                                             const ProxySectionCheck& check_proxy) {
+                                             const AgentClassSyntaxes& classes) {
   return parse_yaml<ResourceConfig>(text, path, [&](const YAML::Node& root) {
     return root.IsNull() ? Result<ResourceConfig>(ResourceConfig{})
-                         : parse_root(root, path, check_proxy);
+                         : parse_root(root, path, classes);
   });
+}
+
+Status check_resource_variables(const YamlSection& s, const YAML::Node& at,
+                                const std::string& text) {
+  std::size_t pos = 0;
+  while ((pos = text.find("${", pos)) != std::string::npos) {
+    const std::size_t end = text.find('}', pos);
+    if (end == std::string::npos) return s.error(at, "unterminated ${ in '" + text + "'");
+    const std::string name = text.substr(pos + 2, end - pos - 2);
+    const auto& known = resource_variables();
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      return s.error(at, "unknown variable ${" + name + "} (known: " + list + ")");
+    }
+    pos = end + 1;
+  }
+  return Ok{};
 }
 
 const std::vector<std::string>& resource_variables() {
@@ -618,7 +544,11 @@ const std::vector<std::string>& resource_variables() {
   return kVariables;
 }
 
-const std::vector<ConfigKeyword>& resource_config_keywords() { return kKeywords; }
+std::vector<ConfigKeyword> resource_config_keywords(const AgentClassSyntaxes& classes) {
+  std::vector<ConfigKeyword> table = kKeywords;
+  for (const auto& c : classes) table.insert(table.end(), c.keywords.begin(), c.keywords.end());
+  return table;
+}
 
 const ResourceSpec* ResourceConfig::find(const std::string& name) const {
   for (const auto& r : resources) {

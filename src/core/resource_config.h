@@ -27,7 +27,9 @@ enum class AgentClass { kExec, kOcf, kSystemd, kVip, kProxy };
 // promoted (up to `promoted_max`) or replicas.
 enum class ResourceKind { kSingleton, kClone, kPromotable };
 
-// A `vip` resource's parameters, checked when the file is parsed.
+// A `vip` resource's parameters, as src/classes/vip/vip_syntax.cc reads
+// them from its params (kept here with the rest of the spec, which the
+// running record stores).
 struct VipSpec {
   std::string address;  // an IPv4 or IPv6 literal
   bool ipv6 = false;
@@ -147,15 +149,47 @@ struct ResourceConfig {
   const GroupSpec* find_group(const std::string& name) const;
 };
 
-// Checks a `proxy` resource's `proxy` section where it stands in the file,
-// so that its errors carry file:line:column. src/proxy provides it (the
-// CLI and the daemon pass it to the parse at apply); without one the
-// section is only checked to be a mapping whose servers_from name
-// resources of the file.
-using ProxySectionCheck = std::function<Status(const YAML::Node& section, const std::string& path)>;
+// What one agent class brings to the resources file, defined in its folder
+// (src/classes/X/X_syntax.h, all of them listed by
+// src/classes/registry/agent_classes.h): the `agent:` values that name it,
+// what its nature allows, and the parse of what only it takes. The parser
+// here reads the keys every class shares, then hands the resource to its
+// class.
+struct AgentClassSyntax {
+  AgentClass agent_class = AgentClass::kExec;
+  // The `agent:` value ("exec"), or its prefix when it ends with ':'
+  // ("ocf:"), the rest being the class's to read.
+  std::string agent;
+  std::string agent_form;         // in messages: "ocf:PROVIDER:TYPE"
+  bool promoted_role = false;     // may be promotable
+  bool notify_action = false;     // clone.notify / promotable.notify
+  bool command_monitors = false;  // monitor.tcp and monitor.http
+  // The keys it brings to the file, for the reference and the parse: a
+  // resource key ("resources[]" command) is refused in other classes'
+  // resources.
+  std::vector<ConfigKeyword> keywords;
+  MonitorSpec monitor;  // its monitor's defaults
+  // Reads and checks the class's part of the resource `s`, whose shared
+  // keys, kind and monitor are read into `r`; `agent` is the `agent:`
+  // value. Errors carry file:line:column.
+  std::function<Status(const YamlSection& s, const std::string& agent, ResourceSpec& r)> parse;
+  // Optional: checks against the whole file once every resource is read
+  // (a proxy's servers_from names a service of the file).
+  std::function<Status(const YamlSection& s, const ResourceSpec& r, const ResourceConfig& c)>
+      check_in_file;
+};
+using AgentClassSyntaxes = std::vector<AgentClassSyntax>;
 
+// Parses the resources file; `classes` are the agent classes it may name
+// (src/classes/registry/agent_classes.h: every class bulwarkd runs).
 Result<ResourceConfig> parse_resource_config(const std::string& text, const std::string& path,
-                                             const ProxySectionCheck& check_proxy = nullptr);
+                                             const AgentClassSyntaxes& classes);
+
+// ${NAME} references in `text` (found at `at` in `s`) must name a variable
+// of resource_variables(): anything else is a typo that would otherwise
+// reach a command line unexpanded.
+Status check_resource_variables(const YamlSection& s, const YAML::Node& at,
+                                const std::string& text);
 
 // An agent class's name in the resources file: exec, ocf, systemd, vip, proxy.
 const char* agent_class_name(AgentClass k);
@@ -166,6 +200,7 @@ std::string agent_name(const AgentSpec& a);
 // The variables Bulwark expands in argv elements and monitor targets.
 const std::vector<std::string>& resource_variables();
 
-const std::vector<ConfigKeyword>& resource_config_keywords();
+// Every key of the file: those all classes share, then each class's.
+std::vector<ConfigKeyword> resource_config_keywords(const AgentClassSyntaxes& classes);
 
 }  // namespace bulwark

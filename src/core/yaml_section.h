@@ -73,6 +73,7 @@ class YamlSection {
   const YAML::Node& node() const { return node_; }
   YAML::Node operator[](const char* key) const { return node_[key]; }
   const std::string& label() const { return label_; }
+  const std::string& path() const { return path_; }
   Error error(const YAML::Node& at, const std::string& what) const;
   // The value at `key` if present, else the mapping itself: where to point
   // an error about a key that may be absent.

@@ -16,6 +16,7 @@
 #include "classes/exec/exec_runner.h"
 #include "classes/ocf/ocf_runner.h"
 #include "classes/proxy/proxy_runner.h"
+#include "classes/registry/agent_classes.h"
 #include "classes/systemd/systemd_runner.h"
 #include "classes/vip/vip_runner.h"
 #include "coordinator/coordinator.h"
@@ -456,7 +457,8 @@ int Daemon::start() {
   const int coordinator_timeout_ms = std::max(
       150, std::min(config_.store.request_timeout_ms, config_.store.etcd_election_ms * 2 / 3));
   store_ = std::make_unique<Store>(clock_, *etcd_, Schema(config_.store.prefix),
-                                   config_.cluster_name, coordinator_timeout_ms);
+                                   agent_class_syntaxes(), config_.cluster_name,
+                                   coordinator_timeout_ms);
   store_->start();
 
   CoordinatorOptions co;

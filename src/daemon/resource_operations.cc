@@ -6,10 +6,10 @@
 #include <set>
 
 #include "classes/ocf/ocf_checks.h"
+#include "classes/registry/agent_classes.h"
 #include "coordinator/apply_plan.h"
 #include "coordinator/placement_policy.h"
 #include "coordinator/placement_step.h"
-#include "proxy/proxy_config.h"
 
 namespace bulwark {
 namespace {
@@ -96,7 +96,7 @@ Status ResourceOperations::validate(const ResourceConfig& config, const ClusterS
 }
 
 Result<json> ResourceOperations::apply(const ApplyRequest& req) {
-  auto config = parse_resource_config(req.text, req.source, proxy::check_cluster_proxy_section);
+  auto config = parse_resource_config(req.text, req.source, agent_class_syntaxes());
   if (!config) return config.error();
   ClusterState state = store_.state();
   if (state.schema_version == 0) {

@@ -101,7 +101,7 @@ Result<ProxyConfig> load_proxy_config(const std::string& path);
 // A configuration that is part of a larger YAML file (a `proxy` resource's
 // `proxy:` section): positions in errors are the larger file's.
 Result<ProxyConfig> parse_proxy_config_node(const YAML::Node& root, const std::string& path);
-// A `proxy` resource's section (core/resource_config.h ProxySectionCheck):
+// A `proxy` resource's section (src/classes/proxy/proxy_syntax.cc):
 // a valid configuration that leaves control_socket to the cluster.
 Status check_cluster_proxy_section(const YAML::Node& section, const std::string& path);
 

@@ -52,11 +52,12 @@ Result<Registration> read_registration(EtcdClient& etcd, const Schema& schema,
   return out;
 }
 
-Store::Store(const Clock& clock, EtcdClient& etcd, Schema schema, std::string cluster_name,
-             int coordinator_timeout_ms)
+Store::Store(const Clock& clock, EtcdClient& etcd, Schema schema, const AgentClassSyntaxes& classes,
+             std::string cluster_name, int coordinator_timeout_ms)
     : clock_(clock),
       etcd_(etcd),
       schema_(std::move(schema)),
+      classes_(classes),
       coordinator_timeout_ms_(coordinator_timeout_ms),
       writes_(clock, etcd, schema_, std::move(cluster_name), coordinator_timeout_ms) {}
 
@@ -79,7 +80,8 @@ ClusterState Store::state() const {
     decoded_->loaded = loaded_;
     if (const auto& r = decoded_->resources) {
       if (r->mod_revision != parsed_resources_revision_) {
-        auto parsed = parse_resource_config(r->text, r->source.empty() ? "resources" : r->source);
+        auto parsed =
+            parse_resource_config(r->text, r->source.empty() ? "resources" : r->source, classes_);
         parsed_resources_ = parsed ? with_reload_traits(std::move(*parsed), *r) : nullptr;
         parsed_resources_revision_ = r->mod_revision;
         if (!parsed)

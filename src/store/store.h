@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "core/env.h"
+#include "core/resource_config.h"
 #include "store/etcd_client.h"
 #include "store/schema.h"
 #include "store/store_writes.h"
@@ -54,8 +55,9 @@ class Store final : public CacheWait {
   // `coordinator_timeout_ms` is the deadline of coordinator claims and
   // writes: shorter than an etcd leader election, so that a request that hung
   // on a dead leader is retried as soon as a new leader can exist.
-  Store(const Clock& clock, EtcdClient& etcd, Schema schema, std::string cluster_name,
-        int coordinator_timeout_ms);
+  // `classes` read the applied resources file (it outlives the store).
+  Store(const Clock& clock, EtcdClient& etcd, Schema schema, const AgentClassSyntaxes& classes,
+        std::string cluster_name, int coordinator_timeout_ms);
   ~Store() override;
 
   void start();
@@ -121,6 +123,7 @@ class Store final : public CacheWait {
   const Clock& clock_;
   EtcdClient& etcd_;
   Schema schema_;
+  const AgentClassSyntaxes& classes_;
   int coordinator_timeout_ms_;
   StoreWrites writes_;
 

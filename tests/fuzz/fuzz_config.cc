@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "classes/registry/agent_classes.h"
 #include "core/config.h"
 #include "core/resource_config.h"
 
@@ -19,7 +20,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto again = bulwark::parse_config(bulwark::render_config(*r), "/fuzz/bulwark.yaml");
     if (!again.ok() || again->nodes.size() != r->nodes.size()) __builtin_trap();
   }
-  auto resources = bulwark::parse_resource_config(text, "/fuzz/resources.yaml");
+  auto resources =
+      bulwark::parse_resource_config(text, "/fuzz/resources.yaml", bulwark::agent_class_syntaxes());
   if (!resources.ok() && resources.error().message.rfind("/fuzz/resources.yaml", 0) != 0)
     __builtin_trap();
   return 0;

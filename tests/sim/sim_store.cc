@@ -1,5 +1,7 @@
 #include "sim/sim_store.h"
 
+#include "classes/registry/agent_classes.h"
+
 namespace bulwark::sim {
 namespace {
 
@@ -85,7 +87,8 @@ std::shared_ptr<const ClusterState> SimStore::state() {
   if (s->resources) {
     if (s->resources->mod_revision != parsed_resources_revision_) {
       const auto& r = *s->resources;
-      auto parsed = parse_resource_config(r.text, r.source.empty() ? "resources" : r.source);
+      auto parsed = parse_resource_config(r.text, r.source.empty() ? "resources" : r.source,
+                                          agent_class_syntaxes());
       parsed_resources_ =
           parsed ? std::make_shared<const ResourceConfig>(std::move(*parsed)) : nullptr;
       parsed_resources_revision_ = r.mod_revision;

@@ -13,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "classes/registry/agent_classes.h"
 #include "security/certs.h"
 #include "store/etcd_client.h"
 #include "store/store.h"
@@ -85,7 +86,8 @@ class EtcdFixture : public ::testing::Test {
   }
 
   Store& store(const std::string& name) {
-    stores_.push_back(std::make_unique<Store>(clock_, *etcd_, Schema("/bulwark/t"), name, 1000));
+    stores_.push_back(std::make_unique<Store>(clock_, *etcd_, Schema("/bulwark/t"),
+                                              agent_class_syntaxes(), name, 1000));
     return *stores_.back();
   }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "agent/node_agent.h"
+#include "classes/registry/agent_classes.h"
 #include "core/env.h"
 #include "fake_clock.h"
 
@@ -66,7 +67,7 @@ inline constexpr const char* kResources =
     "    stop_timeout_ms: 4000\n";
 
 inline std::shared_ptr<const ResourceConfig> parse(const std::string& yaml) {
-  auto c = parse_resource_config(yaml, "test.yaml");
+  auto c = parse_resource_config(yaml, "test.yaml", agent_class_syntaxes());
   EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
   return std::make_shared<const ResourceConfig>(c.ok() ? *c : ResourceConfig{});
 }

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "classes/registry/agent_classes.h"
 #include "proxy/proxy_config.h"
 
 namespace bulwark {
@@ -32,7 +33,7 @@ constexpr const char* kResources =
     "          servers: [{name: s, address: '127.0.0.1:9001'}]\n";
 
 ResourceConfig config() {
-  auto c = parse_resource_config(kResources, "r.yaml", proxy::check_cluster_proxy_section);
+  auto c = parse_resource_config(kResources, "r.yaml", agent_class_syntaxes());
   EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
   return c.ok() ? *c : ResourceConfig{};
 }
@@ -131,7 +132,7 @@ TEST(ProxyControllerTest, ABadProxySectionIsRefusedWhereItStands) {
         "    agent: proxy\n"
         "    proxy:\n" +
         proxy;
-    auto c = parse_resource_config(text, "r.yaml", proxy::check_cluster_proxy_section);
+    auto c = parse_resource_config(text, "r.yaml", agent_class_syntaxes());
     return c.ok() ? std::string("accepted") : c.error().message;
   };
   EXPECT_EQ(error("      frontends: [{name: a, listen: '127.0.0.1:1', backend: b}]\n"),

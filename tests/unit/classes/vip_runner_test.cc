@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "classes/registry/agent_classes.h"
 #include "sys/private_network.h"
 #include "sys/system_clock.h"
 
@@ -34,7 +35,7 @@ ResourceSpec vip_spec(const std::string& address, const std::string& interface, 
                            (interface.empty() ? "" : ", interface: " + interface) + ", prefix: '" +
                            (address.find(':') != std::string::npos ? "64" : "24") +
                            "', conflict_probe_ms: '" + std::to_string(probe_ms) + "'}}]\n";
-  auto c = parse_resource_config(yaml, "test.yaml");
+  auto c = parse_resource_config(yaml, "test.yaml", agent_class_syntaxes());
   EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
   return c.ok() ? c->resources[0] : ResourceSpec{};
 }

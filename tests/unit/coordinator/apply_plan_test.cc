@@ -2,6 +2,7 @@
 // (coordinator/apply_plan.h): new and deleted resources, restarts, reloads,
 // updates in place, moves, and nothing for an unchanged file.
 #include "coordinator/apply_plan.h"
+#include "classes/registry/agent_classes.h"
 
 #include <gtest/gtest.h>
 
@@ -17,7 +18,7 @@ constexpr const char* kApplied =
     "  - {name: old, agent: exec, command: [/bin/old]}\n";
 
 std::shared_ptr<const ResourceConfig> parsed(const std::string& yaml) {
-  auto c = parse_resource_config(yaml, "t.yaml");
+  auto c = parse_resource_config(yaml, "t.yaml", agent_class_syntaxes());
   EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
   return std::make_shared<const ResourceConfig>(c.ok() ? *c : ResourceConfig{});
 }

@@ -2,6 +2,7 @@
 // failures, moves and bans, and the safety rule that an exclusive resource
 // never gets a second home while its old node may still run it.
 #include "coordinator/placement_policy.h"
+#include "classes/registry/agent_classes.h"
 
 #include <gtest/gtest.h>
 
@@ -14,7 +15,7 @@ namespace {
 using Nodes = std::vector<std::string>;
 
 ResourceConfig resources(const std::string& yaml) {
-  auto c = parse_resource_config(yaml, "test.yaml");
+  auto c = parse_resource_config(yaml, "test.yaml", agent_class_syntaxes());
   EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
   return c.ok() ? *c : ResourceConfig{};
 }

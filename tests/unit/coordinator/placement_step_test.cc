@@ -2,6 +2,7 @@
 // cluster state and membership view in, the exact store write (compares,
 // puts, decoded values) and fence requests out.
 #include "coordinator/placement_step.h"
+#include "classes/registry/agent_classes.h"
 
 #include <gtest/gtest.h>
 
@@ -62,7 +63,7 @@ struct World {
     r.source = "test.yaml";
     r.mod_revision = kResourcesRevision;
     state.resources = r;
-    auto config = parse_resource_config(yaml, "test.yaml");
+    auto config = parse_resource_config(yaml, "test.yaml", agent_class_syntaxes());
     EXPECT_TRUE(config.ok()) << (config.ok() ? "" : config.error().message);
     if (config.ok()) state.resource_config = std::make_shared<const ResourceConfig>(*config);
     view.is_member = true;

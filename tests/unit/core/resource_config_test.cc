@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "classes/registry/agent_classes.h"
 #include "docs_reference.h"
 
 namespace bulwark {
@@ -33,7 +34,7 @@ constexpr const char* kExample =
     "  - {location: volume, prefer: {zone: rack1}}\n";
 
 ResourceConfig parse_ok(const std::string& text) {
-  auto c = parse_resource_config(text, kPath);
+  auto c = parse_resource_config(text, kPath, agent_class_syntaxes());
   EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
   return c.ok() ? *c : ResourceConfig{};
 }
@@ -241,7 +242,7 @@ TEST(ResourceConfigTest, RefusesWithPositionAndRule) {
       {r + "constraints: [{with: a, order: [a, b]}]\n", "with and apart belong to colocate"},
   };
   for (const auto& c : cases) {
-    auto parsed = parse_resource_config(c.text, kPath);
+    auto parsed = parse_resource_config(c.text, kPath, agent_class_syntaxes());
     ASSERT_FALSE(parsed.ok()) << "accepted:\n" << c.text;
     EXPECT_NE(parsed.error().message.find(c.message), std::string::npos)
         << "input:\n"
@@ -249,8 +250,63 @@ TEST(ResourceConfigTest, RefusesWithPositionAndRule) {
   }
 }
 
+// The parser knows agent classes only through what they register: here a
+// class of the test's own, with a key of its own, monitor defaults, a
+// parse and a check across the file.
+TEST(ResourceConfigTest, AClassIsKnownByWhatItRegisters) {
+  AgentClassSyntax echo;
+  echo.agent_class = AgentClass::kSystemd;
+  echo.agent = "echo:";
+  echo.agent_form = "echo:WORD";
+  echo.keywords = {{"resources[]", "repeat", "integer", "1", "times to say it"}};
+  echo.monitor.interval_ms = 4242;
+  std::vector<std::string> parsed_agents;
+  echo.parse = [&](const YamlSection& s, const std::string& agent, ResourceSpec& r) -> Status {
+    parsed_agents.push_back(agent);
+    r.agent.unit = agent.substr(5);
+    int repeat = 1;
+    if (auto st = s.get_int("repeat", repeat, 1, 3); !st) return st;
+    return Ok{};
+  };
+  echo.check_in_file = [](const YamlSection& s, const ResourceSpec& r,
+                          const ResourceConfig& c) -> Status {
+    if (c.find("quiet")) return s.error(s["agent"], r.name + " cannot be heard");
+    return Ok{};
+  };
+  AgentClassSyntax plain = agent_class_syntaxes().front();  // exec
+  const AgentClassSyntaxes classes = {plain, echo};
+
+  auto c = parse_resource_config("resources:\n  - {name: a, agent: 'echo:hi', repeat: 2}\n", kPath,
+                                 classes);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(parsed_agents, std::vector<std::string>{"echo:hi"});
+  EXPECT_EQ(c->resources[0].agent.unit, "hi");
+  EXPECT_EQ(c->resources[0].monitor.interval_ms, 4242);
+  EXPECT_EQ(c->resources[0].monitor.timeout_ms, 20000);
+
+  const BadCase cases[] = {
+      {"resources:\n  - {name: a, agent: vip}\n",
+       "resources.yaml:2:22: unknown agent class 'vip' (expected exec or echo:WORD)"},
+      {"resources:\n  - {name: a, agent: exec, command: [/bin/a], repeat: 2}\n",
+       "resources.yaml:2:55: repeat is only for agent echo:WORD"},
+      {"resources:\n  - {name: a, agent: 'echo:x', repeat: 9}\n", "repeat must be between 1 and 3"},
+      {"resources:\n  - {name: a, agent: 'echo:x', promotable: {}}\n",
+       "promotable needs an agent with a promoted role, and no agent class has one"},
+      {"resources:\n  - {name: a, agent: 'echo:x'}\n  - {name: quiet, agent: exec, command: "
+       "[/b]}\n",
+       "resources.yaml:2:22: a cannot be heard"},
+  };
+  for (const auto& bad : cases) {
+    auto parsed = parse_resource_config(bad.text, kPath, classes);
+    ASSERT_FALSE(parsed.ok()) << "accepted:\n" << bad.text;
+    EXPECT_NE(parsed.error().message.find(bad.message), std::string::npos)
+        << "message: " << parsed.error().message << "\nexpected: " << bad.message;
+  }
+}
+
 TEST(ResourceConfigDocsTest, ReferenceListsEveryKeyword) {
-  expect_documented(resource_config_keywords(), "# Configuration reference: resources");
+  expect_documented(resource_config_keywords(agent_class_syntaxes()),
+                    "# Configuration reference: resources");
 }
 
 }  // namespace

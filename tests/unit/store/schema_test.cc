@@ -8,6 +8,7 @@
 #include <ostream>
 #include <string>
 
+#include "classes/registry/agent_classes.h"
 #include "store/etcd_client.h"
 
 namespace bulwark {
@@ -393,7 +394,7 @@ TEST(SchemaTest, ReloadTraitsAreAttachedToTheirAgentsResources) {
       "  - {name: d, agent: 'ocf:heartbeat:Dummy'}\n"
       "  - {name: e, agent: 'ocf:heartbeat:Other'}\n"
       "  - {name: x, agent: exec, command: [/bin/x]}\n",
-      "r.yaml");
+      "r.yaml", agent_class_syntaxes());
   ASSERT_TRUE(c.ok());
   const auto with = with_reload_traits(*c, r);
   EXPECT_EQ(with->find("d")->agent.reload.action, "reload");
