@@ -23,7 +23,7 @@ echo "== unit tests under ASan+UBSan ($asan)"
 echo "== multi-process tests (bulwarkd, etcd, CLI from $asan)"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-BULWARK_BIN_DIR="$(pwd)/$asan/bin" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e
+BULWARK_BIN_DIR="$(pwd)/$asan/bin" /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=8 tests/e2e
 rc=$?
 # pytest exits 5 when it collected nothing: that is a failure here.
 [[ $rc -ne 0 ]] && failed=1
