@@ -5,6 +5,8 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
+#include "core/json_input.h"
+
 namespace bulwark {
 
 // Every field of a resource's definition, by name; a field the file lacks
@@ -37,7 +39,7 @@ std::string encode_running(const RunningDefinition& running) {
 }
 
 std::optional<RunningDefinition> decode_running(const std::string& text) {
-  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  const nlohmann::json j = parse_json_input(text);
   if (!j.is_object() || j.value("version", 0) != 1) return std::nullopt;
   try {
     RunningDefinition out;

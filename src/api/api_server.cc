@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/config.h"
+#include "core/json_input.h"
 #include "security/crypto.h"
 
 namespace bulwark {
@@ -122,7 +123,7 @@ void ApiServer::install_routes() {
   });
 
   s.Post("/v1/nodes", [this](const httplib::Request& req, httplib::Response& res) {
-    const json body = json::parse(req.body, nullptr, false);
+    const json body = parse_json_input(req.body);
     if (!body.is_object())
       return send_error(res, 400, Errc::kInvalid, "body must be a JSON object");
     NodeAddRequest add;
@@ -143,7 +144,7 @@ void ApiServer::install_routes() {
 
   s.Patch(R"(/v1/nodes/([^/]+)/attributes)",
           [this](const httplib::Request& req, httplib::Response& res) {
-            const json body = json::parse(req.body, nullptr, false);
+            const json body = parse_json_input(req.body);
             if (!body.is_object())
               return send_error(res, 400, Errc::kInvalid, "body must be a JSON object");
             auto set = string_map(body, "set");
@@ -164,7 +165,7 @@ void ApiServer::install_routes() {
           });
 
   s.Put(R"(/v1/nodes/([^/]+)/mode)", [this](const httplib::Request& req, httplib::Response& res) {
-    const json body = json::parse(req.body, nullptr, false);
+    const json body = parse_json_input(req.body);
     if (!body.is_object() || !body.contains("mode") || !body["mode"].is_string())
       return send_error(res, 400, Errc::kInvalid,
                         "body must be {\"mode\": \"online|standby|maintenance\"}");
@@ -172,7 +173,7 @@ void ApiServer::install_routes() {
   });
 
   s.Put("/v1/resources", [this](const httplib::Request& req, httplib::Response& res) {
-    const json body = json::parse(req.body, nullptr, false);
+    const json body = parse_json_input(req.body);
     if (!body.is_object() || !body.contains("text") || !body["text"].is_string())
       return send_error(res, 400, Errc::kInvalid, "body must be {\"text\": RESOURCES_YAML}");
     ApplyRequest apply;
@@ -205,7 +206,7 @@ void ApiServer::install_routes() {
   // One resource (or group); cleanup also for every resource at once.
   const auto directive = [this](const httplib::Request& req, httplib::Response& res,
                                 const std::string& resource, const std::string& action) {
-    const json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
+    const json body = req.body.empty() ? json::object() : parse_json_input(req.body);
     if (!body.is_object() || (body.contains("node") && !body["node"].is_string()))
       return send_error(res, 400, Errc::kInvalid,
                         "body must be {\"node\": NAME, \"force\": BOOL} or empty");
@@ -227,7 +228,7 @@ void ApiServer::install_routes() {
   });
 
   s.Put("/v1/maintenance", [this](const httplib::Request& req, httplib::Response& res) {
-    const json body = json::parse(req.body, nullptr, false);
+    const json body = parse_json_input(req.body);
     if (!body.is_object() || !body.contains("enabled") || !body["enabled"].is_boolean())
       return send_error(res, 400, Errc::kInvalid, "body must be {\"enabled\": true|false}");
     send_result(res, backend_.set_maintenance(body["enabled"].get<bool>()));

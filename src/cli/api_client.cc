@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include "core/json_input.h"
+
 namespace bulwark {
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -68,7 +70,7 @@ Result<ApiReply> ApiClient::request(const std::string& method, const std::string
     ApiReply reply;
     reply.status = res->status;
     reply.endpoint = ep;
-    reply.body = nlohmann::json::parse(res->body, nullptr, false);
+    reply.body = parse_json_input(res->body);
     if (reply.body.is_discarded()) reply.body = nlohmann::json{{"raw", res->body}};
     return reply;
   }

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/json_input.h"
 #include "proxy_control/control_socket.h"
 
 namespace bulwark::proxy {
@@ -85,7 +86,7 @@ void ControlServer::serve(int fd) {
   if (!line) {
     answer = {{"ok", false}, {"error", line.error().message}};
   } else {
-    nlohmann::json request = nlohmann::json::parse(*line, nullptr, false);
+    nlohmann::json request = parse_json_input(*line);
     if (request.is_discarded() || !request.is_object()) {
       answer = {{"ok", false}, {"error", "the request must be one JSON object on one line"}};
     } else {

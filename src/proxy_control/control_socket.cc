@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/json_input.h"
+
 namespace bulwark::proxy {
 namespace {
 
@@ -68,7 +70,7 @@ Result<nlohmann::json> control_request(const std::string& path, const nlohmann::
   auto line = read_control_line(fd, kAnswerTimeoutMs);
   ::close(fd);
   if (!line) return line.error();
-  nlohmann::json answer = nlohmann::json::parse(*line, nullptr, false);
+  nlohmann::json answer = parse_json_input(*line);
   if (answer.is_discarded()) return make_error(Errc::kIo, "bad answer from " + path);
   return answer;
 }

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_input.h"
+
 namespace bulwark {
 namespace {
 
@@ -93,7 +95,7 @@ json compare_json(const Compare& c) {
 
 // etcd's error body: {"error": "...", "message": "...", "code": N}.
 std::string etcd_message(const std::string& body) {
-  const json j = json::parse(body, nullptr, false);
+  const json j = parse_json_input(body);
   if (j.is_object()) {
     if (j.contains("message") && j["message"].is_string()) return j["message"];
     if (j.contains("error") && j["error"].is_string()) return j["error"];
@@ -289,7 +291,7 @@ Result<RangeResult> EtcdClient::get(const std::string& key, bool prefix, int tim
   auto reply = post("/v3/kv/range", req.dump(), /*retry_elsewhere=*/true, timeout_ms);
   if (!reply) return reply.error();
   if (reply->status != 200) return refusal("etcd range refused", reply->body);
-  const json j = json::parse(reply->body, nullptr, false);
+  const json j = parse_json_input(reply->body);
   if (!j.is_object()) return make_error(Errc::kUnavailable, "etcd sent malformed JSON");
   RangeResult r;
   r.revision = i64(j.value("header", json::object()), "revision");
@@ -311,7 +313,7 @@ Result<TxnResult> EtcdClient::txn(const std::vector<Compare>& compares,
     if (e.code == Errc::kTimeout) e.message += "; its outcome is unknown";
     return e;
   }
-  const json j = json::parse(reply->body, nullptr, false);
+  const json j = parse_json_input(reply->body);
   if (!j.is_object()) return make_error(Errc::kUnavailable, "etcd sent malformed JSON");
   TxnResult r;
   r.succeeded = j.value("succeeded", false);
@@ -323,7 +325,7 @@ Result<std::vector<EtcdMember>> EtcdClient::member_list() {
   auto reply = post("/v3/cluster/member/list", "{}", true);
   if (!reply) return reply.error();
   if (reply->status != 200) return refusal("etcd member list refused", reply->body);
-  const json j = json::parse(reply->body, nullptr, false);
+  const json j = parse_json_input(reply->body);
   if (!j.is_object()) return make_error(Errc::kUnavailable, "etcd sent malformed JSON");
   std::vector<EtcdMember> out;
   for (const auto& m : j.value("members", json::array())) {
@@ -342,7 +344,7 @@ Result<EtcdMember> EtcdClient::member_add(const std::string& peer_url) {
   auto reply = post("/v3/cluster/member/add", req.dump(), false);
   if (!reply) return reply.error();
   if (reply->status != 200) return refusal("etcd refused to add member " + peer_url, reply->body);
-  const json j = json::parse(reply->body, nullptr, false);
+  const json j = parse_json_input(reply->body);
   if (!j.is_object() || !j.contains("member"))
     return make_error(Errc::kUnavailable, "etcd sent malformed JSON");
   EtcdMember em;
@@ -375,7 +377,7 @@ Result<EtcdStatus> EtcdClient::status(const std::string& endpoint) {
   release(endpoint, std::move(cli));
   if (res->status != 200)
     return make_error(Errc::kUnavailable, endpoint + ": " + etcd_message(res->body));
-  const json j = json::parse(res->body, nullptr, false);
+  const json j = parse_json_input(res->body);
   if (!j.is_object()) return make_error(Errc::kUnavailable, "etcd sent malformed JSON");
   EtcdStatus s;
   s.endpoint = endpoint;
@@ -459,7 +461,7 @@ Status EtcdClient::watch(
     while ((nl = buffer.find('\n')) != std::string::npos) {
       const std::string line = buffer.substr(0, nl);
       buffer.erase(0, nl + 1);
-      const json j = json::parse(line, nullptr, false);
+      const json j = parse_json_input(line);
       if (!j.is_object()) continue;
       if (j.contains("error")) {
         outcome = make_error(Errc::kUnavailable, "watch failed: " + etcd_message(line));

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_input.h"
+
 namespace bulwark {
 namespace {
 
@@ -17,8 +19,10 @@ json ports_json(const Ports& p) {
 template <class T>
 Result<T> parse_with(const std::string& value, const char* what,
                      const std::function<T(const json&)>& fn) {
-  const json j = json::parse(value, nullptr, false);
-  if (!j.is_object()) return make_error(Errc::kInvalid, std::string(what) + ": not a JSON object");
+  const json j = parse_json_input(value);
+  if (!j.is_object())
+    return make_error(Errc::kInvalid,
+                      std::string(what) + ": not a JSON object, or a number out of range");
   try {
     return fn(j);
   } catch (const json::exception& e) {
@@ -310,7 +314,7 @@ ClusterState Schema::build_state(const std::map<std::string, KeyValue>& kvs,
   s.revision = revision;
   for (const auto& [key, kv] : kvs) {
     if (key == schema_key()) {
-      const json j = json::parse(kv.value, nullptr, false);
+      const json j = parse_json_input(kv.value);
       if (j.is_object() && j.contains("version") && j["version"].is_number_integer()) {
         s.schema_version = j["version"].get<int>();
         s.cluster_name = j.value("cluster", "");

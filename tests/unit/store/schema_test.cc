@@ -181,6 +181,9 @@ INSTANTIATE_TEST_SUITE_P(
     SchemaTest, BadValueTest,
     ::testing::Values(
         BadValue{"NodeGarbage", 0, "not json at all", "node record: not a JSON object"},
+        // Found by fuzz_records: converting it to an integer was undefined.
+        BadValue{"CoordinatorEpochOutOfRange", 1, R"({"node":"n1","epoch":1e69})",
+                 "coordinator record: not a JSON object, or a number out of range"},
         BadValue{"NodeEmpty", 0, "", "node record: not a JSON object"},
         BadValue{"NodeArray", 0, R"(["n1"])", "node record: not a JSON object"},
         BadValue{"NodeMissingName", 0, R"({"address": "10.0.0.1"})", "node record: "},
