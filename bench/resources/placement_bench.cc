@@ -7,8 +7,8 @@
 
 #include <string>
 
-#include "coordinator/placement_policy.h"
 #include "classes/registry/agent_classes.h"
+#include "coordinator/placement_policy.h"
 
 namespace bulwark {
 namespace {
@@ -41,7 +41,8 @@ std::string resources_yaml(int count) {
 void BM_Placement(benchmark::State& state) {
   const int resources = static_cast<int>(state.range(0));
   const int nodes = static_cast<int>(state.range(1));
-  auto config = parse_resource_config(resources_yaml(resources), "bench.yaml", agent_class_syntaxes());
+  auto config =
+      parse_resource_config(resources_yaml(resources), "bench.yaml", agent_class_syntaxes());
   if (!config) {
     state.SkipWithError(config.error().message.c_str());
     return;

@@ -139,7 +139,8 @@ Progress restarted(std::vector<std::string> names) {
 std::vector<std::string> members(const GlobalOptions& g, const std::string& name) {
   const Call c = call_api(g, "GET", "/v1/resources/export");
   if (c.ok()) {
-    auto config = parse_resource_config(c.body.value("text", ""), "applied", agent_class_syntaxes());
+    auto config = parse_resource_config(c.body.value("text", ""), "applied", agent_class_syntaxes(),
+                                        ResourceFileUse::kApplied);
     if (config) {
       if (const GroupSpec* group = config->find_group(name)) return group->resources;
     }
@@ -181,8 +182,7 @@ void add_apply(CLI::App& app, const GlobalOptions& g, int& rc) {
       return;
     }
     // Checked here first, so that a typo is reported without a cluster.
-    if (auto parsed = parse_resource_config(*text, o->file, agent_class_syntaxes());
-        !parsed) {
+    if (auto parsed = parse_resource_config(*text, o->file, agent_class_syntaxes()); !parsed) {
       rc = report(g, parsed.error());
       return;
     }

@@ -115,13 +115,6 @@ const AgentClassSyntax* find_class(const AgentClassSyntaxes& classes, const std:
   return nullptr;
 }
 
-const AgentClassSyntax* find_class(const AgentClassSyntaxes& classes, AgentClass k) {
-  for (const auto& c : classes) {
-    if (c.agent_class == k) return &c;
-  }
-  return nullptr;
-}
-
 // A key of the resource that the class brings (an exec's command).
 bool owns_key(const AgentClassSyntax& c, const char* key) {
   return std::any_of(c.keywords.begin(), c.keywords.end(), [&](const ConfigKeyword& k) {
@@ -182,11 +175,11 @@ Status parse_shared_agent_keys(const YamlSection& s, AgentSpec& a) {
 
 // "needs an ocf agent (exec has no promoted role)": which classes have
 // what a key asks for (`has`), for a refusal.
-std::string needs(const AgentClassSyntaxes& classes, bool AgentClassSyntax::*has, const char* name,
-                  const std::string& what) {
+std::string needs(const AgentClassSyntaxes& classes, bool AgentClassSyntax::*has,
+                  const std::string& name, const std::string& what) {
   std::vector<std::string> names;
   for (const auto& c : classes) {
-    if (c.*has) names.push_back(agent_class_name(c.agent_class));
+    if (c.*has) names.push_back(c.name);
   }
   if (names.empty()) return "needs an agent with a " + what + ", and no agent class has one";
   const std::string list = or_list(names);
@@ -195,10 +188,19 @@ std::string needs(const AgentClassSyntaxes& classes, bool AgentClassSyntax::*has
          what + ")";
 }
 
+// The names of the classes that have `has`, as "exec" or "exec or ocf".
+std::string class_names(const AgentClassSyntaxes& classes, bool AgentClassSyntax::*has) {
+  std::vector<std::string> names;
+  for (const auto& c : classes) {
+    if (c.*has) names.push_back(c.name);
+  }
+  return or_list(names);
+}
+
 Status parse_kind(const std::string& path, const YamlSection& s, const AgentClassSyntaxes& classes,
                   const std::vector<ConfigKeyword>& table, const AgentClassSyntax& cls,
                   ResourceSpec& r) {
-  const char* name = agent_class_name(cls.agent_class);
+  const std::string& name = cls.name;
   int kinds = 0;
   bool singleton = false;
   if (auto st = s.get_bool("singleton", singleton); !st) return st;
@@ -232,8 +234,7 @@ Status parse_kind(const std::string& path, const YamlSection& s, const AgentClas
     if (!cls.promoted_role)
       return s.error(prom, "promotable " + needs(classes, &AgentClassSyntax::promoted_role, name,
                                                  "promoted role"));
-    if (r.notify && !cls.notify_action)
-      return p.error(p["notify"], std::string(name) + " has no notify action");
+    // Every class with a promoted role has a notify action: no check here.
   }
   if (kinds > 1)
     return s.error(s.node(), "a resource is one of singleton, clone or promotable, not several");
@@ -241,8 +242,8 @@ Status parse_kind(const std::string& path, const YamlSection& s, const AgentClas
 }
 
 Status parse_monitor(const std::string& path, const YamlSection& s,
-                     const std::vector<ConfigKeyword>& table, const AgentClassSyntax& cls,
-                     ResourceSpec& r) {
+                     const AgentClassSyntaxes& classes, const std::vector<ConfigKeyword>& table,
+                     const AgentClassSyntax& cls, ResourceSpec& r) {
   r.monitor = cls.monitor;
   const YAML::Node node = s["monitor"];
   if (!node) return Ok{};
@@ -258,15 +259,16 @@ Status parse_monitor(const std::string& path, const YamlSection& s,
   if (!r.monitor.http.empty() && r.monitor.http.rfind("http://", 0) != 0)
     return m.error(m["http"], "http must be an http:// URL");
   if ((!r.monitor.tcp.empty() || !r.monitor.http.empty()) && !cls.command_monitors)
-    return m.error(node, "tcp and http monitors are for agent exec (" +
-                             std::string(agent_class_name(cls.agent_class)) +
-                             " agents monitor themselves)");
+    return m.error(node, "tcp and http monitors are for agent " +
+                             class_names(classes, &AgentClassSyntax::command_monitors) + " (" +
+                             cls.name + " agents monitor themselves)");
   return Ok{};
 }
 
+// Reads one resource into `r`, and the class it names into `cls`.
 Status parse_resource(const std::string& path, const YAML::Node& node, const std::string& label,
                       const AgentClassSyntaxes& classes, const std::vector<ConfigKeyword>& table,
-                      ResourceSpec& r) {
+                      ResourceFileUse use, ResourceSpec& r, const AgentClassSyntax*& cls) {
   const YamlSection s(path, node, label, table, "resources[]");
   if (auto st = s.check_keys(); !st) return st;
   if (auto st = s.require("name"); !st) return st;
@@ -275,12 +277,20 @@ Status parse_resource(const std::string& path, const YAML::Node& node, const std
     return s.error(s["name"],
                    "resource name '" + r.name + "' must be 1-63 characters of a-z 0-9 - _ .");
   std::string agent;
-  auto cls = parse_agent_class(s, classes, agent);
-  if (!cls) return cls.error();
-  r.agent.agent_class = (*cls)->agent_class;
+  auto found = parse_agent_class(s, classes, agent);
+  if (!found) return found.error();
+  cls = *found;
+  r.agent.agent_class = cls->agent_class;
   if (auto st = parse_shared_agent_keys(s, r.agent); !st) return st;
-  if (auto st = parse_kind(path, s, classes, table, **cls, r); !st) return st;
-  if (auto st = parse_monitor(path, s, table, **cls, r); !st) return st;
+  if (auto st = parse_kind(path, s, classes, table, *cls, r); !st) return st;
+  // The class's own part, once its kind is known (a vip is a singleton).
+  if (cls->parse) {
+    if (auto st = cls->parse(s, agent, r); !st) return st;
+  }
+  if (use == ResourceFileUse::kApply && cls->check_at_apply) {
+    if (auto st = cls->check_at_apply(s, r); !st) return st;
+  }
+  if (auto st = parse_monitor(path, s, classes, table, *cls, r); !st) return st;
   for (auto [key, field, min, max] :
        {std::tuple{"start_timeout_ms", &r.start_timeout_ms, 10, 86400000},
         std::tuple{"stop_timeout_ms", &r.stop_timeout_ms, 10, 86400000},
@@ -291,7 +301,7 @@ Status parse_resource(const std::string& path, const YAML::Node& node, const std
     if (auto st = s.get_int(key, *field, min, max); !st) return st;
   }
   if (auto st = s.get_bool("enabled", r.enabled); !st) return st;
-  return (*cls)->parse ? (*cls)->parse(s, agent, r) : Status(Ok{});
+  return Ok{};
 }
 
 Status parse_groups(const std::string& path, const YAML::Node& node, ResourceConfig& c) {
@@ -452,14 +462,15 @@ Status check_constraints(const std::string& path, const YAML::Node& node, const 
   return Ok{};
 }
 
-// Each class's checks against the whole file, at the resource they concern.
+// Each class's checks against the whole file, at the resource they concern
+// (`classes[i]`: the class of resource i).
 Status check_in_file(const std::string& path, const YAML::Node& resources,
-                     const AgentClassSyntaxes& classes, const std::vector<ConfigKeyword>& table,
-                     const ResourceConfig& c) {
+                     const std::vector<const AgentClassSyntax*>& classes,
+                     const std::vector<ConfigKeyword>& table, const ResourceConfig& c) {
   for (std::size_t i = 0; i < c.resources.size(); ++i) {
     const ResourceSpec& r = c.resources[i];
-    const AgentClassSyntax* cls = find_class(classes, r.agent.agent_class);
-    if (!cls || !cls->check_in_file) continue;
+    const AgentClassSyntax* cls = classes[i];
+    if (!cls->check_in_file) continue;
     const YamlSection s(path, resources[i], "resources[" + std::to_string(i) + "]", table,
                         "resources[]");
     if (auto st = cls->check_in_file(s, r, c); !st) return st;
@@ -468,7 +479,7 @@ Status check_in_file(const std::string& path, const YAML::Node& resources,
 }
 
 Result<ResourceConfig> parse_root(const YAML::Node& root, const std::string& path,
-                                  const AgentClassSyntaxes& classes) {
+                                  const AgentClassSyntaxes& classes, ResourceFileUse use) {
   if (!root.IsMap()) return yaml_error(path, root, "the resources file must be a mapping");
   for (const auto& item : root) {
     auto key = yaml_key(path, item.first);
@@ -482,17 +493,20 @@ Result<ResourceConfig> parse_root(const YAML::Node& root, const std::string& pat
   const std::vector<ConfigKeyword> table = resource_config_keywords(classes);
   if (const YAML::Node resources = root["resources"]) {
     if (!resources.IsSequence()) return yaml_error(path, resources, "resources must be a list");
+    std::vector<const AgentClassSyntax*> class_of;
     for (std::size_t i = 0; i < resources.size(); ++i) {
       ResourceSpec r;
+      const AgentClassSyntax* cls = nullptr;
       if (auto st = parse_resource(path, resources[i], "resources[" + std::to_string(i) + "]",
-                                   classes, table, r);
+                                   classes, table, use, r, cls);
           !st)
         return st.error();
       if (c.find(r.name))
         return yaml_error(path, resources[i]["name"], "duplicate resource name '" + r.name + "'");
       c.resources.push_back(std::move(r));
+      class_of.push_back(cls);
     }
-    if (auto st = check_in_file(path, resources, classes, table, c); !st) return st.error();
+    if (auto st = check_in_file(path, resources, class_of, table, c); !st) return st.error();
   }
   if (const YAML::Node groups = root["groups"]) {
     if (auto st = parse_groups(path, groups, c); !st) return st.error();
@@ -513,10 +527,11 @@ Result<ResourceConfig> parse_root(const YAML::Node& root, const std::string& pat
 }  // namespace
 
 Result<ResourceConfig> parse_resource_config(const std::string& text, const std::string& path,
-                                             const AgentClassSyntaxes& classes) {
+                                             const AgentClassSyntaxes& classes,
+                                             ResourceFileUse use) {
   return parse_yaml<ResourceConfig>(text, path, [&](const YAML::Node& root) {
     return root.IsNull() ? Result<ResourceConfig>(ResourceConfig{})
-                         : parse_root(root, path, classes);
+                         : parse_root(root, path, classes, use);
   });
 }
 

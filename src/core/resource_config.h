@@ -157,6 +157,7 @@ struct ResourceConfig {
 // class.
 struct AgentClassSyntax {
   AgentClass agent_class = AgentClass::kExec;
+  std::string name;  // in messages: "ocf"
   // The `agent:` value ("exec"), or its prefix when it ends with ':'
   // ("ocf:"), the rest being the class's to read.
   std::string agent;
@@ -173,6 +174,10 @@ struct AgentClassSyntax {
   // keys, kind and monitor are read into `r`; `agent` is the `agent:`
   // value. Errors carry file:line:column.
   std::function<Status(const YamlSection& s, const std::string& agent, ResourceSpec& r)> parse;
+  // Optional: checks of what another program reads (a proxy's section, by
+  // bulwark-proxy's own parser), made where a file is applied only
+  // (ResourceFileUse::kApply).
+  std::function<Status(const YamlSection& s, const ResourceSpec& r)> check_at_apply;
   // Optional: checks against the whole file once every resource is read
   // (a proxy's servers_from names a service of the file).
   std::function<Status(const YamlSection& s, const ResourceSpec& r, const ResourceConfig& c)>
@@ -180,10 +185,17 @@ struct AgentClassSyntax {
 };
 using AgentClassSyntaxes = std::vector<AgentClassSyntax>;
 
+// kApply: a file offered to the cluster (the CLI, the daemon's apply):
+// every check. kApplied: the file the cluster runs, read back (the store):
+// the checks_at_apply are skipped, so that a later, stricter version of
+// another program's parser cannot make an applied file unreadable.
+enum class ResourceFileUse { kApply, kApplied };
+
 // Parses the resources file; `classes` are the agent classes it may name
 // (src/classes/registry/agent_classes.h: every class bulwarkd runs).
 Result<ResourceConfig> parse_resource_config(const std::string& text, const std::string& path,
-                                             const AgentClassSyntaxes& classes);
+                                             const AgentClassSyntaxes& classes,
+                                             ResourceFileUse use = ResourceFileUse::kApply);
 
 // ${NAME} references in `text` (found at `at` in `s`) must name a variable
 // of resource_variables(): anything else is a typo that would otherwise

@@ -80,8 +80,8 @@ ClusterState Store::state() const {
     decoded_->loaded = loaded_;
     if (const auto& r = decoded_->resources) {
       if (r->mod_revision != parsed_resources_revision_) {
-        auto parsed =
-            parse_resource_config(r->text, r->source.empty() ? "resources" : r->source, classes_);
+        auto parsed = parse_resource_config(r->text, r->source.empty() ? "resources" : r->source,
+                                            classes_, ResourceFileUse::kApplied);
         parsed_resources_ = parsed ? with_reload_traits(std::move(*parsed), *r) : nullptr;
         parsed_resources_revision_ = r->mod_revision;
         if (!parsed)

@@ -88,7 +88,7 @@ std::shared_ptr<const ClusterState> SimStore::state() {
     if (s->resources->mod_revision != parsed_resources_revision_) {
       const auto& r = *s->resources;
       auto parsed = parse_resource_config(r.text, r.source.empty() ? "resources" : r.source,
-                                          agent_class_syntaxes());
+                                          agent_class_syntaxes(), ResourceFileUse::kApplied);
       parsed_resources_ =
           parsed ? std::make_shared<const ResourceConfig>(std::move(*parsed)) : nullptr;
       parsed_resources_revision_ = r.mod_revision;

@@ -8,6 +8,7 @@ namespace bulwark {
 AgentClassSyntax exec_syntax() {
   AgentClassSyntax c;
   c.agent_class = AgentClass::kExec;
+  c.name = "exec";
   c.agent = "exec";
   c.agent_form = "exec";
   c.command_monitors = true;

@@ -2,10 +2,16 @@
 
 #include <algorithm>
 #include <cctype>
+#include <string_view>
 
 #include "core/config.h"
 
 namespace bulwark {
+namespace {
+
+constexpr std::string_view kPrefix = "ocf:";
+
+}  // namespace
 
 // ocf:PROVIDER:TYPE names /usr/lib/ocf/resource.d/PROVIDER/TYPE; params
 // become OCF_RESKEY_*. Its meta-data and validate-all are checked at apply
@@ -13,12 +19,13 @@ namespace bulwark {
 AgentClassSyntax ocf_syntax() {
   AgentClassSyntax c;
   c.agent_class = AgentClass::kOcf;
-  c.agent = "ocf:";
+  c.name = "ocf";
+  c.agent = kPrefix;
   c.agent_form = "ocf:PROVIDER:TYPE";
   c.promoted_role = true;
   c.notify_action = true;
   c.parse = [](const YamlSection& s, const std::string& agent, ResourceSpec& r) -> Status {
-    const std::string rest = agent.substr(4);
+    const std::string rest = agent.substr(kPrefix.size());
     const auto colon = rest.find(':');
     AgentSpec& a = r.agent;
     a.provider = rest.substr(0, colon);

@@ -11,6 +11,7 @@ namespace bulwark {
 AgentClassSyntax proxy_syntax() {
   AgentClassSyntax c;
   c.agent_class = AgentClass::kProxy;
+  c.name = "proxy";
   c.agent = "proxy";
   c.agent_form = "proxy";
   c.keywords = {{"resources[]", "proxy", "mapping", "(required for proxy)",
@@ -22,7 +23,6 @@ AgentClassSyntax proxy_syntax() {
     if (!proxy.IsMap())
       return s.error(proxy, "proxy must be a mapping (global, frontends, backends)");
     if (!a.params.empty()) return s.error(s["params"], "agent proxy takes no params");
-    if (auto st = proxy::check_cluster_proxy_section(proxy, s.path()); !st) return st;
     a.proxy = YAML::Dump(proxy);
     if (const YAML::Node backends = proxy["backends"]; backends && backends.IsSequence()) {
       for (const auto& b : backends) {
@@ -32,6 +32,11 @@ AgentClassSyntax proxy_syntax() {
       }
     }
     return Ok{};
+  };
+  // The section itself is bulwark-proxy's configuration, checked by its
+  // own parser where it stands in the file.
+  c.check_at_apply = [](const YamlSection& s, const ResourceSpec&) -> Status {
+    return proxy::check_cluster_proxy_section(s["proxy"], s.path());
   };
   // A proxy's servers come from a resource of the file that runs a
   // service (not a vip, not a proxy), checked at the servers_from naming it.

@@ -86,6 +86,7 @@ Status parse_vip(const YamlSection& s, AgentSpec& a) {
 AgentClassSyntax vip_syntax() {
   AgentClassSyntax c;
   c.agent_class = AgentClass::kVip;
+  c.name = "vip";
   c.agent = "vip";
   c.agent_form = "vip";
   c.monitor.interval_ms = 1000;

@@ -2,11 +2,12 @@
 // (coordinator/apply_plan.h): new and deleted resources, restarts, reloads,
 // updates in place, moves, and nothing for an unchanged file.
 #include "coordinator/apply_plan.h"
-#include "classes/registry/agent_classes.h"
 
 #include <gtest/gtest.h>
 
 #include <memory>
+
+#include "classes/registry/agent_classes.h"
 
 namespace bulwark {
 namespace {

@@ -2,12 +2,13 @@
 // failures, moves and bans, and the safety rule that an exclusive resource
 // never gets a second home while its old node may still run it.
 #include "coordinator/placement_policy.h"
-#include "classes/registry/agent_classes.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <random>
+
+#include "classes/registry/agent_classes.h"
 
 namespace bulwark {
 namespace {

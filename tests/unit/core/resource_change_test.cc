@@ -2,15 +2,17 @@
 // (core/resource_change.h), the rule the node agent and `apply --dry-run`
 // share.
 #include "core/resource_change.h"
-#include "classes/registry/agent_classes.h"
 
 #include <gtest/gtest.h>
+
+#include "classes/registry/agent_classes.h"
 
 namespace bulwark {
 namespace {
 
 ResourceSpec one(const std::string& yaml) {
-  auto c = parse_resource_config("resources:\n  - " + yaml + "\n", "t.yaml", agent_class_syntaxes());
+  auto c =
+      parse_resource_config("resources:\n  - " + yaml + "\n", "t.yaml", agent_class_syntaxes());
   EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
   return c.ok() ? c->resources.front() : ResourceSpec{};
 }

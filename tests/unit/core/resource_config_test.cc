@@ -252,10 +252,11 @@ TEST(ResourceConfigTest, RefusesWithPositionAndRule) {
 
 // The parser knows agent classes only through what they register: here a
 // class of the test's own, with a key of its own, monitor defaults, a
-// parse and a check across the file.
+// parse, a check made at apply only and a check across the file.
 TEST(ResourceConfigTest, AClassIsKnownByWhatItRegisters) {
   AgentClassSyntax echo;
   echo.agent_class = AgentClass::kSystemd;
+  echo.name = "echo";
   echo.agent = "echo:";
   echo.agent_form = "echo:WORD";
   echo.keywords = {{"resources[]", "repeat", "integer", "1", "times to say it"}};
@@ -273,6 +274,11 @@ TEST(ResourceConfigTest, AClassIsKnownByWhatItRegisters) {
     if (c.find("quiet")) return s.error(s["agent"], r.name + " cannot be heard");
     return Ok{};
   };
+  // A check of another program's parser: where a file is applied only.
+  echo.check_at_apply = [](const YamlSection& s, const ResourceSpec& r) -> Status {
+    if (r.agent.unit == "stale") return s.error(s["agent"], "stale is refused now");
+    return Ok{};
+  };
   AgentClassSyntax plain = agent_class_syntaxes().front();  // exec
   const AgentClassSyntaxes classes = {plain, echo};
 
@@ -283,6 +289,9 @@ TEST(ResourceConfigTest, AClassIsKnownByWhatItRegisters) {
   EXPECT_EQ(c->resources[0].agent.unit, "hi");
   EXPECT_EQ(c->resources[0].monitor.interval_ms, 4242);
   EXPECT_EQ(c->resources[0].monitor.timeout_ms, 20000);
+  const std::string stale = "resources:\n  - {name: a, agent: 'echo:stale'}\n";
+  EXPECT_FALSE(parse_resource_config(stale, kPath, classes).ok());
+  EXPECT_TRUE(parse_resource_config(stale, kPath, classes, ResourceFileUse::kApplied).ok());
 
   const BadCase cases[] = {
       {"resources:\n  - {name: a, agent: vip}\n",
