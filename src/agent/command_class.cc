@@ -112,9 +112,10 @@ void CommandClass::take_completions(std::vector<OpCompletion>& out) {
 }
 
 bool CommandClass::begin_command(Op& op, std::vector<std::string> argv,
-                                 std::vector<std::string> env) {
+                                 std::vector<std::string> env, bool keep_leftovers) {
   CheckTarget t;
   t.kind = CheckKind::kCommand;
+  t.keep_leftovers = keep_leftovers;
   t.command.argv = std::move(argv);
   t.command.env = std::move(env);
   t.command.log_file = log_file(op.request.vars.resource);

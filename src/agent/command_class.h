@@ -64,8 +64,11 @@ class CommandClass : public ClassRunner {
   virtual void on_cancel(Op& op) { (void)op; }
 
   // Runs argv with env (output to the resource's log); false if it has
-  // already completed (it could not run).
-  bool begin_command(Op& op, std::vector<std::string> argv, std::vector<std::string> env);
+  // already completed (it could not run). What the command leaves running
+  // when it exits is killed with its process group unless `keep_leftovers`
+  // (CheckTarget::keep_leftovers); at the deadline the group is ended anyway.
+  bool begin_command(Op& op, std::vector<std::string> argv, std::vector<std::string> env,
+                     bool keep_leftovers = false);
   // A TCP or HTTP check of op's monitor settings.
   void begin_check(Op& op);
   void complete(uint64_t id, OpOutcome outcome, std::string detail);

@@ -76,8 +76,9 @@ std::optional<CheckResult> CheckProbe::on_event(uint32_t events) {
     const auto reaped = try_reap(pid_);
     if (!reaped) return std::nullopt;
     status = *reaped;
-    // Children it left in its group must not outlive the check.
-    ::kill(-pid_, SIGKILL);
+    // Children it left in its group end with it, unless they are meant to
+    // outlive it (keep_leftovers).
+    if (!target_.keep_leftovers) ::kill(-pid_, SIGKILL);
     pid_ = -1;
     return finish(WIFEXITED(status) && WEXITSTATUS(status) == 0, describe_wait_status(status),
                   status);

@@ -33,6 +33,11 @@ struct CheckTarget {
   std::string http_host;  // Host header; empty: the address
   int expect_status = 0;  // http: 0 accepts 2xx and 3xx
   SpawnOptions command;   // command: argv, env, log file, user...
+  // command: what it leaves running in its process group when it exits
+  // outlives it (an OCF agent's start may launch its daemon with `&`, as
+  // under Pacemaker); otherwise the group is killed then. A timeout
+  // (cancel) ends the whole group either way.
+  bool keep_leftovers = false;
 };
 
 struct CheckResult {

@@ -33,6 +33,7 @@ OcfRunner::OcfRunner(const ClassContext& context, std::string ocf_root)
     : CommandClass(context), ocf_root_(std::move(ocf_root)) {
   std::error_code ec;
   std::filesystem::create_directories(context.runtime_dir + "/ocf", ec);
+  std::filesystem::create_directories(context.runtime_dir + "/ocf-run", ec);
 }
 
 void OcfRunner::start(Op& op) {
@@ -57,6 +58,9 @@ void OcfRunner::start(Op& op) {
   // State files of agents (ocf-directories' HA_RSCTMP) live in this node's
   // runtime directory: nodes sharing a host never see each other's.
   env.push_back("HA_RSCTMP=" + context().runtime_dir + "/ocf");
+  // Their pid files (HA_VARRUN, /var/run/ by default) too, emptied with the
+  // runtime directory after a reboot as /run is.
+  env.push_back("HA_VARRUN=" + context().runtime_dir + "/ocf-run/");
   env.push_back("OCF_RESKEY_CRM_meta_timeout=" + std::to_string(r.timeout_ms));
   env.push_back("OCF_RESKEY_CRM_meta_interval=" +
                 std::to_string(r.kind == OpKind::kMonitor ? r.spec.monitor.interval_ms : 0));
@@ -84,7 +88,12 @@ void OcfRunner::start(Op& op) {
     env.push_back("OCF_RESKEY_" + k + "=" + expand_vars(v, r.vars));
   if (r.kind == OpKind::kReload && r.spec.agent.reload.action.empty())
     return complete(r.id, OpOutcome::kFailed, "the agent has no reload action");
-  begin_command(op, {script, ocf_action(r)}, std::move(env));
+  // As under Pacemaker, what an action leaves running is the agent's: a
+  // start may launch its daemon in the background (ocf:heartbeat:anything,
+  // IPaddr2's ARP sender). Only a stop's leftovers end with it, and any
+  // action's at its timeout.
+  begin_command(op, {script, ocf_action(r)}, std::move(env),
+                /*keep_leftovers=*/r.kind != OpKind::kStop);
 }
 
 void OcfRunner::on_result(Op& op, const CheckResult& res) {

@@ -653,6 +653,40 @@ TEST_F(CommandClassesTest, AHangingOcfAgentIsKilledAtItsTimeout) {
   }
 }
 
+// As under Pacemaker, what an OCF action leaves running is the agent's (a
+// start that launches its daemon with `&`); only a stop's leftovers end
+// with it.
+TEST_F(CommandClassesTest, WhatAnOcfStartLeavesRunningOutlivesIt) {
+  options_.ocf_root = dir_ + "/ocf";
+  new_runner();
+  const std::string daemon = dir_ + "/daemon.pid";
+  const std::string helper = dir_ + "/helper.pid";
+  const std::string script = R"sh(
+case "$1" in
+start) /bin/sleep 60 & echo $! > "$d"; exit 0 ;;
+monitor) [ -s "$d" ] && kill -0 "$(cat "$d")" && exit 0; exit 7 ;;
+stop) /bin/sleep 60 & echo $! > "$h"
+  [ -s "$d" ] && kill "$(cat "$d")"; rm -f "$d"; exit 0 ;;
+esac
+exit 3
+)sh";
+  write_file(options_.ocf_root + "/resource.d/test/Bg",
+             "#!/bin/sh\nd=" + daemon + "\nh=" + helper + script, true);
+  const ResourceSpec bg = ocf_spec("bg", "test", "Bg");
+  EXPECT_EQ(run(OpKind::kStart, bg).outcome, OpOutcome::kOk);
+  const pid_t started = pid_in(daemon);
+  ASSERT_GT(started, 0);
+  track(started);
+  EXPECT_FALSE(gone_within(started, 300)) << "the daemon the start launched was killed with it";
+  EXPECT_EQ(run(OpKind::kMonitor, bg).outcome, OpOutcome::kOk);
+  EXPECT_EQ(run(OpKind::kStop, bg).outcome, OpOutcome::kOk);
+  const pid_t left = pid_in(helper);
+  ASSERT_GT(left, 0);
+  track(left);
+  EXPECT_TRUE(gone_within(started, 1000));  // the agent's stop ended it
+  EXPECT_TRUE(gone_within(left, 1000));     // the stop's own leftovers end with the stop
+}
+
 TEST_F(CommandClassesTest, OcfExitCodesAreMapped) {
   options_.ocf_root = dir_ + "/ocf";
   new_runner();
@@ -660,7 +694,7 @@ TEST_F(CommandClassesTest, OcfExitCodesAreMapped) {
   write_file(options_.ocf_root + "/resource.d/test/Code",
              "#!/bin/sh\n"
              "echo \"$1 $OCF_RESKEY_CRM_meta_interval $OCF_RESKEY_CRM_meta_timeout "
-             "$OCF_RESOURCE_INSTANCE $OCF_RESKEY_CRM_meta_on_node $HA_RSCTMP\" > " +
+             "$OCF_RESOURCE_INSTANCE $OCF_RESKEY_CRM_meta_on_node $HA_RSCTMP $HA_VARRUN\" > " +
                  log +
                  "\n"
                  "exit \"$OCF_RESKEY_code\"\n",
@@ -704,8 +738,8 @@ TEST_F(CommandClassesTest, OcfExitCodesAreMapped) {
     const OpCompletion c = run(k.kind, s, 4321);
     EXPECT_EQ(op_outcome_name(c.outcome), std::string(op_outcome_name(k.outcome)));
     EXPECT_EQ(c.detail, k.detail);
-    EXPECT_EQ(read_file(log),
-              std::string(k.action) + " 4321 coded n1 " + options_.runtime_dir + "/ocf\n");
+    EXPECT_EQ(read_file(log), std::string(k.action) + " 4321 coded n1 " + options_.runtime_dir +
+                                  "/ocf " + options_.runtime_dir + "/ocf-run/\n");
   }
 }
 
