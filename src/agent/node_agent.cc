@@ -321,7 +321,7 @@ void NodeAgent::begin(const std::string& name, Instance& inst, OpKind kind, int 
   }
   req.spec = inst.running ? *inst.running : inst.spec;
   req.restart_generation = inst.running_generation;
-  req.vars = InstanceVars{options_.node, options_.node_address, name, name + ":" + options_.node};
+  req.vars = InstanceVars::of(options_.node, options_.node_address, name);
   req.timeout_ms = std::max(timeout_ms, 1);
   req.clone_max = inst.spec.clone_max > 0 ? inst.spec.clone_max : cluster_size_;
   if (kind == OpKind::kNotify) req.notify = inst.notify.in_flight;

@@ -40,6 +40,12 @@ struct InstanceVars {
   std::string node_address;
   std::string resource;
   std::string instance;  // RESOURCE:NODE
+
+  // Those of `resource`'s instance on node `node` at `node_address`.
+  static InstanceVars of(const std::string& node, const std::string& node_address,
+                         const std::string& resource) {
+    return {node, node_address, resource, resource + ":" + node};
+  }
 };
 
 // What a notify operation tells an agent (OCF_RESKEY_CRM_meta_notify_*):

@@ -198,6 +198,10 @@ void add_apply(CLI::App& app, const GlobalOptions& g, int& rc) {
       std::cout << c.body.dump() << "\n";
       return;
     }
+    // What the operator should know though nothing is wrong, before the
+    // outcome (on stderr, so that scripts reading stdout are unaffected).
+    for (const auto& note : c.body.value("notes", json::array()))
+      std::cerr << "note: " << note.get<std::string>() << "\n";
     const json& plan = c.body["plan"];
     const std::string revision = std::to_string(c.body.value("revision", int64_t{0}));
     if (!c.body.value("changed", true)) {

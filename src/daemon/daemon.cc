@@ -456,9 +456,9 @@ int Daemon::start() {
   // just died is dropped, and is best retried once a new leader can exist.
   const int coordinator_timeout_ms = std::max(
       150, std::min(config_.store.request_timeout_ms, config_.store.etcd_election_ms * 2 / 3));
-  store_ = std::make_unique<Store>(clock_, *etcd_, Schema(config_.store.prefix),
-                                   agent_class_syntaxes(), config_.cluster_name,
-                                   coordinator_timeout_ms);
+  store_ =
+      std::make_unique<Store>(clock_, *etcd_, Schema(config_.store.prefix), agent_class_syntaxes(),
+                              config_.cluster_name, coordinator_timeout_ms);
   store_->start();
 
   CoordinatorOptions co;
@@ -511,7 +511,7 @@ int Daemon::start() {
   resource_ops_ = std::make_unique<ResourceOperations>(
       clock_, *store_, [this] { return require_quorum(); },
       [this](Result<int64_t> r) { return committed(std::move(r)); },
-      [this] { return membership_->view(); }, config_.ocf_root);
+      [this] { return membership_->view(); }, config_.ocf_root, self_.name, self_.address);
 
   ApiServerOptions ao;
   ao.address = self_.address;

@@ -48,23 +48,27 @@ json instance_json(const std::string& node, const InstanceStatus* st, bool node_
 ResourceOperations::ResourceOperations(const Clock& clock, Store& store,
                                        std::function<Status()> require_quorum,
                                        std::function<Result<int64_t>(Result<int64_t>)> committed,
-                                       std::function<MembershipView()> view, std::string ocf_root)
+                                       std::function<MembershipView()> view, std::string ocf_root,
+                                       std::string node, std::string node_address)
     : clock_(clock),
       store_(store),
       require_quorum_(std::move(require_quorum)),
       committed_(std::move(committed)),
       view_(std::move(view)),
-      ocf_root_(std::move(ocf_root)) {}
+      ocf_root_(std::move(ocf_root)),
+      node_(std::move(node)),
+      node_address_(std::move(node_address)) {}
 
 Status ResourceOperations::validate(const ResourceConfig& config, const ClusterState& state,
                                     const std::string& source,
-                                    std::map<std::string, ReloadTraits>& reload) const {
+                                    std::map<std::string, ReloadTraits>& reload,
+                                    std::vector<std::string>& notes) const {
   for (const auto& l : config.locations) {
     if (!l.node.empty() && !state.nodes.count(l.node))
       return make_error(Errc::kInvalid, source + ": location of " + l.resource + " names node '" +
                                             l.node + "', which is not in the cluster");
   }
-  OcfChecker ocf(ocf_root_);
+  OcfChecker ocf(ocf_root_, node_, node_address_);
   for (const auto& r : config.resources) {
     if (r.agent.agent_class != AgentClass::kOcf) continue;
     if (auto st = ocf.check(r, source + ": resource " + r.name + ": agent " + agent_name(r.agent));
@@ -72,6 +76,7 @@ Status ResourceOperations::validate(const ResourceConfig& config, const ClusterS
       return st;
   }
   for (const auto& [agent, traits] : ocf.reload()) reload[agent] = traits;
+  notes = ocf.notes();
   // With every node up, every enabled resource must have somewhere to run:
   // otherwise the constraints contradict each other.
   PolicyInput in;
@@ -109,7 +114,8 @@ Result<json> ResourceOperations::apply(const ApplyRequest& req) {
   ResourcesRecord rec;
   rec.text = req.text;
   rec.source = req.source;
-  if (auto st = validate(*config, state, req.source, rec.reload); !st) return st.error();
+  std::vector<std::string> notes;
+  if (auto st = validate(*config, state, req.source, rec.reload, notes); !st) return st.error();
   const int64_t planned_on = state.resources ? state.resources->mod_revision : 0;
   const auto changed_since = [&](int64_t expected, int64_t now) {
     return make_error(Errc::kConflict,
@@ -147,7 +153,8 @@ Result<json> ResourceOperations::apply(const ApplyRequest& req) {
               {"plan", plan},
               {"revision", planned_on},
               {"source", req.source},
-              {"resources", config->resources.size()}};
+              {"resources", config->resources.size()},
+              {"notes", notes}};
   if (req.dry_run || unchanged) return out;
   if (auto st = require_quorum_(); !st) return st.error();
   rec.applied_wall_ms = clock_.wall_ms();

@@ -26,13 +26,17 @@ class ResourceOperations {
  public:
   // `require_quorum` fails when this node may not write now;
   // `committed` waits until this node's cache shows a committed write;
-  // `view` is this node's membership view (what the coordinator would see).
+  // `view` is this node's membership view (what the coordinator would see);
+  // `node` and `node_address` are this node's (an OCF agent's validate-all
+  // runs as it would here).
   ResourceOperations(const Clock& clock, Store& store, std::function<Status()> require_quorum,
                      std::function<Result<int64_t>(Result<int64_t>)> committed,
-                     std::function<MembershipView()> view, std::string ocf_root);
+                     std::function<MembershipView()> view, std::string ocf_root, std::string node,
+                     std::string node_address);
 
   // {ok, revision, changed, dry_run, plan: [{resource, action, nodes, from,
-  // detail}]}; `revision` is the resources' revision after the call.
+  // detail}], notes: [what the operator should know]}; `revision` is the
+  // resources' revision after the call.
   Result<nlohmann::json> apply(const ApplyRequest& request);
   // The applied file as it was sent: {text, source, revision, applied_wall_ms}.
   Result<nlohmann::json> export_resources() const;
@@ -45,9 +49,11 @@ class ResourceOperations {
  private:
   // Checks that need the cluster: known nodes, installed agents, and a
   // placement for every enabled resource with every node up. Fills the
-  // reload traits of the file's OCF agents.
+  // reload traits of the file's OCF agents, and `notes` with what the
+  // operator should know though nothing is wrong.
   Status validate(const ResourceConfig& config, const ClusterState& state,
-                  const std::string& source, std::map<std::string, ReloadTraits>& reload) const;
+                  const std::string& source, std::map<std::string, ReloadTraits>& reload,
+                  std::vector<std::string>& notes) const;
   // The checks of a move that cannot happen; the message if it cannot.
   Status check_move(const ClusterState& state, const std::string& resource,
                     const std::vector<std::string>& names, const std::string& node) const;
@@ -58,6 +64,8 @@ class ResourceOperations {
   std::function<Result<int64_t>(Result<int64_t>)> committed_;
   std::function<MembershipView()> view_;
   std::string ocf_root_;
+  std::string node_;
+  std::string node_address_;
 };
 
 }  // namespace bulwark

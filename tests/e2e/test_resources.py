@@ -103,8 +103,6 @@ def test_bad_input_is_refused_and_nothing_is_committed(cluster):
         # What the resource needs of the agent, its meta-data must offer.
         "resources: [{name: a, agent: 'ocf:heartbeat:Dummy', params: {fake: '1'}, "
         "promotable: {}}]\n": "has no promote action in its meta-data (promotable needs it)",
-        "resources: [{name: a, agent: 'ocf:heartbeat:Dummy', params: {fake: '1'}, "
-        "clone: {notify: true}}]\n": "has no notify action in its meta-data (notify: true needs it)",
         # The agent's own validate-all (OCF exit 6: invalid everywhere).
         "resources: [{name: a, agent: 'ocf:heartbeat:IPaddr2', params: {ip: not-an-ip}}]\n":
             "validate-all says the configuration is invalid",

@@ -40,16 +40,18 @@ Status OcfChecker::check(const ResourceSpec& r, const std::string& what) {
     if (!r.agent.params.count(k))
       return make_error(Errc::kInvalid, what + " needs parameter '" + k + "'");
   }
-  // What the resource asks of the agent, the agent must offer.
-  std::vector<std::string> needed;
-  if (r.kind == ResourceKind::kPromotable) needed = {"promote", "demote"};
-  if (r.notify) needed.push_back("notify");
-  for (const auto& action : needed) {
-    if (!known.actions.count(action))
-      return make_error(Errc::kInvalid, what + " has no " + action + " action in its meta-data (" +
-                                            (action == "notify" ? "notify: true" : "promotable") +
-                                            " needs it)");
+  // What a promotable asks of the agent, the agent must offer.
+  if (r.kind == ResourceKind::kPromotable) {
+    for (const char* action : {"promote", "demote"}) {
+      if (!known.actions.count(action))
+        return make_error(Errc::kInvalid, what + " has no " + action +
+                                              " action in its meta-data (promotable needs it)");
+    }
   }
+  if (r.notify && !known.actions.count("notify"))
+    notes_.push_back(what +
+                     " declares no notify action in its meta-data: it is called anyway, "
+                     "as Pacemaker does, and a failed notify is logged");
   if (auto st = validate_all(script, r); !st)
     return make_error(Errc::kInvalid, what + ": " + st.error().message);
   return Ok{};
@@ -124,8 +126,12 @@ Status OcfChecker::validate_all(const std::string& script, const ResourceSpec& r
            "OCF_FUNCTIONS_DIR=" + ocf_root_ + "/lib/heartbeat",
            "OCF_RESOURCE_INSTANCE=" + r.name,
            std::string("HA_RSCTMP=") + dir};
-  // ${BULWARK_...} in params are per node: left as written for this check.
-  for (const auto& [k, v] : r.agent.params) o.env.push_back("OCF_RESKEY_" + k + "=" + v);
+  // The params as this node would run them: ${BULWARK_...} expanded, the
+  // variables exported, as at a start.
+  const InstanceVars here = InstanceVars::of(node_, node_address_, r.name);
+  for (auto& v : vars_environment(here)) o.env.push_back(std::move(v));
+  for (const auto& [k, v] : r.agent.params)
+    o.env.push_back("OCF_RESKEY_" + k + "=" + expand_vars(v, here));
   auto out = run_command(o, kMetaDataTimeoutMs);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
