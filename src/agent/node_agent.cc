@@ -566,9 +566,21 @@ void NodeAgent::step_instance(const std::string& name, Instance& inst, const Age
         return;
       }
       break;
-    case Phase::kFailed:
+    case Phase::kFailed: {
+      // Recovered as Pacemaker does: a failed instance that may be promoted
+      // is demoted first (an agent may refuse to stop a promoted instance,
+      // as Stateful does), then stopped whatever the demotion came to. The
+      // coordinator's wait for a lost node allows both (placement_step.cc).
+      const ResourceSpec& runs_as = inst.running ? *inst.running : spec;
+      if (inst.maybe_promoted && !inst.recovery_demoted &&
+          runs_as.kind == ResourceKind::kPromotable) {
+        inst.recovery_demoted = true;
+        begin_announced(name, inst, OpKind::kDemote, stop_ms, view);
+        return;
+      }
       begin_announced(name, inst, OpKind::kStop, stop_ms, view);
       return;
+    }
     default:
       return;
   }
@@ -637,6 +649,7 @@ void NodeAgent::on_completion(const OpCompletion& c) {
         inst.phase = Phase::kStopped;
         inst.exited = false;
         inst.maybe_promoted = false;
+        inst.recovery_demoted = false;
         set_running(inst, std::nullopt, 0);
         return;
       }
@@ -667,6 +680,14 @@ void NodeAgent::on_completion(const OpCompletion& c) {
       inst.next_monitor_ms = now + inst.spec.monitor.interval_ms;
       return;
     case OpKind::kDemote:
+      if (inst.recovery_demoted) {
+        // On the way to the stop of a failed instance: the stop comes next,
+        // and a refused demotion is not another failure.
+        inst.phase = Phase::kFailed;
+        if (ok) inst.maybe_promoted = false;
+        if (!ok) spdlog::warn("agent: {}'s demotion before its stop: {}", c.resource, what);
+        return;
+      }
       if (!ok) return fail(inst, what);
       inst.phase = Phase::kRunning;
       inst.maybe_promoted = false;

@@ -198,6 +198,9 @@ class NodeAgent {
     // or stop succeeds (a failed promoted instance may still act as one).
     bool maybe_promoted = false;
     bool stop_cut = false;  // the stop in flight got less than its full timeout
+    // Failed while it may be promoted, it was demoted (or a demotion was
+    // tried) on the way to its stop, as Pacemaker recovers it.
+    bool recovery_demoted = false;
     int fail_count = 0;
     int64_t last_failure_mono_ms = 0;
     int64_t last_failure_wall_ms = 0;

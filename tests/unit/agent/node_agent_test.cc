@@ -808,8 +808,9 @@ TEST(NodeAgentTest, LeaseLossDemotesAndKeepsTheReplica) {
 
 // A promoted instance whose monitor fails (e.g. OCF 9, "failed while
 // promoted") may still act as the primary until stopped: without the lease
-// it is stopped at once, and still reported as maybe promoted meanwhile.
-// (An OCF stop is not cut at the lease's end: it could not be forced.)
+// it is demoted and stopped at once, and still reported as maybe promoted
+// meanwhile. (OCF actions are not cut at the lease's end: they could not be
+// forced.)
 TEST(NodeAgentTest, AFailedPromotedInstanceIsStoppedWithoutTheLease) {
   Harness h;
   h.place("db", {"n1"}, {"n1"});
@@ -818,8 +819,35 @@ TEST(NodeAgentTest, AFailedPromotedInstanceIsStoppedWithoutTheLease) {
   ASSERT_EQ(h.step_ops(), Ops{"monitor db 500"});
   h.answer("db", OpOutcome::kFailed, "OCF exit 9 (failed while promoted)");
   h.set_lease(true, 70);
-  EXPECT_EQ(h.step_ops(), Ops{"stop db 4000"});
+  EXPECT_EQ(h.step_ops(), Ops{"demote db 4000"});
   EXPECT_TRUE(h.status("db").promoted);
+  h.answer("db", OpOutcome::kOk);
+  EXPECT_EQ(h.step_ops(), Ops{"stop db 4000"});
+}
+
+// Pacemaker recovers a failed promoted instance by demoting it, stopping
+// it and starting it again; an agent may refuse to stop a promoted
+// instance (Stateful answers 8), so the demotion comes first. A refused
+// demotion is logged, not counted again, and the stop follows anyway.
+TEST(NodeAgentTest, AFailedPromotedInstanceIsDemotedBeforeItsStop) {
+  for (const OpOutcome demoted : {OpOutcome::kOk, OpOutcome::kFailed}) {
+    SCOPED_TRACE(op_outcome_name(demoted));
+    Harness h;
+    h.place("db", {"n1", "n2"}, {"n1"});
+    h.probe_all_stopped_except({{"db", OpOutcome::kRunningPromoted}});
+    h.advance(1000);
+    ASSERT_EQ(h.step_ops(), Ops{"monitor db 500"});
+    h.answer("db", OpOutcome::kFailed, "OCF exit 9 (failed while promoted)");
+    EXPECT_EQ(h.step_ops(), Ops{"demote db 4000"});
+    EXPECT_TRUE(h.status("db").promoted);
+    h.answer("db", demoted);
+    EXPECT_EQ(h.status("db").promoted, demoted != OpOutcome::kOk);
+    EXPECT_EQ(h.step_ops(), Ops{"stop db 4000"});
+    h.answer("db", OpOutcome::kOk);
+    EXPECT_EQ(h.status("db").fail_count, 1);
+    EXPECT_FALSE(h.status("db").promoted);
+    EXPECT_EQ(h.step_ops(), Ops{"start db 3000"});  // recovered: started again here
+  }
 }
 
 TEST(NodeAgentTest, OperationsCarryTheInstanceVariables) {
