@@ -21,15 +21,20 @@ bool online(const MembershipView& view, const MemberStatus* m) {
 
 // The status record of a lost node with its exclusive instances recorded
 // as stopped (promoted ones as demoted); nullopt if it has none running.
-// After a fence, instances whose stop failed (blocked) count as stopped too.
+// After a fence every instance counts as stopped, clones and those whose
+// stop failed (blocked) too: the node was switched off. (Clone instances
+// of a node that merely lost its lease may still run.)
 std::optional<NodeStatusRecord> voided(const NodeStatusRecord& st, const ResourceConfig& config,
                                        bool fenced) {
   NodeStatusRecord next = st;
   bool changed = false;
   for (auto& [res, is] : next.resources) {
-    if (fenced && is.state == InstanceState::kBlocked) {
-      is.state = InstanceState::kStopped;
-      changed = true;
+    if (fenced) {
+      if (is.state != InstanceState::kStopped || is.promoted) {
+        is.state = InstanceState::kStopped;
+        is.promoted = false;
+        changed = true;
+      }
       continue;
     }
     const ResourceSpec* spec = config.find(res);
@@ -275,7 +280,8 @@ PlacementStep plan_placement(const PlacementStepInput& in, const Schema& schema)
     w.compares.push_back(Compare::mod_revision(schema.status_key(name), st.mod_revision));
     w.ops.push_back(TxnOp::put(schema.status_key(name), Schema::encode_status(*next)));
     w.log.push_back("node " + name + " is lost and " + next->voided +
-                    ": its exclusive resources count as stopped");
+                    (fenced_this_life ? ": everything it ran counts as stopped"
+                                      : ": its exclusive resources count as stopped"));
     if (!patched) patched = state;
     patched->statuses[name] = std::move(*next);
   }

@@ -2,7 +2,6 @@
 // cluster state and membership view in, the exact store write (compares,
 // puts, decoded values) and fence requests out.
 #include "coordinator/placement_step.h"
-#include "classes/registry/agent_classes.h"
 
 #include <gtest/gtest.h>
 
@@ -10,6 +9,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "classes/registry/agent_classes.h"
 
 namespace bulwark {
 namespace {
@@ -425,7 +426,7 @@ TEST(PlacementStepTest, AFencedNodesStatusIsVoidedUnderItsRevision) {
             (Lines{skey("n3") + " mod_revision = 53", pkey() + " mod_revision = 60"}));
   EXPECT_EQ(w.puts(*step.write), (Lines{"put " + skey("n3"), "put " + pkey()}));
   EXPECT_EQ(step.write->log,
-            (Lines{"node n3 is lost and fenced: its exclusive resources count as stopped",
+            (Lines{"node n3 is lost and fenced: everything it ran counts as stopped",
                    "c on n1,n2 (was n1,n2,n3)", "db on n1,n2 promoted n1 (was n1,n2,n3)",
                    "s on n1 (was n3)"}));
   const NodeStatusRecord st = w.written_status(*step.write, "n3");
@@ -436,8 +437,11 @@ TEST(PlacementStepTest, AFencedNodesStatusIsVoidedUnderItsRevision) {
   EXPECT_EQ(st.resources.at("s").state, InstanceState::kStopped);
   EXPECT_EQ(st.resources.at("s").fail_count, 2);
   EXPECT_EQ(st.resources.at("s").last_failure, "monitor: failed");
-  EXPECT_EQ(st.resources.at("c").state, InstanceState::kStarted);   // clones are not exclusive
-  EXPECT_EQ(st.resources.at("db").state, InstanceState::kStarted);  // demoted, not stopped
+  // Switched off: its clone and promotable instances are stopped too, so
+  // that notifications and `resource list` no longer count them active.
+  EXPECT_EQ(st.resources.at("c").state, InstanceState::kStopped);
+  EXPECT_EQ(st.resources.at("db").state, InstanceState::kStopped);
+  EXPECT_FALSE(st.resources.at("db").promoted);
 }
 
 // Placement held back (here: a node that has not probed) does not hold back
