@@ -552,9 +552,14 @@ def test_stats_json_and_prometheus(proxy_lab):
 
 # --- bad input ----------------------------------------------------------------------
 
-def raw_exchange(port, data, timeout=5):
+def raw_exchange(port, data, timeout=5, half_close=False):
+    """Sends `data` and reads until the proxy closes; `half_close` ends the
+    sending side first, so that a request cut short ends at once instead
+    of at the proxy's timeout."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(data)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
         out = b""
         while True:
             try:
@@ -613,7 +618,7 @@ def test_random_bytes_never_crash_the_proxy(proxy_lab):
     for i in range(150):
         data = rng.choice(prefixes) + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400)))
         try:
-            raw_exchange(port, data, timeout=2)
+            raw_exchange(port, data, timeout=2, half_close=True)
         except (socket.timeout, OSError):
             pass
     assert proxy.proc.poll() is None
