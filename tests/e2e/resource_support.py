@@ -89,6 +89,34 @@ class ExclusivityWatch:
         return False
 
 
+COMMON_ACTIONS = ("start", "stop", "monitor", "meta-data", "validate-all")
+
+
+def ocf_meta_data(name, params, actions=COMMON_ACTIONS):
+    """The `meta-data)` branch of a test agent's `case "$1" in`: the XML of
+    an agent `name` whose `params` are all required strings, offering
+    `actions` (monitor every second)."""
+    parameters = "\n".join(f'<parameter name="{p}" required="1"><content type="string"/></parameter>'
+                           for p in params)
+    offered = "\n".join(
+        f'<action name="{a}" timeout="5s"' + (' interval="1s"' if a == "monitor" else "") + "/>"
+        for a in actions)
+    return f"""  meta-data) cat <<'EOF'
+<?xml version="1.0"?>
+<resource-agent name="{name}" version="1.0">
+<version>1.0</version>
+<parameters>
+{parameters}
+</parameters>
+<actions>
+{offered}
+</actions>
+</resource-agent>
+EOF
+    exit 0 ;;
+"""
+
+
 def ocf_root(base, provider, agent, script):
     """A private OCF root (agents.ocf_root, `dev up --ocf-root`) under `base`
     holding the test agent `script` as ocf:PROVIDER:AGENT, with Debian's

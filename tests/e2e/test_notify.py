@@ -9,40 +9,22 @@ import threading
 import time
 
 from conftest import wait_until
-from resource_support import apply, instances, ocf_root
+from resource_support import apply, instances, ocf_meta_data, ocf_root
 
 NODES = ["n1", "n2", "n3"]
 
 # A promotable agent whose state is a file in HA_RSCTMP. Every action but
 # monitor appends "NODE ACTION ..." to the file named by its `log`
 # parameter; notify adds its type-operation and the lists it was given.
+META_DATA = ocf_meta_data("Notes", ["log"], ("start", "stop", "monitor", "promote", "demote",
+                                           "notify", "meta-data", "validate-all"))
 AGENT = r"""#!/bin/sh
 state="$HA_RSCTMP/notes-$OCF_RESOURCE_INSTANCE"
 say() { echo "$OCF_RESKEY_CRM_meta_on_node $*" >> "$OCF_RESKEY_log"; }
 p=OCF_RESKEY_CRM_meta_notify_
 list() { eval "v=\${$p$1_uname}"; echo "$1=$(echo $v | tr ' ' ',')"; }
 case "$1" in
-  meta-data) cat <<'EOF'
-<?xml version="1.0"?>
-<resource-agent name="Notes" version="1.0">
-<version>1.0</version>
-<parameters>
-<parameter name="log" required="1"><content type="string"/></parameter>
-</parameters>
-<actions>
-<action name="start" timeout="5s"/>
-<action name="stop" timeout="5s"/>
-<action name="monitor" timeout="5s" interval="1s"/>
-<action name="promote" timeout="5s"/>
-<action name="demote" timeout="5s"/>
-<action name="notify" timeout="5s"/>
-<action name="meta-data" timeout="5s"/>
-<action name="validate-all" timeout="5s"/>
-</actions>
-</resource-agent>
-EOF
-    exit 0 ;;
-  validate-all) exit 0 ;;
+""" + META_DATA + r"""  validate-all) exit 0 ;;
   start) say start; echo started > "$state"; exit 0 ;;
   stop) say stop; rm -f "$state"; exit 0 ;;
   promote) say promote; echo promoted > "$state"; exit 0 ;;

@@ -10,31 +10,13 @@ import time
 from pathlib import Path
 
 from conftest import wait_until
-from resource_support import apply, instances, ocf_root
+from resource_support import apply, instances, ocf_meta_data, ocf_root
 
 # Declares no notify action but implements it (logging each call); its
 # validate-all refuses a state path that still holds an unexpanded ${.
 QUIET = r"""#!/bin/sh
 case "$1" in
-  meta-data) cat <<'EOF'
-<?xml version="1.0"?>
-<resource-agent name="Quiet" version="1.0">
-<version>1.0</version>
-<parameters>
-<parameter name="log" required="1"><content type="string"/></parameter>
-<parameter name="state" required="1"><content type="string"/></parameter>
-</parameters>
-<actions>
-<action name="start" timeout="5s"/>
-<action name="stop" timeout="5s"/>
-<action name="monitor" timeout="5s" interval="1s"/>
-<action name="meta-data" timeout="5s"/>
-<action name="validate-all" timeout="5s"/>
-</actions>
-</resource-agent>
-EOF
-    exit 0 ;;
-  validate-all)
+""" + ocf_meta_data("Quiet", ["log", "state"]) + r"""  validate-all)
     case "$OCF_RESKEY_state" in
       *'${'*) echo "state '$OCF_RESKEY_state' is not a path"; exit 6 ;;
     esac

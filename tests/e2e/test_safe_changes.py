@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from conftest import wait_until
-from resource_support import (ExclusivityWatch, apply, instances, nodes_running, ocf_root,
-                              processes, resources)
+from resource_support import (ExclusivityWatch, apply, instances, nodes_running,
+                              ocf_meta_data, ocf_root, processes, resources)
 
 NODES = ["n1", "n2", "n3"]
 
@@ -360,24 +360,7 @@ def test_commands_say_what_they_did_or_why_they_cannot(cluster):
 STUCK_AGENT = r"""#!/bin/sh
 state="$HA_RSCTMP/stuck-$OCF_RESOURCE_INSTANCE"
 case "$1" in
-  meta-data) cat <<'EOF'
-<?xml version="1.0"?>
-<resource-agent name="Stuck" version="1.0">
-<version>1.0</version>
-<parameters>
-<parameter name="flag" required="1"><content type="string"/></parameter>
-</parameters>
-<actions>
-<action name="start" timeout="5s"/>
-<action name="stop" timeout="5s"/>
-<action name="monitor" timeout="5s" interval="1s"/>
-<action name="meta-data" timeout="5s"/>
-<action name="validate-all" timeout="5s"/>
-</actions>
-</resource-agent>
-EOF
-    exit 0 ;;
-  validate-all) exit 0 ;;
+""" + ocf_meta_data("Stuck", ["flag"]) + r"""  validate-all) exit 0 ;;
   start) echo started > "$state"; exit 0 ;;
   stop) [ -e "$OCF_RESKEY_flag" ] && exit 1; rm -f "$state"; exit 0 ;;
   monitor) [ -f "$state" ] || exit 7; exit 0 ;;
