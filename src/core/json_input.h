@@ -1,43 +1,42 @@
 // JSON that comes from outside the process (etcd's records and answers,
 // API request bodies, files, the proxy's control socket), parsed without
-// exceptions. A number that no integer field could hold is refused with
-// the document: nlohmann's get<int64_t>() of 1e69 converts a double out of
-// range, which is undefined behaviour (found by fuzz_records). Records and
-// requests carry integers only; a float within range reads as its integer
-// part, as before.
+// exceptions. Nothing Bulwark reads is fractional, and reading a double
+// into an integer is undefined behaviour when it does not fit (nlohmann's
+// get<int64_t>() of 1e69, found by fuzz_records; get<uint64_t>() of -1.0):
+// so every float becomes the integer it truncates to (as get<int64_t>()
+// read a float in range before), and a document holding one outside
+// int64's range, NaN or infinity, is refused. The check runs in the
+// parser's callback, without recursion, however deep the document.
 #pragma once
 
-#include <cmath>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string_view>
 
 namespace bulwark {
 
-namespace json_input_detail {
-
-inline bool integers_fit(const nlohmann::json& j) {
-  if (j.is_number_float()) {
-    // Strictly inside int64's range (2^63 is not representable).
-    constexpr double kLimit = 9223372036854775808.0;
-    const double v = j.get<double>();
-    return v > -kLimit && v < kLimit;
-  }
-  if (j.is_structured()) {
-    for (const auto& e : j) {
-      if (!integers_fit(e)) return false;
-    }
-  }
-  return true;
-}
-
-}  // namespace json_input_detail
-
 // The document, or a discarded value (is_discarded()) when `text` is not
 // JSON or holds a number out of every integer's range.
 inline nlohmann::json parse_json_input(std::string_view text) {
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || json_input_detail::integers_fit(j)) return j;
-  return nlohmann::json(nlohmann::json::value_t::discarded);
+  // 2^63: the first double above int64's range (-2^63 is within it).
+  constexpr double kLimit = 9223372036854775808.0;
+  bool out_of_range = false;
+  nlohmann::json j = nlohmann::json::parse(
+      text,
+      [&out_of_range](int, nlohmann::json::parse_event_t event, nlohmann::json& value) {
+        if (event == nlohmann::json::parse_event_t::value && value.is_number_float()) {
+          const double v = value.get<double>();
+          if (v >= -kLimit && v < kLimit) {
+            value = static_cast<int64_t>(v);
+          } else {
+            out_of_range = true;
+          }
+        }
+        return true;
+      },
+      false);
+  if (out_of_range) return nlohmann::json(nlohmann::json::value_t::discarded);
+  return j;
 }
 
 }  // namespace bulwark
