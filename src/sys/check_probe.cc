@@ -112,6 +112,9 @@ std::optional<CheckResult> CheckProbe::on_event(uint32_t events) {
 void CheckProbe::cancel(int signal) {
   if (pid_ > 0) {
     ::kill(-pid_, signal);
+    // Ended at its deadline: what it leaves running ends with it, whatever
+    // keep_leftovers said (a child that ignores SIGTERM too).
+    target_.keep_leftovers = false;
     if (signal != SIGKILL) return;  // its exit arrives through the pidfd
     int status = 0;
     ::waitpid(pid_, &status, 0);

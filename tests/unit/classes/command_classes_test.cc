@@ -687,6 +687,23 @@ exit 3
   EXPECT_TRUE(gone_within(left, 1000));     // the stop's own leftovers end with the stop
 }
 
+// At its timeout an action's whole group ends, even what it would have left
+// running (keep_leftovers) and even a child that ignores SIGTERM while the
+// agent's shell dies of it.
+TEST_F(CommandClassesTest, AnOcfTimeoutEndsAChildThatIgnoresSigterm) {
+  options_.ocf_root = dir_ + "/ocf";
+  new_runner();
+  const std::string child = dir_ + "/stubborn.child";
+  write_file(options_.ocf_root + "/resource.d/test/Stubborn",
+             "#!/bin/sh\n(trap '' TERM; exec /bin/sleep 60) &\necho $! > " + child + "\nwait\n",
+             true);
+  const OpCompletion c = run(OpKind::kMonitor, ocf_spec("stubborn", "test", "Stubborn"), 300);
+  track(pid_in(child));
+  EXPECT_EQ(c.outcome, OpOutcome::kTimeout);
+  ASSERT_GT(pid_in(child), 0);
+  EXPECT_TRUE(gone_within(pid_in(child), 1000));
+}
+
 TEST_F(CommandClassesTest, OcfExitCodesAreMapped) {
   options_.ocf_root = dir_ + "/ocf";
   new_runner();
@@ -694,7 +711,7 @@ TEST_F(CommandClassesTest, OcfExitCodesAreMapped) {
   write_file(options_.ocf_root + "/resource.d/test/Code",
              "#!/bin/sh\n"
              "echo \"$1 $OCF_RESKEY_CRM_meta_interval $OCF_RESKEY_CRM_meta_timeout "
-             "$OCF_RESOURCE_INSTANCE $OCF_RESKEY_CRM_meta_on_node $HA_RSCTMP $HA_VARRUN\" > " +
+             "$OCF_RESOURCE_INSTANCE $OCF_RESKEY_CRM_meta_on_node $HA_RSCTMP\" > " +
                  log +
                  "\n"
                  "exit \"$OCF_RESKEY_code\"\n",
@@ -738,8 +755,8 @@ TEST_F(CommandClassesTest, OcfExitCodesAreMapped) {
     const OpCompletion c = run(k.kind, s, 4321);
     EXPECT_EQ(op_outcome_name(c.outcome), std::string(op_outcome_name(k.outcome)));
     EXPECT_EQ(c.detail, k.detail);
-    EXPECT_EQ(read_file(log), std::string(k.action) + " 4321 coded n1 " + options_.runtime_dir +
-                                  "/ocf " + options_.runtime_dir + "/ocf-run/\n");
+    EXPECT_EQ(read_file(log),
+              std::string(k.action) + " 4321 coded n1 " + options_.runtime_dir + "/ocf\n");
   }
 }
 
