@@ -33,7 +33,6 @@ OcfRunner::OcfRunner(const ClassContext& context, std::string ocf_root)
     : CommandClass(context), ocf_root_(std::move(ocf_root)) {
   std::error_code ec;
   std::filesystem::create_directories(context.runtime_dir + "/ocf", ec);
-  std::filesystem::create_directories(context.runtime_dir + "/ocf-run", ec);
 }
 
 void OcfRunner::start(Op& op) {
@@ -58,9 +57,9 @@ void OcfRunner::start(Op& op) {
   // State files of agents (ocf-directories' HA_RSCTMP) live in this node's
   // runtime directory: nodes sharing a host never see each other's.
   env.push_back("HA_RSCTMP=" + context().runtime_dir + "/ocf");
-  // Their pid files (HA_VARRUN, /var/run/ by default) too, emptied with the
-  // runtime directory after a reboot as /run is.
-  env.push_back("HA_VARRUN=" + context().runtime_dir + "/ocf-run/");
+  // HA_VARRUN stays the agents' default (/var/run/): ocf_mkstatedir refuses
+  // a pid directory outside it, and apache, named and others keep theirs
+  // under /var/run.
   env.push_back("OCF_RESKEY_CRM_meta_timeout=" + std::to_string(r.timeout_ms));
   env.push_back("OCF_RESKEY_CRM_meta_interval=" +
                 std::to_string(r.kind == OpKind::kMonitor ? r.spec.monitor.interval_ms : 0));
