@@ -331,6 +331,7 @@ void NodeAgent::begin(const std::string& name, Instance& inst, OpKind kind, int 
     case OpKind::kStart:
       inst.phase = Phase::kStarting;
       inst.exited = false;  // an exit reported from now on is this start's
+      inst.recovery_demoted = false;
       break;
     case OpKind::kStop:
       inst.phase = Phase::kStopping;
@@ -377,7 +378,8 @@ int NodeAgent::exclusive_stop_ms(const Instance& inst, const AgentView& view) co
   // group), and a VIP's removal takes no time: cutting an OCF or systemd
   // action short would leave the resource in an unknown state. Those run to
   // their timeout, and without fencing the coordinator waits for that too
-  // (placement_step.h). What decides is the definition it runs with.
+  // (src/coordinator/placement_step.cc, stop_allowance_ms). What decides is the definition it runs
+  // with.
   if (!runs_as.agent.stop_ends_with_lease()) return full;
   return static_cast<int>(std::clamp<int64_t>(lease_expires_mono_ms_ - clock_.mono_ms(), 1, full));
 }
@@ -499,6 +501,7 @@ void NodeAgent::step_instance(const std::string& name, Instance& inst, const Age
       inst.phase = Phase::kStopped;
       set_running(inst, std::nullopt, 0);
       inst.maybe_promoted = false;
+      inst.recovery_demoted = false;
     }
   }
   if (auto c = view.directives.cleanups.find(name);
@@ -507,8 +510,12 @@ void NodeAgent::step_instance(const std::string& name, Instance& inst, const Age
     inst.fail_count = 0;
     inst.last_failure.clear();
     inst.last_failure_wall_ms = 0;
-    // A blocked instance is tried again: its stop may succeed now.
-    if (inst.phase == Phase::kBlocked) inst.phase = Phase::kFailed;
+    // A blocked instance is tried again: its stop may succeed now (after a
+    // demotion again if it may still be promoted).
+    if (inst.phase == Phase::kBlocked) {
+      inst.phase = Phase::kFailed;
+      inst.recovery_demoted = false;
+    }
   }
   if (inst.phase == Phase::kUnprobed) {
     begin(name, inst, OpKind::kProbe, spec.monitor.timeout_ms);
@@ -574,8 +581,9 @@ void NodeAgent::step_instance(const std::string& name, Instance& inst, const Age
       const ResourceSpec& runs_as = inst.running ? *inst.running : spec;
       if (inst.maybe_promoted && !inst.recovery_demoted &&
           runs_as.kind == ResourceKind::kPromotable) {
-        inst.recovery_demoted = true;
+        // Announced first with notify: marked once the demotion runs.
         begin_announced(name, inst, OpKind::kDemote, stop_ms, view);
+        if (inst.op_id != 0 && inst.op == OpKind::kDemote) inst.recovery_demoted = true;
         return;
       }
       begin_announced(name, inst, OpKind::kStop, stop_ms, view);
@@ -688,7 +696,13 @@ void NodeAgent::on_completion(const OpCompletion& c) {
         if (!ok) spdlog::warn("agent: {}'s demotion before its stop: {}", c.resource, what);
         return;
       }
-      if (!ok) return fail(inst, what);
+      // A failed demotion (a move's, the lease guard's) is a failure whose
+      // recovery stops it without another demotion: the coordinator's wait
+      // for a lost node allows one demotion and one stop.
+      if (!ok) {
+        inst.recovery_demoted = true;
+        return fail(inst, what);
+      }
       inst.phase = Phase::kRunning;
       inst.maybe_promoted = false;
       inst.next_monitor_ms = now + inst.spec.monitor.interval_ms;

@@ -299,6 +299,24 @@ TEST(NodeAgentNotifyTest, AMonitorOfAPromotedInstanceDoesNotHoldUpItsDemotion) {
   EXPECT_EQ(h.runner.cancelled.size(), 1U);
 }
 
+// With notify, the demotion that precedes a failed promoted instance's stop
+// is announced first, and runs once the peers were told; then the stop.
+TEST(NodeAgentNotifyTest, AFailedPromotedInstanceIsDemotedAfterItsAnnouncement) {
+  NotifyHarness h;
+  InstanceStatus& n2 = h.peer("n2", InstanceState::kStarted);
+  h.place("db", {"n1", "n2"}, {"n1"});
+  h.probe({{"db", OpOutcome::kRunningPromoted}});
+  h.advance(1000);
+  ASSERT_EQ(h.step_ops(), Ops{"monitor db 500"});
+  h.answer("db", OpOutcome::kFailed, "OCF exit 9 (failed while promoted)");
+  EXPECT_EQ(h.step_ops(), Ops{});  // announced, not begun
+  EXPECT_EQ(h.status("db").notify.pending, "demote");
+  n2.notify.told["n1"] = h.own_pending_seq();
+  EXPECT_EQ(h.step_ops(), Ops{"demote db 4000"});
+  h.answer("db", OpOutcome::kOk);
+  EXPECT_FALSE(h.status("db").promoted);
+}
+
 // --- draining a proxy's servers before they stop ---
 
 constexpr const char* kProxyResources =

@@ -825,6 +825,22 @@ TEST(NodeAgentTest, AFailedPromotedInstanceIsStoppedWithoutTheLease) {
   EXPECT_EQ(h.step_ops(), Ops{"stop db 4000"});
 }
 
+// A demotion that fails (here the one the lease's end forces) is a failure
+// whose recovery is the stop alone: the coordinator's wait for a lost node
+// allows one demotion and one stop.
+TEST(NodeAgentTest, AFailedDemotionIsFollowedByTheStopAlone) {
+  Harness h;
+  h.place("db", {"n1"}, {"n1"});
+  h.probe_all_stopped_except({{"db", OpOutcome::kRunningPromoted}});
+  h.set_lease(true, 70);
+  EXPECT_EQ(h.step_ops(), Ops{"demote db 4000"});
+  h.answer("db", OpOutcome::kFailed, "OCF exit 1");
+  EXPECT_EQ(h.step_ops(), Ops{"stop db 4000"});
+  EXPECT_TRUE(h.status("db").promoted);
+  h.answer("db", OpOutcome::kOk);
+  EXPECT_FALSE(h.status("db").promoted);
+}
+
 // Pacemaker recovers a failed promoted instance by demoting it, stopping
 // it and starting it again; an agent may refuse to stop a promoted
 // instance (Stateful answers 8), so the demotion comes first. A refused
