@@ -109,5 +109,6 @@ def test_the_daemon_a_start_launches_in_the_background_keeps_running(cluster_fac
     finally:
         # `su -` in the agent drops the dev node's marker: dev down cannot
         # find this process, so end it here should the test have failed.
+        pid = pid or daemon_pid()
         if alive_sleeper(pid):
             os.kill(pid, signal.SIGKILL)
