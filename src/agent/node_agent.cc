@@ -378,8 +378,8 @@ int NodeAgent::exclusive_stop_ms(const Instance& inst, const AgentView& view) co
   // group), and a VIP's removal takes no time: cutting an OCF or systemd
   // action short would leave the resource in an unknown state. Those run to
   // their timeout, and without fencing the coordinator waits for that too
-  // (src/coordinator/placement_step.cc, stop_allowance_ms). What decides is the definition it runs
-  // with.
+  // (stop_allowance_ms in src/coordinator/placement_step.cc). What decides
+  // is the definition it runs with.
   if (!runs_as.agent.stop_ends_with_lease()) return full;
   return static_cast<int>(std::clamp<int64_t>(lease_expires_mono_ms_ - clock_.mono_ms(), 1, full));
 }
