@@ -171,8 +171,8 @@ struct AgentClassSyntax {
   std::vector<ConfigKeyword> keywords;
   MonitorSpec monitor;  // its monitor's defaults
   // Reads and checks the class's part of the resource `s`, whose shared
-  // keys, kind and monitor are read into `r`; `agent` is the `agent:`
-  // value. Errors carry file:line:column.
+  // keys and kind are read into `r` (its monitor comes after); `agent` is
+  // the `agent:` value. Errors carry file:line:column.
   std::function<Status(const YamlSection& s, const std::string& agent, ResourceSpec& r)> parse;
   // Optional: checks of what another program reads (a proxy's section, by
   // bulwark-proxy's own parser), made where a file is applied only
