@@ -173,21 +173,6 @@ Status parse_shared_agent_keys(const YamlSection& s, AgentSpec& a) {
   return Ok{};
 }
 
-// "needs an ocf agent (exec has no promoted role)": which classes have
-// what a key asks for (`has`), for a refusal.
-std::string needs(const AgentClassSyntaxes& classes, bool AgentClassSyntax::*has,
-                  const std::string& name, const std::string& what) {
-  std::vector<std::string> names;
-  for (const auto& c : classes) {
-    if (c.*has) names.push_back(c.name);
-  }
-  if (names.empty()) return "needs an agent with a " + what + ", and no agent class has one";
-  const std::string list = or_list(names);
-  const bool vowel = std::string("aeiou").find(list[0]) != std::string::npos;
-  return std::string("needs ") + (vowel ? "an " : "a ") + list + " agent (" + name + " has no " +
-         what + ")";
-}
-
 // The names of the classes that have `has`, as "exec" or "exec or ocf".
 std::string class_names(const AgentClassSyntaxes& classes, bool AgentClassSyntax::*has) {
   std::vector<std::string> names;
@@ -195,6 +180,17 @@ std::string class_names(const AgentClassSyntaxes& classes, bool AgentClassSyntax
     if (c.*has) names.push_back(c.name);
   }
   return or_list(names);
+}
+
+// "needs an ocf agent (exec has no promoted role)": which classes have
+// what a key asks for (`has`), for a refusal.
+std::string needs(const AgentClassSyntaxes& classes, bool AgentClassSyntax::*has,
+                  const std::string& name, const std::string& what) {
+  const std::string list = class_names(classes, has);
+  if (list.empty()) return "needs an agent with a " + what + ", and no agent class has one";
+  const bool vowel = std::string("aeiou").find(list[0]) != std::string::npos;
+  return std::string("needs ") + (vowel ? "an " : "a ") + list + " agent (" + name + " has no " +
+         what + ")";
 }
 
 Status parse_kind(const std::string& path, const YamlSection& s, const AgentClassSyntaxes& classes,
